@@ -1,0 +1,220 @@
+"""Structured-config schema, the config locations and composition (Hydra stops here and in spec).
+
+The schema types every key, so a misspelled key or a wrong type fails when Hydra composes
+the config, naming the key's path. It is registered first in the defaults list as ``schema``.
+Scenario overlays from ``scenarios/`` are read as plain data and registered in the
+``scenario`` group, so ``scenario=NAME`` and ``-m scenario=a,b`` work from a source checkout
+and from a wheel alike. Nothing here instantiates ``_target_`` nodes: configs are data.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from hydra import compose, initialize_config_dir
+from hydra.core.config_store import ConfigStore
+from omegaconf import DictConfig, OmegaConf
+
+__all__ = [
+    "CONFIG_DIR",
+    "SCENARIO_DIR",
+    "RootConfig",
+    "compose_config",
+    "register_configs",
+    "scenario_names",
+]
+
+
+def _locate(name: str) -> Path:
+    """``configs/`` or ``scenarios/``: beside the package in a checkout, inside it from a wheel."""
+    checkout = Path(__file__).resolve().parent.parent / name
+    if checkout.is_dir():
+        return checkout
+    return Path(str(resources.files("sim") / name))
+
+
+CONFIG_DIR = _locate("configs")
+SCENARIO_DIR = _locate("scenarios")
+
+
+# --------------------------------------------------------------------------- schema
+@dataclass
+class SegmentConfig:
+    share: float = 1.0  # share of the market, shares sum to 1
+    conversion: float = 1.0  # odds multiplier on forward exits of every stage
+    order_value: float = 1.0  # multiplier on order value
+    purchase_rate: float = 1.0  # multiplier on repeat purchase rate (retention model)
+    churn: float = 1.0  # multiplier on churn (retention model)
+    referral: float = 1.0  # multiplier on advocacy / referral propensity
+
+
+@dataclass
+class MarketConfig:
+    size: int = 20_000  # potential customers
+    segments: dict[str, SegmentConfig] = field(default_factory=dict)
+
+
+@dataclass
+class DwellConfig:
+    kind: str = "exponential"  # exponential | gamma | lognormal | weibull | fixed
+    mean_days: float = 1.0
+    cv: float | None = None  # required for gamma, lognormal, weibull
+
+
+@dataclass
+class StageConfig:
+    dwell: DwellConfig = field(default_factory=DwellConfig)
+    # probability of each next state after a visit: another stage (itself = stay,
+    # an earlier one = step back) or "checkout"; the remainder is lost
+    exits: dict[str, float] = field(default_factory=dict)
+    levers: list[str] = field(default_factory=list)  # content | usability | social_proof
+
+
+@dataclass
+class JourneyConfig:
+    name: str = "custom"
+    description: str = ""
+    stages: dict[str, StageConfig] = field(default_factory=dict)
+    # framework stage name -> engine states it covers (prospect stages, checkout,
+    # purchase, advocacy); reports use these names, in this order
+    report: dict[str, list[str]] = field(default_factory=dict)
+    content_quality: float = 1.0  # odds multiplier on stages with lever "content"
+    site_usability: float = 1.0  # odds multiplier on stages with lever "usability"
+    social_proof: float = 0.0  # odds multiplier 1 + social_proof * advocate share of market
+
+
+@dataclass
+class CampaignConfig:
+    start_day: float = 0.0
+    end_day: float = 0.0
+    spend_per_day: float = 0.0
+
+
+@dataclass
+class ChannelConfig:
+    organic_reach_per_day: float = 0.0  # awareness hazard per unaware person without spend
+    max_reach_per_day: float = 0.0  # extra hazard at full saturation of spend
+    half_saturation_spend_per_day: float = 1_000.0  # Hill curve: spend giving half of max
+    hill_shape: float = 1.0  # Hill exponent
+    adstock_decay: float = 0.0  # geometric carry-over of spend from one day to the next
+    spend_per_day: float = 0.0  # always-on spend
+    campaigns: list[CampaignConfig] = field(default_factory=list)  # extra spend over [start, end)
+    fixed_cost_per_day: float = 0.0  # cost that does not buy reach (tools, staff)
+    quality: float = 1.0  # odds multiplier on forward exits of prospects from this channel
+
+
+@dataclass
+class CheckoutWeights:
+    per_extra_step: float = 0.08  # log-odds of abandoning per step beyond the first
+    forced_account: float = 0.35
+    hidden_fees: float = 0.60
+    per_missing_payment_method: float = 0.15  # below payment_methods_expected
+    per_second_load: float = 0.05  # per second of page load beyond one
+    trust: float = -0.50  # per unit of trust in [0, 1]
+
+
+@dataclass
+class CheckoutConfig:
+    base_logit: float = -0.573  # intercept of the abandonment logit
+    steps: int = 5
+    forced_account: bool = True
+    hidden_fees: bool = True
+    payment_methods: int = 2
+    payment_methods_expected: int = 4
+    page_load_seconds: float = 3.0
+    trust: float = 0.5  # security badges, reviews, clear returns: 0 to 1
+    weights: CheckoutWeights = field(default_factory=CheckoutWeights)
+    dwell: DwellConfig = field(default_factory=lambda: DwellConfig("fixed", 0.01, None))
+    reminder: bool = True  # abandoned-cart reminder
+    recovery_prob: float = 0.10  # chance the reminder recovers an abandoned cart
+    recovery_delay_days: float = 1.0
+
+
+@dataclass
+class AdvocacyConfig:
+    advocate_prob: float = 0.15  # chance a first-time buyer becomes an advocate
+    wom_q_per_day: float = 0.001  # Bass imitation q: hazard per unaware person at A = M
+
+
+@dataclass
+class EconomicsConfig:
+    order_value_mean: float = 80.0
+    order_value_cv: float = 0.6  # lognormal
+    gross_margin: float = 0.40  # share of order value kept after cost of goods
+
+
+@dataclass
+class RunConfig:
+    seed: int = 20261123
+    replications: int = 10
+    horizon_days: float = 365.0
+    engine: str = "agent"
+    summary: bool = True  # print the summary table on the console
+    plots: bool = True
+
+
+@dataclass
+class ScenarioConfig:
+    name: str = "baseline"
+    description: str = ""
+    cost_per_day: float = 0.0  # cost of the intervention itself
+
+
+@dataclass
+class RootConfig:
+    market: MarketConfig = field(default_factory=MarketConfig)
+    journey: JourneyConfig = field(default_factory=JourneyConfig)
+    channels: dict[str, ChannelConfig] = field(default_factory=dict)
+    checkout: CheckoutConfig = field(default_factory=CheckoutConfig)
+    advocacy: AdvocacyConfig = field(default_factory=AdvocacyConfig)
+    economics: EconomicsConfig = field(default_factory=EconomicsConfig)
+    run: RunConfig = field(default_factory=RunConfig)
+    scenario: ScenarioConfig = field(default_factory=ScenarioConfig)
+
+
+# ---------------------------------------------------------------------- registration
+def _scenario_package(path: Path) -> str | None:
+    first = path.read_text().splitlines()[:1]
+    if first and first[0].startswith("# @package"):
+        return first[0].split("@package", 1)[1].strip()
+    return None
+
+
+def register_configs(scenario_dirs: Sequence[Path] = ()) -> None:
+    """Register the schema and the scenario overlays with Hydra's ConfigStore.
+
+    Scenario files are loaded as data (``OmegaConf.load``); nothing in them is executed.
+    """
+    cs = ConfigStore.instance()
+    cs.store(name="schema", node=RootConfig)
+    for folder in (SCENARIO_DIR, *scenario_dirs):
+        for path in sorted(Path(folder).glob("*.yaml")):
+            cs.store(
+                group="scenario",
+                name=path.stem,
+                node=OmegaConf.load(path),
+                package=_scenario_package(path) or "scenario",
+            )
+
+
+def scenario_names() -> list[str]:
+    """Names of the registered scenarios, sorted."""
+    return sorted(p.stem for p in SCENARIO_DIR.glob("*.yaml"))
+
+
+def compose_config(overrides: Sequence[str] = ()) -> DictConfig:
+    """Compose the config as the CLI would, for notebooks and tests."""
+    register_configs()
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+        return compose(config_name="config", overrides=list(overrides))
+
+
+def to_container(cfg: DictConfig | dict[str, Any]) -> dict[str, Any]:
+    """A resolved plain-dict copy of a config (the only OmegaConf call ``spec`` needs)."""
+    if isinstance(cfg, DictConfig):
+        return OmegaConf.to_container(cfg, resolve=True)  # type: ignore[return-value]
+    return dict(cfg)

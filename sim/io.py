@@ -1,0 +1,85 @@
+"""Files: every output is written here, atomically, into a directory the caller gives.
+
+A write goes to a temporary file in the same directory and is renamed over the target, so
+a crash or a bad input never leaves a half-written or corrupted file behind.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from sim.analysis import Estimate
+from sim.experiment import ExperimentResult
+
+__all__ = ["atomic_write", "save_figure", "write_outputs"]
+
+
+def atomic_write(path: Path, write: Callable[[Any], None], mode: str = "w") -> Path:
+    """Call ``write(file)`` on a temporary file beside ``path``, then rename it to ``path``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, mode, newline="" if "b" not in mode else None) as f:
+            write(f)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def _clean(x: Any) -> Any:
+    """JSON has no NaN: write null."""
+    if isinstance(x, float) and not math.isfinite(x):
+        return None
+    if isinstance(x, dict):
+        return {k: _clean(v) for k, v in x.items()}
+    if isinstance(x, list | tuple):
+        return [_clean(v) for v in x]
+    return x
+
+
+def metrics_document(exp: ExperimentResult, summary: dict[str, Estimate]) -> dict[str, Any]:
+    """What ``metrics.json`` holds: the run, every metric with its CI, each replication."""
+    spec = exp.spec
+    return _clean({
+        "scenario": {"name": spec.scenario_name, "description": spec.scenario_description},
+        "journey": spec.journey_name,
+        "engine": spec.engine,
+        "seed": spec.seed,
+        "replications": exp.n_replications,
+        "horizon_days": spec.horizon_days,
+        "market_size": spec.market_size,
+        "confidence_level": 0.95,
+        "metrics": {k: v.as_dict() for k, v in summary.items()},
+        "per_replication": exp.metrics,
+    })
+
+
+def write_outputs(exp: ExperimentResult, summary: dict[str, Estimate], out_dir: Path) -> list[Path]:
+    """Write ``metrics.json``, ``customers.csv`` and ``daily.csv`` into ``out_dir``."""
+    out_dir = Path(out_dir)
+    doc = metrics_document(exp, summary)
+    written = [atomic_write(out_dir / "metrics.json",
+                            lambda f: json.dump(doc, f, indent=2, allow_nan=False))]
+    customers = exp.customers()
+    written.append(atomic_write(out_dir / "customers.csv",
+                                lambda f: customers.to_csv(f, index=False, float_format="%.6g")))
+    daily = exp.daily()
+    written.append(atomic_write(out_dir / "daily.csv",
+                                lambda f: daily.to_csv(f, index=False, float_format="%.6g")))
+    return written
+
+
+def save_figure(fig: Any, path: Path, dpi: int = 120) -> Path:
+    """Save a matplotlib figure atomically (the format follows the suffix)."""
+    fmt = Path(path).suffix.lstrip(".") or "png"
+    return atomic_write(Path(path), lambda f: fig.savefig(f, format=fmt, dpi=dpi,
+                                                          bbox_inches="tight"), mode="wb")

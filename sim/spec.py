@@ -1,0 +1,404 @@
+"""Validate a composed config and freeze it into a ``ModelSpec`` (Hydra stops here).
+
+``build_spec`` checks every key it reads, collects every problem and raises a single
+``SpecError`` listing each key path, the value given and what is allowed. Everything the
+engine needs is derived here once: state codes, exit tables, the checkout abandonment
+probability, daily reach and spend per channel, order-value parameters.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from sim.config import to_container
+from sim.distributions import KINDS, Dwell, make_dwell
+
+__all__ = [
+    "CHECKOUT",
+    "LEVERS",
+    "POST_STATES",
+    "ChannelSpec",
+    "CheckoutSpec",
+    "ModelSpec",
+    "SpecError",
+    "StageSpec",
+    "abandon_probability",
+    "build_spec",
+    "odds_shift",
+]
+
+CHECKOUT = "checkout"
+POST_STATES = (CHECKOUT, "purchase", "advocacy", "lost")  # engine states after the stages
+LEVERS = ("content", "usability", "social_proof")
+ENGINES = ("agent",)
+WORD_OF_MOUTH = "word_of_mouth"
+
+
+class SpecError(ValueError):
+    """Every problem found in a config, one line each: key path, value, what is allowed."""
+
+    def __init__(self, problems: list[tuple[str, Any, str]]):
+        self.problems = problems
+        lines = [f"  - {path} = {value!r}: {allowed}" for path, value, allowed in problems]
+        n = len(problems)
+        super().__init__(
+            f"invalid configuration ({n} problem{'s' if n > 1 else ''}):\n" + "\n".join(lines)
+        )
+
+
+@dataclass(frozen=True)
+class StageSpec:
+    """A prospect stage: dwell time per visit, then one exit (or lost)."""
+
+    name: str
+    dwell: Dwell
+    targets: tuple[int, ...]  # state codes of the exits
+    probs: tuple[float, ...]  # their probabilities; 1 - sum is lost
+    forward: tuple[bool, ...]  # moves towards purchase (a later stage or checkout)
+    levers: frozenset[str]
+
+
+@dataclass(frozen=True)
+class ChannelSpec:
+    name: str
+    quality: float  # odds multiplier on forward exits of prospects it brought
+
+
+@dataclass(frozen=True)
+class CheckoutSpec:
+    abandon_prob: float
+    dwell: Dwell
+    recovery_prob: float  # 0 when there is no reminder
+    recovery_delay_days: float
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """The validated, frozen model. Arrays are read-only."""
+
+    market_size: int
+    segment_names: tuple[str, ...]
+    segment_shares: tuple[float, ...]
+    segment_conversion: tuple[float, ...]  # odds multipliers
+    segment_order_value: tuple[float, ...]
+    stages: tuple[StageSpec, ...]
+    states: tuple[str, ...]  # stage names, then POST_STATES; a state's code is its index
+    report: tuple[tuple[str, tuple[int, ...]], ...]  # framework stage -> state codes
+    journey_name: str
+    channels: tuple[ChannelSpec, ...]
+    reach_per_day: np.ndarray  # (days, channels): awareness hazard per unaware person
+    spend_per_day: np.ndarray  # (days, channels): spend plus fixed cost
+    wom_q_per_day: float
+    content_quality: float
+    site_usability: float
+    social_proof: float
+    checkout: CheckoutSpec
+    advocate_prob: float
+    order_log_mean: float  # lognormal mu of the order value (before segment multiplier)
+    order_log_sd: float
+    gross_margin: float
+    horizon_days: float
+    seed: int
+    replications: int
+    engine: str
+    scenario_name: str
+    scenario_description: str
+    scenario_cost_per_day: float
+
+    @property
+    def n_stages(self) -> int:
+        return len(self.stages)
+
+    def code(self, state: str) -> int:
+        return self.states.index(state)
+
+    @property
+    def channel_names(self) -> tuple[str, ...]:
+        """Awareness sources: the channels, then word of mouth (last)."""
+        return (*(c.name for c in self.channels), WORD_OF_MOUTH)
+
+
+# ------------------------------------------------------------------- model functions
+def odds_shift(probs: np.ndarray, forward: np.ndarray, multiplier: float) -> np.ndarray:
+    """Exit probabilities after multiplying the odds of the forward exits by ``multiplier``.
+
+    Forward exits are scaled by ``multiplier`` and everything is renormalised together with
+    the lost share, so with one forward exit of probability p the result is the odds
+    shift p' / (1 - p') = multiplier * p / (1 - p); probabilities stay in [0, 1].
+    """
+    probs = np.asarray(probs, dtype=float)
+    w = np.where(forward, probs * multiplier, probs)
+    lost = max(0.0, 1.0 - float(probs.sum()))
+    return w / (w.sum() + lost)
+
+
+def abandon_probability(c: Mapping[str, Any]) -> float:
+    """Checkout abandonment: logistic of the intercept plus weighted friction components."""
+    w = c["weights"]
+    z = (
+        c["base_logit"]
+        + w["per_extra_step"] * (c["steps"] - 1)
+        + w["forced_account"] * bool(c["forced_account"])
+        + w["hidden_fees"] * bool(c["hidden_fees"])
+        + w["per_missing_payment_method"]
+        * max(0, c["payment_methods_expected"] - c["payment_methods"])
+        + w["per_second_load"] * max(0.0, c["page_load_seconds"] - 1.0)
+        + w["trust"] * c["trust"]
+    )
+    return 1.0 / (1.0 + math.exp(-z)) if z > -700 else 0.0
+
+
+def daily_spend_and_reach(channels: Mapping[str, Any], n_days: int) -> tuple[np.ndarray, ...]:
+    """Per day and channel: spend (with fixed cost) and reach (hazard per unaware person).
+
+    Adstock is geometric and normalised, S_d = (1 - decay) spend_d + decay S_{d-1}, so a
+    constant spend S has adstock S; before day 0 the always-on spend has run for ever.
+    Reach = organic + max_reach * S^h / (S^h + K^h) (Hill saturation).
+    """
+    names = list(channels)
+    spend = np.zeros((n_days, len(names)))
+    reach = np.zeros((n_days, len(names)))
+    cost = np.zeros((n_days, len(names)))
+    days = np.arange(n_days)
+    for j, name in enumerate(names):
+        ch = channels[name]
+        s = np.full(n_days, float(ch["spend_per_day"]))
+        for camp in ch["campaigns"]:
+            s[(days >= camp["start_day"]) & (days < camp["end_day"])] += camp["spend_per_day"]
+        decay = float(ch["adstock_decay"])
+        adstock = np.empty(n_days)
+        level = float(ch["spend_per_day"])
+        for d in range(n_days):
+            level = (1 - decay) * s[d] + decay * level
+            adstock[d] = level
+        sh, k = adstock ** ch["hill_shape"], float(ch["half_saturation_spend_per_day"])
+        reach[:, j] = ch["organic_reach_per_day"] + ch["max_reach_per_day"] * sh / (
+            sh + k ** ch["hill_shape"]
+        )
+        spend[:, j] = s
+        cost[:, j] = s + ch["fixed_cost_per_day"]
+    return cost, reach
+
+
+# ------------------------------------------------------------------------ validation
+class _Checker:
+    def __init__(self) -> None:
+        self.problems: list[tuple[str, Any, str]] = []
+
+    def add(self, path: str, value: Any, allowed: str) -> None:
+        self.problems.append((path, value, allowed))
+
+    def number(self, path: str, value: Any, lo: float | None = None, hi: float | None = None,
+               lo_open: bool = False, hi_open: bool = False) -> bool:
+        ok = isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+        if ok and lo is not None:
+            ok = value > lo if lo_open else value >= lo
+        if ok and hi is not None:
+            ok = value < hi if hi_open else value <= hi
+        if not ok:
+            lb = "" if lo is None else ("(" if lo_open else "[") + f"{lo:g}"
+            ub = "" if hi is None else f"{hi:g}" + (")" if hi_open else "]")
+            rng = f"{lb or '(-inf'}, {ub or 'inf)'}"
+            self.add(path, value, f"a finite number in {rng}")
+        return ok
+
+    def dwell(self, path: str, d: Mapping[str, Any]) -> Dwell | None:
+        if d["kind"] not in KINDS:
+            self.add(f"{path}.kind", d["kind"], f"one of {', '.join(KINDS)}")
+            return None
+        try:
+            return make_dwell(d["kind"], d["mean_days"], d["cv"])
+        except ValueError as err:
+            key = "cv" if str(err).startswith("cv") else "mean_days"
+            self.add(f"{path}.{key}", d[key], str(err).split(",")[0])
+            return None
+
+
+def _purchase_reachable(stages: Mapping[str, Any], entry: str) -> bool:
+    seen, todo = {entry}, [entry]
+    while todo:
+        for target, p in stages[todo.pop()]["exits"].items():
+            if p > 0 and target == CHECKOUT:
+                return True
+            if p > 0 and target in stages and target not in seen:
+                seen.add(target)
+                todo.append(target)
+    return False
+
+
+def build_spec(cfg: Any) -> ModelSpec:
+    """Validate a composed config (DictConfig or nested dict) and freeze it.
+
+    Raises
+    ------
+    SpecError
+        listing every problem: key path, value given, what is allowed.
+    """
+    c = to_container(cfg)
+    chk = _Checker()
+
+    # market
+    m = c["market"]
+    if not (isinstance(m["size"], int) and m["size"] >= 1):
+        chk.add("market.size", m["size"], "an integer >= 1")
+    segs = m["segments"]
+    if not segs:
+        chk.add("market.segments", segs, "at least one segment")
+    for name, s in segs.items():
+        chk.number(f"market.segments.{name}.share", s["share"], 0, 1)
+        for key in ("conversion", "order_value", "purchase_rate", "churn", "referral"):
+            chk.number(f"market.segments.{name}.{key}", s[key], 0, lo_open=True)
+    total = sum(s["share"] for s in segs.values() if isinstance(s["share"], int | float))
+    if segs and abs(total - 1.0) > 1e-6:
+        chk.add("market.segments.*.share", round(total, 9), "shares summing to 1")
+
+    # journey
+    j = c["journey"]
+    stages = j["stages"]
+    names = list(stages)
+    states = (*names, *POST_STATES)
+    if not stages:
+        chk.add("journey.stages", stages, "at least one prospect stage")
+    reserved = set(POST_STATES) & set(names)
+    if reserved:
+        chk.add("journey.stages", sorted(reserved), f"stage names other than {POST_STATES}")
+    dwells: dict[str, Dwell | None] = {}
+    for name, st in stages.items():
+        path = f"journey.stages.{name}"
+        dwells[name] = chk.dwell(f"{path}.dwell", st["dwell"])
+        for target, p in st["exits"].items():
+            if target not in names and target != CHECKOUT:
+                chk.add(f"{path}.exits.{target}", p,
+                        f"exits go to a stage ({', '.join(names)}) or '{CHECKOUT}'")
+            chk.number(f"{path}.exits.{target}", p, 0, 1)
+        probs = [p for p in st["exits"].values() if isinstance(p, int | float)]
+        if sum(probs) > 1 + 1e-9:
+            chk.add(f"{path}.exits", round(sum(probs), 9),
+                    "probabilities summing to at most 1 (the rest is lost)")
+        for lever in st["levers"]:
+            if lever not in LEVERS:
+                chk.add(f"{path}.levers", lever, f"levers among {', '.join(LEVERS)}")
+    if stages and not chk.problems and not _purchase_reachable(stages, names[0]):
+        chk.add("journey.stages", names,
+                f"a graph where '{CHECKOUT}' (and so purchase) is reachable from '{names[0]}'")
+    if not j["report"]:
+        chk.add("journey.report", j["report"], "at least one framework stage")
+    for label, mapped in j["report"].items():
+        if not mapped or any(s not in states or s == "lost" for s in mapped):
+            chk.add(f"journey.report.{label}", mapped,
+                    f"a non-empty list of engine states among {', '.join(states[:-1])}")
+    chk.number("journey.content_quality", j["content_quality"], 0, lo_open=True)
+    chk.number("journey.site_usability", j["site_usability"], 0, lo_open=True)
+    chk.number("journey.social_proof", j["social_proof"], 0)
+
+    # channels
+    if WORD_OF_MOUTH in c["channels"]:
+        chk.add(f"channels.{WORD_OF_MOUTH}", "...", "another name: word of mouth is built in")
+    for name, ch in c["channels"].items():
+        p = f"channels.{name}"
+        chk.number(f"{p}.organic_reach_per_day", ch["organic_reach_per_day"], 0)
+        chk.number(f"{p}.max_reach_per_day", ch["max_reach_per_day"], 0)
+        chk.number(f"{p}.half_saturation_spend_per_day", ch["half_saturation_spend_per_day"], 0,
+                   lo_open=True)
+        chk.number(f"{p}.hill_shape", ch["hill_shape"], 0, lo_open=True)
+        chk.number(f"{p}.adstock_decay", ch["adstock_decay"], 0, 1, hi_open=True)
+        chk.number(f"{p}.spend_per_day", ch["spend_per_day"], 0)
+        chk.number(f"{p}.fixed_cost_per_day", ch["fixed_cost_per_day"], 0)
+        chk.number(f"{p}.quality", ch["quality"], 0, lo_open=True)
+        for i, camp in enumerate(ch["campaigns"]):
+            chk.number(f"{p}.campaigns[{i}].spend_per_day", camp["spend_per_day"], 0)
+            if not camp["end_day"] > camp["start_day"]:
+                chk.add(f"{p}.campaigns[{i}].end_day", camp["end_day"],
+                        f"a day after start_day ({camp['start_day']})")
+
+    # checkout
+    co = c["checkout"]
+    if not (isinstance(co["steps"], int) and co["steps"] >= 1):
+        chk.add("checkout.steps", co["steps"], "an integer >= 1")
+    for key in ("payment_methods", "payment_methods_expected"):
+        if not (isinstance(co[key], int) and co[key] >= 0):
+            chk.add(f"checkout.{key}", co[key], "an integer >= 0")
+    chk.number("checkout.page_load_seconds", co["page_load_seconds"], 0)
+    chk.number("checkout.trust", co["trust"], 0, 1)
+    chk.number("checkout.recovery_prob", co["recovery_prob"], 0, 1)
+    chk.number("checkout.recovery_delay_days", co["recovery_delay_days"], 0)
+    chk.number("checkout.base_logit", co["base_logit"])
+    checkout_dwell = chk.dwell("checkout.dwell", co["dwell"])
+
+    # advocacy, economics, run
+    a, e, r = c["advocacy"], c["economics"], c["run"]
+    chk.number("advocacy.advocate_prob", a["advocate_prob"], 0, 1)
+    chk.number("advocacy.wom_q_per_day", a["wom_q_per_day"], 0)
+    chk.number("economics.order_value_mean", e["order_value_mean"], 0, lo_open=True)
+    chk.number("economics.order_value_cv", e["order_value_cv"], 0, lo_open=True)
+    chk.number("economics.gross_margin", e["gross_margin"], 0, 1)
+    if not (isinstance(r["replications"], int) and r["replications"] >= 1):
+        chk.add("run.replications", r["replications"], "an integer >= 1")
+    if not (isinstance(r["seed"], int) and r["seed"] >= 0):
+        chk.add("run.seed", r["seed"], "an integer >= 0")
+    chk.number("run.horizon_days", r["horizon_days"], 0, 100_000, lo_open=True)
+    if r["engine"] not in ENGINES:
+        chk.add("run.engine", r["engine"], f"one of {', '.join(ENGINES)}")
+    chk.number("scenario.cost_per_day", c["scenario"]["cost_per_day"], 0)
+
+    if chk.problems:
+        raise SpecError(chk.problems)
+
+    code = {s: i for i, s in enumerate(states)}
+    stage_specs = []
+    for i, (name, st) in enumerate(stages.items()):
+        targets = tuple(code[t] for t in st["exits"])
+        stage_specs.append(StageSpec(
+            name=name,
+            dwell=dwells[name],  # type: ignore[arg-type]
+            targets=targets,
+            probs=tuple(float(p) for p in st["exits"].values()),
+            forward=tuple(t > i for t in targets),  # later stages and checkout
+            levers=frozenset(st["levers"]),
+        ))
+    n_days = math.ceil(r["horizon_days"]) + 1
+    cost, reach = daily_spend_and_reach(c["channels"], n_days)
+    cost.setflags(write=False)
+    reach.setflags(write=False)
+    sigma = math.sqrt(math.log1p(e["order_value_cv"] ** 2))
+    return ModelSpec(
+        market_size=m["size"],
+        segment_names=tuple(segs),
+        segment_shares=tuple(float(s["share"]) for s in segs.values()),
+        segment_conversion=tuple(float(s["conversion"]) for s in segs.values()),
+        segment_order_value=tuple(float(s["order_value"]) for s in segs.values()),
+        stages=tuple(stage_specs),
+        states=states,
+        report=tuple((label, tuple(code[s] for s in mapped))
+                     for label, mapped in j["report"].items()),
+        journey_name=j["name"],
+        channels=tuple(ChannelSpec(n, float(ch["quality"])) for n, ch in c["channels"].items()),
+        reach_per_day=reach,
+        spend_per_day=cost,
+        wom_q_per_day=float(a["wom_q_per_day"]),
+        content_quality=float(j["content_quality"]),
+        site_usability=float(j["site_usability"]),
+        social_proof=float(j["social_proof"]),
+        checkout=CheckoutSpec(
+            abandon_prob=abandon_probability(co),
+            dwell=checkout_dwell,  # type: ignore[arg-type]
+            recovery_prob=float(co["recovery_prob"]) if co["reminder"] else 0.0,
+            recovery_delay_days=float(co["recovery_delay_days"]),
+        ),
+        advocate_prob=float(a["advocate_prob"]),
+        order_log_mean=math.log(e["order_value_mean"]) - sigma**2 / 2,
+        order_log_sd=sigma,
+        gross_margin=float(e["gross_margin"]),
+        horizon_days=float(r["horizon_days"]),
+        seed=int(r["seed"]),
+        replications=int(r["replications"]),
+        engine=r["engine"],
+        scenario_name=c["scenario"]["name"],
+        scenario_description=c["scenario"]["description"],
+        scenario_cost_per_day=float(c["scenario"]["cost_per_day"]),
+    )

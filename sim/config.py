@@ -26,6 +26,7 @@ __all__ = [
     "compose_config",
     "register_configs",
     "scenario_names",
+    "to_container",
 ]
 
 
@@ -214,7 +215,11 @@ def compose_config(overrides: Sequence[str] = ()) -> DictConfig:
 
 
 def to_container(cfg: DictConfig | dict[str, Any]) -> dict[str, Any]:
-    """A resolved plain-dict copy of a config (the only OmegaConf call ``spec`` needs)."""
-    if isinstance(cfg, DictConfig):
-        return OmegaConf.to_container(cfg, resolve=True)  # type: ignore[return-value]
-    return dict(cfg)
+    """A resolved, schema-checked plain-dict copy of a config.
+
+    A plain dict (e.g. ``to_container(cfg)`` edited in a test or notebook) is merged onto
+    the schema first, so missing keys get their defaults and wrong types fail here.
+    """
+    if not isinstance(cfg, DictConfig):
+        cfg = OmegaConf.merge(OmegaConf.structured(RootConfig), cfg)
+    return OmegaConf.to_container(cfg, resolve=True)  # type: ignore[return-value]

@@ -268,11 +268,13 @@ def build_spec(cfg: Any) -> ModelSpec:
     if reserved:
         chk.add("journey.stages", sorted(reserved), f"stage names other than {POST_STATES}")
     dwells: dict[str, Dwell | None] = {}
+    bad_targets = False
     for name, st in stages.items():
         path = f"journey.stages.{name}"
         dwells[name] = chk.dwell(f"{path}.dwell", st["dwell"])
         for target, p in st["exits"].items():
             if target not in names and target != CHECKOUT:
+                bad_targets = True
                 chk.add(f"{path}.exits.{target}", p,
                         f"exits go to a stage ({', '.join(names)}) or '{CHECKOUT}'")
             chk.number(f"{path}.exits.{target}", p, 0, 1)
@@ -283,7 +285,7 @@ def build_spec(cfg: Any) -> ModelSpec:
         for lever in st["levers"]:
             if lever not in LEVERS:
                 chk.add(f"{path}.levers", lever, f"levers among {', '.join(LEVERS)}")
-    if stages and not chk.problems and not _purchase_reachable(stages, names[0]):
+    if stages and not bad_targets and not _purchase_reachable(stages, names[0]):
         chk.add("journey.stages", names,
                 f"a graph where '{CHECKOUT}' (and so purchase) is reachable from '{names[0]}'")
     if not j["report"]:

@@ -80,9 +80,10 @@ class _Blocks:
         self.dwell, self.exit = [], []
         for st in spec.stages:
             key = name_key(st.name)
-            g = generator(seed, rep, Stream.DWELL, b, key)
-            self.dwell.append(st.dwell.sample(g, BLOCK * VISITS).tolist())
-            self.exit.append(generator(seed, rep, Stream.STAGE, b, key).random(BLOCK * VISITS).tolist())
+            dwell_rng = generator(seed, rep, Stream.DWELL, b, key)
+            exit_rng = generator(seed, rep, Stream.STAGE, b, key)
+            self.dwell.append(st.dwell.sample(dwell_rng, BLOCK * VISITS).tolist())
+            self.exit.append(exit_rng.random(BLOCK * VISITS).tolist())
         g = generator(seed, rep, Stream.CHECKOUT, b)
         u = g.random((BLOCK, 2))
         co_dwell = spec.checkout.dwell.sample(generator(seed, rep, Stream.DWELL, b, 0), BLOCK)
@@ -140,7 +141,8 @@ class AgentModel:
             day = min(int(t0), last_day)
             h = self.reach_total[day] + q * self.advocates / m
             to_boundary = day + 1 - t0
-            to_next = (thresholds[k] - cum_hazard) / h if h > 0 else math.inf
+            # max(): rounding may leave the hazard a hair past the threshold
+            to_next = max(0.0, thresholds[k] - cum_hazard) / h if h > 0 else math.inf
             try:
                 yield env.timeout(min(to_next, to_boundary))
             except simpy.Interrupt:  # the number of advocates changed: h changes now
@@ -182,9 +184,9 @@ class AgentModel:
         record_c, record_t, record_s = (self.ev_customer.append, self.ev_time.append,
                                         self.ev_state.append)
         stages, cum_tables, social = spec.stages, self.cum, self.social
-        checkout = spec.n_stages
+        checkout, purchase, advocacy, lost = range(spec.n_stages, spec.n_stages + 4)
         stage = 0
-        visits = [0] * checkout
+        visits = [0] * spec.n_stages
         overflow = None
         record_c(k), record_t(env.now), record_s(0)
         while True:  # the prospect stages
@@ -210,7 +212,7 @@ class AgentModel:
             target = st.targets[j] if j < len(st.targets) else -1
             record_c(k), record_t(env.now)
             if target < 0:
-                record_s(checkout + 3)  # lost
+                record_s(lost)
                 return
             record_s(target)
             if target == checkout:
@@ -224,12 +226,12 @@ class AgentModel:
             self.ab_customer.append(k)
             self.ab_time.append(env.now)
             if u_recover >= co.recovery_prob:
-                record_c(k), record_t(env.now), record_s(checkout + 3)
+                record_c(k), record_t(env.now), record_s(lost)
                 return
             yield timeout(co.recovery_delay_days)
-        record_c(k), record_t(env.now), record_s(checkout + 1)  # purchase
+        record_c(k), record_t(env.now), record_s(purchase)
         if u_advocate < spec.advocate_prob:
-            record_c(k), record_t(env.now), record_s(checkout + 2)  # advocacy
+            record_c(k), record_t(env.now), record_s(advocacy)
             self._advocate_joins()
 
     # --------------------------------------------------------------------- run

@@ -202,8 +202,8 @@ class AgentModel:
             st = stages[stage]
             if social[stage]:  # odds shift by social proof, live: see spec.odds_shift
                 boost = 1.0 + spec.social_proof * self.advocates / spec.market_size
-                fwd, other, lost = self.split[stage][seg][source]
-                x = u * (boost * fwd[-1] + other[-1] + lost)
+                fwd, other, lost_share = self.split[stage][seg][source]
+                x = u * (boost * fwd[-1] + other[-1] + lost_share)
                 j = 0
                 while j < len(fwd) and x >= boost * fwd[j] + other[j]:
                     j += 1

@@ -37,6 +37,19 @@ class Run:
         """One row per metric: mean, sd, n, half_width, low, high (95% CI)."""
         return pd.DataFrame({k: v.as_dict() for k, v in self.summary.items()}).T
 
+    def funnel(self) -> pd.DataFrame:
+        """One row per framework stage: customers reaching it, share of the aware and step
+        conversion from the previous stage, each as mean and 95% CI (low, high)."""
+        rows = {}
+        for stage in self.stages:
+            row = {}
+            for key, name in (("reached", "reached"), ("rate", "share_of_aware"),
+                              ("step_rate", "step_conversion")):
+                e = self.summary[f"funnel.{stage}.{key}"]
+                row |= {name: e.mean, f"{name}_low": e.low, f"{name}_high": e.high}
+            rows[stage] = row
+        return pd.DataFrame(rows).T.rename_axis("stage")
+
     def customers(self) -> pd.DataFrame:
         """One row per aware customer, all replications."""
         return self.experiment.customers()

@@ -13,8 +13,7 @@ from sim.analysis import Estimate
 __all__ = ["funnel_figure", "plot_funnel"]
 
 
-def plot_funnel(summary: dict[str, Estimate], stages: list[str], ax: Axes | None = None,
-                label: str | None = None) -> Axes:
+def plot_funnel(summary: dict[str, Estimate], stages: list[str], ax: Axes | None = None) -> Axes:
     """The funnel: customers reaching each framework stage (mean with 95% CI), the share
     of aware customers and the step conversion from the previous stage.
     """
@@ -24,7 +23,7 @@ def plot_funnel(summary: dict[str, Estimate], stages: list[str], ax: Axes | None
     est = [summary[f"funnel.{s}.reached"] for s in stages]
     means = np.array([e.mean for e in est])
     err = np.array([0.0 if np.isnan(e.half_width) else e.half_width for e in est])
-    bars = ax.barh(y, means, xerr=err, color="#3b6ea8", alpha=0.85, capsize=3, label=label)
+    bars = ax.barh(y, means, xerr=err, color="#3b6ea8", alpha=0.85, capsize=3)
     ax.set_yticks(y, stages)
     ax.set_xscale("log")
     ax.set_xlim(max(means.min(), 1) / 3, means.max() * 8)

@@ -21,6 +21,9 @@ from scipy import optimize, special
 __all__ = ["KINDS", "Dwell", "make_dwell"]
 
 KINDS = ("exponential", "gamma", "lognormal", "weibull", "fixed")
+# cv ranges where the families are well defined in floating point (and plausible for dwell
+# times); the Weibull shape solver covers [0.05, 10]
+CV_RANGE = {"gamma": (0.01, 10.0), "lognormal": (0.01, 10.0), "weibull": (0.05, 10.0)}
 
 
 @dataclass(frozen=True)
@@ -88,6 +91,8 @@ def make_dwell(kind: str, mean_days: float, cv: float | None = None) -> Dwell:
     """
     if kind not in KINDS:
         raise ValueError(f"unknown distribution kind {kind!r}; allowed: {', '.join(KINDS)}")
+    if not math.isfinite(mean_days):
+        raise ValueError(f"mean_days must be a finite number of days, got {mean_days}")
     if kind == "fixed":
         if mean_days < 0:
             raise ValueError(f"mean_days must be >= 0 for kind 'fixed', got {mean_days}")
@@ -100,8 +105,9 @@ def make_dwell(kind: str, mean_days: float, cv: float | None = None) -> Dwell:
         if cv not in (None, 1, 1.0):
             raise ValueError(f"cv must be 1 (or omitted) for kind 'exponential', got {cv}")
         return Dwell("exponential", float(mean_days), 1.0, 1.0, float(mean_days))
-    if cv is None or not cv > 0:
-        raise ValueError(f"cv must be > 0 for kind {kind!r}, got {cv}")
+    lo, hi = CV_RANGE[kind]
+    if cv is None or not lo <= cv <= hi:
+        raise ValueError(f"cv must be in [{lo:g}, {hi:g}] for kind {kind!r}, got {cv}")
     if kind == "gamma":
         shape = 1.0 / cv**2
         return Dwell("gamma", float(mean_days), float(cv), shape, mean_days / shape)
@@ -109,8 +115,6 @@ def make_dwell(kind: str, mean_days: float, cv: float | None = None) -> Dwell:
         sigma = math.sqrt(math.log1p(cv**2))
         return Dwell("lognormal", float(mean_days), float(cv), sigma,
                      mean_days * math.exp(-sigma**2 / 2))
-    if not 0.05 <= cv <= 10:
-        raise ValueError(f"cv must be in [0.05, 10] for kind 'weibull', got {cv}")
     k = _weibull_shape_for_cv(cv)
     return Dwell("weibull", float(mean_days), float(cv), k,
                  mean_days / math.exp(special.gammaln(1 + 1 / k)))

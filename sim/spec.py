@@ -215,7 +215,7 @@ class _Checker:
             return make_dwell(d["kind"], d["mean_days"], d["cv"])
         except ValueError as err:
             key = "cv" if str(err).startswith("cv") else "mean_days"
-            self.add(f"{path}.{key}", d[key], str(err).split(",")[0])
+            self.add(f"{path}.{key}", d[key], str(err).rsplit(", got", 1)[0])
             return None
 
 
@@ -337,7 +337,7 @@ def build_spec(cfg: Any) -> ModelSpec:
     chk.number("advocacy.advocate_prob", a["advocate_prob"], 0, 1)
     chk.number("advocacy.wom_q_per_day", a["wom_q_per_day"], 0)
     chk.number("economics.order_value_mean", e["order_value_mean"], 0, lo_open=True)
-    chk.number("economics.order_value_cv", e["order_value_cv"], 0, lo_open=True)
+    chk.number("economics.order_value_cv", e["order_value_cv"], 0, 10, lo_open=True)
     chk.number("economics.gross_margin", e["gross_margin"], 0, 1)
     if not (isinstance(r["replications"], int) and r["replications"] >= 1):
         chk.add("run.replications", r["replications"], "an integer >= 1")

@@ -1,0 +1,254 @@
+"""The command line (``python -m sim``) and the Python API (``sim.run``), end to end.
+
+Every CLI run is a subprocess started in a temporary directory with Hydra's run and sweep
+directories pointed there, so nothing is written into the repository.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+from omegaconf import OmegaConf
+
+import sim
+from sim.config import compose_config
+from sim.engine import OUTCOMES
+from sim.spec import build_spec
+
+OUTPUTS = ("metrics.json", "customers.csv", "daily.csv", "funnel.png")
+JOURNEYS = ("four_stage", "five_stage", "six_stage", "six_stage_decision")
+TIMEOUT_S = 300
+
+
+def run_cli(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """``python -m sim *args`` in ``cwd``, importing the same ``sim`` as this test session."""
+    env = dict(os.environ)
+    env.pop("HYDRA_FULL_ERROR", None)  # a user's setting would turn errors into tracebacks
+    src = str(Path(sim.__file__).resolve().parent.parent)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (src, env.get("PYTHONPATH")) if p)
+    return subprocess.run([sys.executable, "-m", "sim", *args], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=TIMEOUT_S, check=False)
+
+
+def outputs_in(folder: Path) -> list[str]:
+    """Files the app wrote into a run directory (Hydra's own .hydra/ and log left out)."""
+    if not folder.exists():
+        return []
+    return sorted(p.name for p in folder.iterdir() if p.name != ".hydra" and p.suffix != ".log")
+
+
+def load_metrics(folder: Path) -> dict[str, Any]:
+    return json.loads((folder / "metrics.json").read_text())
+
+
+# --------------------------------------------------------------------- smoke run
+class Smoke:
+    def __init__(self, proc: subprocess.CompletedProcess[str], out: Path, seconds: float):
+        self.proc, self.out, self.seconds = proc, out, seconds
+
+
+@pytest.fixture(scope="module")
+def smoke(tmp_path_factory: pytest.TempPathFactory) -> Smoke:
+    """One ``python -m sim run=smoke`` shared by the tests that read its outputs."""
+    cwd = tmp_path_factory.mktemp("smoke")
+    start = time.perf_counter()
+    proc = run_cli(cwd, "run=smoke", f"hydra.run.dir={cwd / 'run'}")
+    return Smoke(proc, cwd / "run", time.perf_counter() - start)
+
+
+@pytest.fixture(scope="module")
+def smoke_spec() -> sim.ModelSpec:
+    return build_spec(compose_config(["run=smoke"]))
+
+
+def test_smoke_run_exits_zero_quickly(smoke: Smoke) -> None:
+    assert smoke.proc.returncode == 0, smoke.proc.stderr
+    assert "Traceback" not in smoke.proc.stderr
+    assert smoke.seconds < 30  # a few seconds on a laptop; generous for a loaded CI machine
+
+
+def test_smoke_run_prints_summary(smoke: Smoke, smoke_spec: sim.ModelSpec) -> None:
+    out = smoke.proc.stdout
+    for table in ("Funnel", "Checkout", "Acquisition by channel"):
+        assert f"\n{table}\n" in out
+    for label, _ in smoke_spec.report:
+        assert f"\n{label} " in out
+    for channel in smoke_spec.channel_names:
+        assert f"\n{channel} " in out
+    assert "cart abandonment" in out
+    assert str(smoke.out) in out
+
+
+def test_smoke_run_writes_every_output(smoke: Smoke) -> None:
+    assert smoke.proc.returncode == 0, smoke.proc.stderr
+    assert outputs_in(smoke.out) == sorted(OUTPUTS)
+    for name in OUTPUTS:
+        assert (smoke.out / name).stat().st_size > 0, name
+    assert (smoke.out / "funnel.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_metrics_json_has_estimates_and_replications(smoke: Smoke,
+                                                     smoke_spec: sim.ModelSpec) -> None:
+    doc = load_metrics(smoke.out)
+    assert doc["journey"] == smoke_spec.journey_name
+    assert doc["market_size"] == smoke_spec.market_size
+    assert doc["replications"] == smoke_spec.replications
+    metrics = doc["metrics"]
+    assert {"conversion_rate", "purchases", "checkout.abandonment_rate"} <= set(metrics)
+    for name, est in metrics.items():
+        assert {"mean", "low", "high"} <= set(est), name
+    conv = metrics["conversion_rate"]
+    assert conv["low"] <= conv["mean"] <= conv["high"]
+    per_rep = doc["per_replication"]
+    assert len(per_rep) == smoke_spec.replications
+    assert all(set(rep) == set(metrics) for rep in per_rep)
+
+
+def test_customers_csv_has_one_row_per_aware_customer(smoke: Smoke,
+                                                      smoke_spec: sim.ModelSpec) -> None:
+    customers = pd.read_csv(smoke.out / "customers.csv")
+    per_rep = load_metrics(smoke.out)["per_replication"]
+    stages = [s for s in smoke_spec.states if s != "lost"]
+    documented = ["replication", "id", "segment", "channel", "t_aware",
+                  *(f"t_{s}" for s in stages), "outcome", "first_order_value", "first_margin"]
+    columns = list(customers.columns)
+    assert set(documented) <= set(columns)
+    assert [c for c in columns if c in documented] == documented  # in the documented order
+    counts = customers.groupby("replication").size()
+    assert list(counts.index) == list(range(smoke_spec.replications))
+    assert list(counts) == [rep["aware"] for rep in per_rep]
+    for _, group in customers.groupby("replication"):
+        assert list(group["id"]) == list(range(len(group)))
+    assert customers["t_aware"].notna().all()
+    assert set(customers["segment"]) <= set(smoke_spec.segment_names)
+    assert set(customers["channel"]) <= set(smoke_spec.channel_names)
+    assert set(customers["outcome"]) <= set(OUTCOMES)
+
+
+def test_overrides_change_the_outputs(smoke: Smoke, tmp_path: Path) -> None:
+    proc = run_cli(tmp_path, "run=smoke", "checkout.hidden_fees=false", "market.size=5000",
+                   f"hydra.run.dir={tmp_path / 'run'}")
+    assert proc.returncode == 0, proc.stderr
+    base, changed = load_metrics(smoke.out), load_metrics(tmp_path / "run")
+    assert base["market_size"] == 3000
+    assert changed["market_size"] == 5000
+    # no hidden fees: abandonment probability 0.70 -> 0.56; the smoke run's replications
+    # vary by about 0.03, so the reported rates are far apart (fixed seed, deterministic)
+    rate = "checkout.abandonment_rate"
+    assert changed["metrics"][rate]["mean"] < base["metrics"][rate]["mean"] - 0.05
+
+
+def test_cfg_job_prints_the_composed_config(tmp_path: Path) -> None:
+    proc = run_cli(tmp_path, "--cfg", "job", f"hydra.run.dir={tmp_path / 'run'}")
+    assert proc.returncode == 0, proc.stderr
+    assert "market:" in proc.stdout
+    assert "journey:" in proc.stdout
+    printed = OmegaConf.create(proc.stdout)
+    assert printed.journey.name == compose_config().journey.name
+    assert outputs_in(tmp_path / "run") == []
+
+
+# ---------------------------------------------------------------------- bad input
+def test_bad_value_exits_with_message_and_writes_nothing(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    proc = run_cli(tmp_path, "run=smoke", "journey.stages.awareness.dwell.mean_days=-1",
+                   f"hydra.run.dir={out}")
+    assert proc.returncode == 2  # cli.py: validation problems exit with status 2
+    assert "journey.stages.awareness.dwell.mean_days = -1" in proc.stderr
+    assert "> 0" in proc.stderr
+    assert "Traceback" not in proc.stderr + proc.stdout
+    assert outputs_in(out) == []
+
+
+def test_two_problems_both_reported_and_old_outputs_kept(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    out.mkdir()
+    old = {name: f"previous {name}\n".encode() for name in OUTPUTS}
+    for name, content in old.items():
+        (out / name).write_bytes(content)
+    proc = run_cli(tmp_path, "run=smoke", "journey.stages.awareness.dwell.mean_days=-1",
+                   "run.replications=0", f"hydra.run.dir={out}")
+    assert proc.returncode == 2
+    assert "2 problems" in proc.stderr
+    assert "journey.stages.awareness.dwell.mean_days = -1" in proc.stderr
+    assert "run.replications = 0" in proc.stderr
+    assert "Traceback" not in proc.stderr + proc.stdout
+    assert outputs_in(out) == sorted(OUTPUTS)  # no temporary files left behind
+    assert {name: (out / name).read_bytes() for name in OUTPUTS} == old
+
+
+@pytest.mark.parametrize(("override", "key_path"), [
+    ("checkout.hiden_fees=false", "checkout.hiden_fees"),
+    ("market.size=abc", "market.size"),
+])
+def test_typo_or_wrong_type_from_cli(tmp_path: Path, override: str, key_path: str) -> None:
+    out = tmp_path / "run"
+    proc = run_cli(tmp_path, "run=smoke", override, f"hydra.run.dir={out}")
+    assert proc.returncode != 0
+    assert f"full_key: {key_path}" in proc.stderr
+    assert "Traceback" not in proc.stderr + proc.stdout
+    assert outputs_in(out) == []
+
+
+# ----------------------------------------------------------------------- multirun
+def test_multirun_over_journeys(tmp_path: Path) -> None:
+    sweep = tmp_path / "multirun"
+    proc = run_cli(tmp_path, "-m", "run=smoke", f"journey={','.join(JOURNEYS)}",
+                   f"hydra.sweep.dir={sweep}")
+    assert proc.returncode == 0, proc.stderr
+    jobs = sorted(p for p in sweep.iterdir() if p.is_dir())
+    assert len(jobs) == len(JOURNEYS)
+    seen = []
+    for job in jobs:
+        overrides = OmegaConf.load(job / ".hydra" / "overrides.yaml")
+        asked = next(o.split("=", 1)[1] for o in overrides if o.startswith("journey="))
+        assert load_metrics(job)["journey"] == asked
+        seen.append(asked)
+    assert sorted(seen) == sorted(JOURNEYS)
+    assert not (tmp_path / "outputs").exists()
+
+
+# ----------------------------------------------------------------------- Python API
+@pytest.fixture(scope="module")
+def api_run() -> sim.Run:
+    return sim.run(overrides=["run=smoke"])
+
+
+def test_api_summary_has_mean_and_ci(api_run: sim.Run) -> None:
+    conv = api_run.summary["conversion_rate"]
+    assert 0 < conv.mean < 1
+    assert conv.low <= conv.mean <= conv.high
+    assert conv.high - conv.low == pytest.approx(2 * conv.half_width)
+    assert conv.n == api_run.spec.replications
+
+
+def test_api_tables_are_dataframes(api_run: sim.Run) -> None:
+    customers, daily = api_run.customers(), api_run.daily()
+    assert isinstance(customers, pd.DataFrame) and len(customers) > 0
+    assert isinstance(daily, pd.DataFrame) and len(daily) > 0
+    assert set(customers["replication"]) == set(range(api_run.spec.replications))
+
+
+def test_api_journey_of_starts_with_first_stage(api_run: sim.Run) -> None:
+    path = api_run.journey_of(0)
+    assert path[0][1] == api_run.spec.stages[0].name == api_run.stages[0]
+    times = [t for t, _ in path]
+    assert times == sorted(times)
+    first = api_run.customers().query("replication == 0 and id == 0").iloc[0]
+    assert path[0][0] == pytest.approx(first["t_aware"])
+
+
+def test_api_write(api_run: sim.Run, tmp_path: Path) -> None:
+    written = api_run.write(tmp_path)
+    assert sorted(p.name for p in written) == sorted(OUTPUTS)
+    assert outputs_in(tmp_path) == sorted(OUTPUTS)
+    assert load_metrics(tmp_path)["metrics"]["conversion_rate"]["mean"] == pytest.approx(
+        api_run.summary["conversion_rate"].mean)

@@ -76,7 +76,7 @@ class Run:
 
             fig = plotting.funnel_figure(self.summary, self.stages, self.title)
             written.append(io.save_figure(fig, Path(out_dir) / "funnel.png"))
-            plotting.plt.close(fig)
+            plotting.close(fig)
         return written
 
     @property

@@ -100,12 +100,15 @@ def daily_table(result: SimulationResult) -> dict[str, np.ndarray]:
     # occupancy: each event enters a state and leaves the customer's previous one
     order = np.lexsort((np.arange(ev["customer"].size), ev["customer"]))
     cust, t, state = ev["customer"][order], ev["time"][order], ev["state"][order]
-    same = np.r_[False, cust[1:] == cust[:-1]]
+    same = np.zeros(cust.size, dtype=bool)  # event i continues the path of event i - 1
+    same[1:] = cust[1:] == cust[:-1]
+    previous = np.zeros_like(state)
+    previous[1:] = state[:-1]
     day = np.minimum(t.astype(np.int64), n_days - 1)
     n_states = len(result.states)
     flow = np.zeros((n_days, n_states))
     np.add.at(flow, (day, state), 1.0)
-    np.add.at(flow, (day[same], np.r_[0, state[:-1]][same]), -1.0)
+    np.add.at(flow, (day[same], previous[same]), -1.0)
     occupancy = np.cumsum(flow, axis=0)
     for j, s in enumerate(result.states):
         out[f"in_{s}"] = occupancy[:, j]

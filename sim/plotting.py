@@ -10,7 +10,12 @@ from matplotlib.axes import Axes
 
 from sim.analysis import Estimate
 
-__all__ = ["funnel_figure", "plot_funnel"]
+__all__ = ["close", "funnel_figure", "plot_funnel"]
+
+
+def close(fig) -> None:
+    """Release a figure made here (after saving it)."""
+    plt.close(fig)
 
 
 def plot_funnel(summary: dict[str, Estimate], stages: list[str], ax: Axes | None = None) -> Axes:

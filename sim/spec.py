@@ -219,6 +219,30 @@ class _Checker:
             return None
 
 
+def _zero_time_loop(stages: Mapping[str, Any]) -> list[str]:
+    """Stages on a cycle whose every dwell is fixed at 0 days (time would never advance)."""
+    instant = {n for n, st in stages.items()
+               if st["dwell"]["kind"] == "fixed" and st["dwell"]["mean_days"] == 0}
+    graph = {n: [t for t, p in stages[n]["exits"].items() if p > 0 and t in instant]
+             for n in instant}
+    state: dict[str, int] = {}  # 1 = on the DFS path, 2 = done
+
+    def visit(n: str, path: list[str]) -> list[str]:
+        state[n] = 1
+        for t in graph[n]:
+            if state.get(t) == 1:
+                return [*path[path.index(t):], n] if t in path else [n, t]
+            if t not in state and (loop := visit(t, [*path, n])):
+                return loop
+        state[n] = 2
+        return []
+
+    for n in graph:
+        if n not in state and (loop := visit(n, [])):
+            return sorted(set(loop))
+    return []
+
+
 def _purchase_reachable(stages: Mapping[str, Any], entry: str) -> bool:
     seen, todo = {entry}, [entry]
     while todo:
@@ -285,6 +309,9 @@ def build_spec(cfg: Any) -> ModelSpec:
         for lever in st["levers"]:
             if lever not in LEVERS:
                 chk.add(f"{path}.levers", lever, f"levers among {', '.join(LEVERS)}")
+    if stages and not bad_targets and (loop := _zero_time_loop(stages)):
+        chk.add("journey.stages", loop, "no loop of stages whose dwell is fixed at 0 days "
+                "(time would never advance): give one of them a positive mean_days")
     if stages and not bad_targets and not _purchase_reachable(stages, names[0]):
         chk.add("journey.stages", names,
                 f"a graph where '{CHECKOUT}' (and so purchase) is reachable from '{names[0]}'")

@@ -124,7 +124,8 @@ class AgentModel:
                     for g in range(len(spec.segment_names))]
             self.cum.append([[_cumulative(st.probs, st.forward, x) for x in row] for row in mult])
             self.split.append([[_split(st.probs, st.forward, x) for x in row] for row in mult])
-        self.social = [spec.social_proof > 0 and "social_proof" in st.levers
+        # social proof only shifts forward exits: stages without one skip the live branch
+        self.social = [spec.social_proof > 0 and "social_proof" in st.levers and any(st.forward)
                        for st in spec.stages]
         self.reach_total = spec.reach_per_day.sum(axis=1).tolist()
         self.reach_cum = np.cumsum(spec.reach_per_day, axis=1).tolist()

@@ -272,3 +272,18 @@ def test_default_checkout_abandonment_is_about_seventy_percent(make_config: Make
     """The baseline checkout reproduces the published average abandonment of about 0.70."""
     spec = build_spec(make_config())
     assert 0.65 <= spec.checkout.abandon_prob <= 0.75
+
+
+def test_zero_time_loop_is_rejected(make_config: MakeConfig) -> None:
+    """Stages with fixed zero dwell that can loop would never let time advance."""
+    cfg = make_config()
+    instant = {"kind": "fixed", "mean_days": 0.0}
+    cfg["journey"]["stages"]["intent"]["dwell"] = dict(instant)
+    cfg["journey"]["stages"]["consideration"]["dwell"] = dict(instant)
+    del cfg["journey"]["stages"]["consideration"]["exits"]["consideration"]  # no self-loop
+    line = _problem(cfg, "journey.stages")
+    assert "['consideration', 'intent']" in line
+    assert "positive mean_days" in line
+    # one instant stage without a loop through instant stages is fine
+    cfg["journey"]["stages"]["consideration"]["dwell"] = {"kind": "exponential", "mean_days": 2}
+    build_spec(cfg)

@@ -572,6 +572,59 @@ def test_lever_multipliers_shift_forward_rate(make_config) -> None:
             assert_prob(int(stays[sel].sum()), n_visits, p_stay, f"{label} P(stay)")
 
 
+SOCIAL_SEED = 515
+SOCIAL_STRENGTH = 40.0
+SOCIAL_P = 0.25
+
+
+def test_social_proof_follows_live_advocate_share(make_config) -> None:
+    """Social proof: each decision at a stage with lever "social_proof" takes the forward
+    exit with p' = odds_shift(p, m), m = 1 + strength * A(t-) / M, where A(t-) counts the
+    advocates just before the decision (from the advocacy events). Every buyer advocates,
+    so A(t) grows through the run and m goes from 1 to several.
+
+    Calibration check (seed SOCIAL_SEED): the number of forward decisions equals the sum of
+    the per-decision p' within 4 SE, SE = sqrt(sum p'(1 - p')) (independent Bernoulli draws
+    given the history). The same count is far outside the band of the static p, so the test
+    can tell a live lever from none.
+    """
+    stages = {"consider": stage("exponential", 2.0, exits={"checkout": SOCIAL_P},
+                                levers=("social_proof",))}
+    cfg = journey_config(
+        make_config(), stages, size=6_000, horizon_days=400.0,
+        channels={"only": {"organic_reach_per_day": 0.01}},
+        advocate_prob=1.0, social_proof=SOCIAL_STRENGTH,
+    )
+    spec = build_spec(cfg)
+    result = simulate(spec, seed=SOCIAL_SEED, replication=0)
+    ev = result.events
+    consider, checkout = spec.code("consider"), spec.code("checkout")
+    advocacy_times = np.sort(ev["time"][ev["state"] == spec.code("advocacy")])
+    # each customer visits once; the decision is the event right after the entry
+    entry = np.flatnonzero(ev["state"] == consider)
+    order = np.lexsort((np.arange(ev["customer"].size), ev["customer"]))
+    position = np.empty_like(order)
+    position[order] = np.arange(order.size)
+    after = position[entry] + 1
+    decided = after < order.size
+    decided[decided] &= ev["customer"][order[after[decided]]] == ev["customer"][entry[decided]]
+    decision = order[after[decided]]
+    t = ev["time"][decision]
+    forward = ev["state"][decision] == checkout
+    share = np.searchsorted(advocacy_times, t, side="left") / spec.market_size
+    p_live = odds_shift_many(SOCIAL_P, 1.0 + SOCIAL_STRENGTH * share)
+    assert share.max() > 0.05  # the lever really moved: m reached 3 or more
+    expected, se = p_live.sum(), math.sqrt((p_live * (1 - p_live)).sum())
+    assert abs(forward.sum() - expected) <= K_SE * se, (forward.sum(), expected, se)
+    static = SOCIAL_P * forward.size
+    assert abs(forward.sum() - static) > 10 * se  # without the lever it would not fit
+
+
+def odds_shift_many(p: float, m: np.ndarray) -> np.ndarray:
+    """p' with odds m p / (1 - p), vectorised over m (one forward exit, rest lost)."""
+    return m * p / (1 - p + m * p)
+
+
 # ------------------------------------------------------------------- market, awareness
 AWARE_SEED = 606
 

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 from omegaconf import DictConfig
 
@@ -58,6 +59,18 @@ class Run:
         """Per replication and day: entries, occupancy, spend, revenue."""
         return self.experiment.daily()
 
+    def purchases(self) -> pd.DataFrame:
+        """Every order (the transaction log), all replications."""
+        return self.experiment.purchases()
+
+    def tickets(self) -> pd.DataFrame:
+        """Every service-desk ticket, all replications."""
+        return self.experiment.tickets()
+
+    def referrals(self) -> pd.DataFrame:
+        """Every referral, all replications."""
+        return self.experiment.referrals()
+
     def events(self, replication: int = 0) -> pd.DataFrame:
         """Every state entry of one replication."""
         return self.experiment.events(replication)
@@ -67,17 +80,53 @@ class Run:
         return self.experiment.results[replication].journey_of(customer)
 
     def write(self, out_dir: str | Path, plots: bool = True) -> list[Path]:
-        """Write metrics.json, customers.csv, daily.csv (and funnel.png) into ``out_dir``."""
-        from sim import io
+        """Write the tables (metrics.json, customers.csv, daily.csv, tickets.csv) and, with
+        ``plots``, the figures (funnel, retention, ltv, activity, experience) into ``out_dir``."""
+        from sim import io, plotting
 
-        written = io.write_outputs(self.experiment, self.summary, Path(out_dir))
+        out_dir = Path(out_dir)
+        written = io.write_outputs(self.experiment, self.summary, out_dir)
         if plots:
-            from sim import plotting
-
-            fig = plotting.funnel_figure(self.summary, self.stages, self.title)
-            written.append(io.save_figure(fig, Path(out_dir) / "funnel.png"))
-            plotting.close(fig)
+            for name, fig in self.figures().items():
+                written.append(io.save_figure(fig, out_dir / f"{name}.png"))
+                plotting.close(fig)
         return written
+
+    def figures(self) -> dict:
+        """The standard figures of a run, by name (matplotlib Figures)."""
+        from sim import plotting
+
+        plt = plotting.plt
+        figs = {"funnel": plotting.funnel_figure(self.summary, self.stages, self.title)}
+        customers = [r.customers for r in self.experiment.results]
+        bought = [~np.isnan(c["t_purchase"]) for c in customers]
+        end = self.spec.horizon_days
+        durations = [np.where(np.isnan(c["t_churned"]), end, c["t_churned"])[b] - c["t_purchase"][b]
+                     for c, b in zip(customers, bought, strict=True)]
+        churned = [~np.isnan(c["t_churned"][b]) for c, b in zip(customers, bought, strict=True)]
+        fig, ax = plt.subplots(figsize=(7, 4))
+        plotting.plot_retention(durations, churned, ax=ax)
+        ax.set_title(f"Retention (Kaplan-Meier), {self.title}", fontsize=10, loc="left")
+        figs["retention"] = fig
+        fig, ax = plt.subplots(figsize=(7, 4))
+        plotting.plot_ltv(self.customers()["ltv"].to_numpy(), ax=ax)
+        ax.set_title(f"Customer LTV, all replications; {self.title}", fontsize=10, loc="left")
+        figs["ltv"] = fig
+        daily = self.daily().groupby("day").mean(numeric_only=True)
+        fig, ax = plt.subplots(figsize=(8, 4))
+        plotting.plot_activity(daily.index.to_numpy(), daily["active_customers"].to_numpy(),
+                               daily["revenue"].to_numpy(), ax=ax)
+        ax.set_title(f"Active customers and revenue, {self.title}", fontsize=10, loc="left")
+        figs["activity"] = fig
+        states = [s for s in self.spec.states if s != "lost"]
+        fig, ax = plt.subplots(figsize=(8, 3.5))
+        plotting.plot_experience(self.summary, states, ax=ax)
+        ax.set_title(f"Experience score on entering each state, {self.title}", fontsize=10,
+                     loc="left")
+        figs["experience"] = fig
+        for f in figs.values():
+            f.tight_layout()
+        return figs
 
     @property
     def title(self) -> str:

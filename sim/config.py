@@ -73,6 +73,7 @@ class StageConfig:
     # an earlier one = step back) or "checkout"; the remainder is lost
     exits: dict[str, float] = field(default_factory=dict)
     levers: list[str] = field(default_factory=list)  # content | usability | social_proof
+    experience: float = 0.0  # experience points at each visit (the journey map's emotion)
 
 
 @dataclass
@@ -136,9 +137,99 @@ class CheckoutConfig:
 
 
 @dataclass
+class RepeatPurchaseConfig:
+    """BG/NBD: purchase rate lambda ~ Gamma(r, alpha), drop-out p ~ Beta(a, b)."""
+
+    r: float = 0.9  # Gamma shape of the purchase rate
+    alpha_days: float = 60.0  # Gamma rate (days): mean rate r / alpha purchases per day
+    a: float = 1.5  # Beta(a, b): drop-out probability after each repeat purchase
+    b: float = 6.0
+
+
+@dataclass
+class SubscriptionConfig:
+    """Shifted-beta-geometric: churn theta ~ Beta(alpha, beta) at each renewal."""
+
+    period_days: float = 30.0
+    alpha: float = 1.2
+    beta: float = 15.0
+    price_per_period: float = 25.0
+
+
+@dataclass
+class MessagingConfig:
+    newsletter: bool = False
+    newsletters_per_month: float = 4.0
+    newsletter_rate_multiplier: float = 1.10  # on the purchase rate
+    cost_per_message: float = 0.01
+    recommendations: bool = False  # personalised recommendations
+    recommendations_rate_multiplier: float = 1.10
+    recommendations_cost_per_customer_per_month: float = 0.20
+    cross_sell: bool = False
+    cross_sell_order_value_multiplier: float = 1.10
+    thank_you: bool = False  # thank-you and confirmation message after each purchase
+    thank_you_cost: float = 0.05
+
+
+@dataclass
+class RetentionConfig:
+    model: str = "repeat_purchase"  # repeat_purchase | subscription | none
+    repeat: RepeatPurchaseConfig = field(default_factory=RepeatPurchaseConfig)
+    subscription: SubscriptionConfig = field(default_factory=SubscriptionConfig)
+    messaging: MessagingConfig = field(default_factory=MessagingConfig)
+
+
+@dataclass
+class LoyaltyConfig:
+    enabled: bool = False
+    enrol_prob: float = 0.40  # at the first purchase
+    rate_multiplier: float = 1.25  # members buy more often
+    dropout_multiplier: float = 0.75  # ... and drop out less (multiplies p or theta)
+    discount: float = 0.05  # share of each member order given back
+    cost_per_member_per_month: float = 0.50
+    reward_experience: float = 0.10  # experience points per member purchase (rewards)
+
+
+@dataclass
+class SupportConfig:
+    issue_prob: float = 0.08  # chance a purchase causes an issue (a ticket)
+    agents: int = 1
+    handling_kind: str = "gamma"  # exponential | gamma | lognormal | weibull | fixed
+    handling_mean_minutes: float = 12.0
+    handling_cv: float | None = 0.8
+    patience_mean_minutes: float = 30.0  # exponential patience; the customer reneges after it
+    first_contact_resolution: float = 0.75
+    cost_per_agent_per_day: float = 25.0
+
+
+@dataclass
+class ExperienceConfig:
+    """Experience score in [-2, 2], moved by touchpoints; it drives churn and advocacy."""
+
+    checkout_per_abandon_prob: float = -1.0  # points at checkout: times the abandon probability
+    recovered_cart: float = -0.2
+    thank_you: float = 0.3
+    wait_per_hour: float = -0.5  # at the desk
+    ticket_resolved: float = 0.3
+    ticket_unresolved: float = -0.8
+    ticket_abandoned: float = -1.0
+    bad_threshold: float = -0.5  # a touchpoint at or below this is a bad experience ...
+    leave_after_bad: float = 0.33  # ... after which the customer leaves with this probability
+    churn_per_point: float = 0.4  # drop-out odds multiplied by exp(-churn_per_point * score)
+    advocacy_per_point: float = 0.8  # advocacy odds multiplied by exp(advocacy_per_point * score)
+
+
+@dataclass
 class AdvocacyConfig:
-    advocate_prob: float = 0.15  # chance a first-time buyer becomes an advocate
-    wom_q_per_day: float = 0.001  # Bass imitation q: hazard per unaware person at A = M
+    advocate_prob: float = 0.15  # chance a buyer (with good enough experience) advocates
+    min_experience: float = -0.5  # experience score needed to become an advocate
+    wom_q_per_day: float = 0.02  # Bass imitation q: hazard per unaware person at A = M
+    referral_rate_per_day: float = 0.004  # referrals per active advocate per day
+    referral_conversion: float = 1.5  # odds multiplier on forward exits of referred prospects
+    referral_entry_stage: str = "consideration"  # where referred prospects enter
+    program: bool = False  # referral programme
+    program_rate_multiplier: float = 2.0
+    reward_per_referral: float = 10.0  # paid when a referred prospect first buys
 
 
 @dataclass
@@ -146,6 +237,7 @@ class EconomicsConfig:
     order_value_mean: float = 80.0
     order_value_cv: float = 0.6  # lognormal
     gross_margin: float = 0.40  # share of order value kept after cost of goods
+    annual_discount_rate: float = 0.10  # applied continuously to daily cash flows
 
 
 @dataclass
@@ -171,6 +263,10 @@ class RootConfig:
     journey: JourneyConfig = field(default_factory=JourneyConfig)
     channels: dict[str, ChannelConfig] = field(default_factory=dict)
     checkout: CheckoutConfig = field(default_factory=CheckoutConfig)
+    retention: RetentionConfig = field(default_factory=RetentionConfig)
+    loyalty: LoyaltyConfig = field(default_factory=LoyaltyConfig)
+    support: SupportConfig = field(default_factory=SupportConfig)
+    experience: ExperienceConfig = field(default_factory=ExperienceConfig)
     advocacy: AdvocacyConfig = field(default_factory=AdvocacyConfig)
     economics: EconomicsConfig = field(default_factory=EconomicsConfig)
     run: RunConfig = field(default_factory=RunConfig)

@@ -7,8 +7,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from sim.engine import OUTCOMES, SimulationResult, simulate
-from sim.metrics import daily_table, replication_metrics
+from sim.engine import OUTCOMES, TICKET_OUTCOMES, SimulationResult, simulate
+from sim.metrics import customer_values, daily_table, replication_metrics
 from sim.spec import ModelSpec
 
 __all__ = ["ExperimentResult", "run_experiment"]
@@ -47,8 +47,33 @@ class ExperimentResult:
             df["channel"] = pd.Categorical.from_codes(c["channel"], categories=list(r.channels))
             df["state"] = pd.Categorical.from_codes(c["state"], categories=list(r.states))
             df["outcome"] = pd.Categorical.from_codes(c["outcome"], categories=list(OUTCOMES))
+            values = customer_values(r, self.spec)
+            df["costs"] = values["costs"]
+            df["ltv"] = values["ltv"]
             frames.append(df)
         return pd.concat(frames, ignore_index=True)
+
+    def _table(self, name: str) -> pd.DataFrame:
+        return pd.concat([pd.DataFrame({"replication": r.replication, **getattr(r, name)})
+                          for r in self.results], ignore_index=True)
+
+    def purchases(self) -> pd.DataFrame:
+        """Every order, all replications: customer, time (days), value, discount, revenue,
+        margin (the transaction log)."""
+        return self._table("purchases")
+
+    def tickets(self) -> pd.DataFrame:
+        """Every service-desk ticket, all replications; times in days, waits in minutes."""
+        df = self._table("tickets")
+        served = df["outcome"] < 2
+        df["wait_minutes"] = (df["start"].where(served, df["end"]) - df["arrival"]) * 1440
+        df["handling_minutes"] = (df["end"] - df["start"]) * 1440
+        df["outcome"] = pd.Categorical.from_codes(df["outcome"], categories=list(TICKET_OUTCOMES))
+        return df
+
+    def referrals(self) -> pd.DataFrame:
+        """Every referral, all replications: referrer, referred customer, time (days)."""
+        return self._table("referrals")
 
     def daily(self) -> pd.DataFrame:
         """Per replication and day: entries, occupancy, spend, revenue (long format)."""
@@ -64,6 +89,7 @@ class ExperimentResult:
             "customer": r.events["customer"],
             "time": r.events["time"],
             "state": pd.Categorical.from_codes(r.events["state"], categories=list(r.states)),
+            "experience": r.events["score"],
         })
 
 

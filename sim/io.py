@@ -57,6 +57,15 @@ def metrics_document(exp: ExperimentResult, summary: dict[str, Estimate]) -> dic
         "replications": exp.n_replications,
         "horizon_days": spec.horizon_days,
         "market_size": spec.market_size,
+        "retention_model": spec.retention.model,
+        "annual_discount_rate": math.expm1(spec.discount_rate_per_day * 365),
+        "conventions": {
+            "time": "days since the start of the run",
+            "discounting": "continuous at ln(1 + annual rate) / 365 per day",
+            "ltv": "per customer from the first purchase (first margin undiscounted) to churn "
+                   "or the horizon: discounted margin minus the retention costs caused",
+            "npv": "every cash flow of the run discounted to day 0",
+        },
         "confidence_level": 0.95,
         "metrics": {k: v.as_dict() for k, v in summary.items()},
         "per_replication": exp.metrics,
@@ -64,7 +73,7 @@ def metrics_document(exp: ExperimentResult, summary: dict[str, Estimate]) -> dic
 
 
 def write_outputs(exp: ExperimentResult, summary: dict[str, Estimate], out_dir: Path) -> list[Path]:
-    """Write ``metrics.json``, ``customers.csv`` and ``daily.csv`` into ``out_dir``."""
+    """Write ``metrics.json``, ``customers.csv``, ``daily.csv`` and ``tickets.csv``."""
     out_dir = Path(out_dir)
     doc = metrics_document(exp, summary)
     written = [atomic_write(out_dir / "metrics.json",
@@ -72,9 +81,11 @@ def write_outputs(exp: ExperimentResult, summary: dict[str, Estimate], out_dir: 
     customers = exp.customers()
     written.append(atomic_write(out_dir / "customers.csv",
                                 lambda f: customers.to_csv(f, index=False, float_format="%.6g")))
-    daily = exp.daily()
-    written.append(atomic_write(out_dir / "daily.csv",
-                                lambda f: daily.to_csv(f, index=False, float_format="%.6g")))
+    for name in ("daily", "tickets"):
+        table = getattr(exp, name)()
+        written.append(atomic_write(out_dir / f"{name}.csv",
+                                    lambda f, t=table: t.to_csv(f, index=False,
+                                                                float_format="%.6g")))
     return written
 
 

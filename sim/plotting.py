@@ -9,8 +9,17 @@ import numpy as np
 from matplotlib.axes import Axes
 
 from sim.analysis import Estimate
+from sim.metrics import kaplan_meier
 
-__all__ = ["close", "funnel_figure", "plot_funnel"]
+__all__ = [
+    "close",
+    "funnel_figure",
+    "plot_activity",
+    "plot_experience",
+    "plot_funnel",
+    "plot_ltv",
+    "plot_retention",
+]
 
 
 def close(fig) -> None:
@@ -52,3 +61,82 @@ def funnel_figure(summary: dict[str, Estimate], stages: list[str], title: str):
                  f"CAC {cac.mean:,.0f} (±{cac.half_width:,.0f})", fontsize=10, loc="left")
     fig.tight_layout()
     return fig
+
+
+def plot_retention(durations: list[np.ndarray], churned: list[np.ndarray],
+                   ax: Axes | None = None) -> Axes:
+    """Kaplan-Meier retention from the first purchase, censored at the horizon: one faint
+    curve per replication and the pooled curve."""
+    if ax is None:
+        _, ax = plt.subplots(figsize=(7, 4))
+    for d, e in zip(durations, churned, strict=True):
+        t, s = kaplan_meier(d, e)
+        ax.step(np.r_[0, t] / 30.44, np.r_[1, s], where="post", color="#3b6ea8", alpha=0.15)
+    t, s = kaplan_meier(np.concatenate(durations), np.concatenate(churned))
+    ax.step(np.r_[0, t] / 30.44, np.r_[1, s], where="post", color="#1d3f66", lw=2,
+            label="all replications")
+    ax.set_ylim(0, 1.02)
+    ax.set_xlabel("months since first purchase")
+    ax.set_ylabel("share still active")
+    ax.legend(frameon=False)
+    ax.spines[["top", "right"]].set_visible(False)
+    return ax
+
+
+def plot_ltv(ltv: np.ndarray, ax: Axes | None = None) -> Axes:
+    """Distribution of customer LTV (discounted, to the horizon) with P10, P50, P90."""
+    if ax is None:
+        _, ax = plt.subplots(figsize=(7, 4))
+    ltv = ltv[np.isfinite(ltv)]
+    ax.hist(ltv, bins=60, color="#3b6ea8", alpha=0.8)
+    for q, style in ((10, ":"), (50, "-"), (90, ":")):
+        v = np.percentile(ltv, q)
+        ax.axvline(v, color="#b23a48", ls=style)
+        ax.text(v, ax.get_ylim()[1] * 0.95, f" P{q} {v:,.0f}", color="#b23a48", fontsize=9,
+                va="top")
+    ax.axvline(ltv.mean(), color="black", lw=1)
+    ax.text(ltv.mean(), ax.get_ylim()[1] * 0.8, f" mean {ltv.mean():,.0f}", fontsize=9)
+    ax.set_xlabel("LTV per customer (discounted margin minus retention costs)")
+    ax.set_ylabel("customers")
+    ax.spines[["top", "right"]].set_visible(False)
+    return ax
+
+
+def plot_activity(day: np.ndarray, active: np.ndarray, revenue: np.ndarray,
+                  ax: Axes | None = None) -> Axes:
+    """Active customers (left axis) and revenue per week (right axis) over time; the
+    arrays are means over replications per day."""
+    if ax is None:
+        _, ax = plt.subplots(figsize=(8, 4))
+    ax.plot(day, active, color="#1d3f66", label="active customers")
+    ax.set_xlabel("day")
+    ax.set_ylabel("active customers", color="#1d3f66")
+    right = ax.twinx()
+    weeks = np.convolve(revenue, np.ones(7), mode="same")
+    right.plot(day, weeks, color="#b23a48", alpha=0.8, label="revenue, last 7 days")
+    right.set_ylabel("revenue per week", color="#b23a48")
+    ax.spines[["top"]].set_visible(False)
+    right.spines[["top"]].set_visible(False)
+    return ax
+
+
+def plot_experience(summary: dict[str, Estimate], states: list[str],
+                    ax: Axes | None = None) -> Axes:
+    """The emotion curve: mean experience score on first entering each state (95% CI)."""
+    if ax is None:
+        _, ax = plt.subplots(figsize=(8, 3.5))
+    est = [summary[f"experience.{s}"] for s in states]
+    keep = [i for i, e in enumerate(est) if np.isfinite(e.mean)]
+    x = np.arange(len(keep))
+    means = np.array([est[i].mean for i in keep])
+    err = np.array([np.nan_to_num(est[i].half_width) for i in keep])
+    ax.axhline(0, color="grey", lw=0.8)
+    ax.plot(x, means, "-o", color="#1d3f66")
+    ax.errorbar(x, means, yerr=err, fmt="none", color="#1d3f66", capsize=3)
+    ax.fill_between(x, means, 0, where=means >= 0, color="#4c9a64", alpha=0.2)
+    ax.fill_between(x, means, 0, where=means < 0, color="#b23a48", alpha=0.2)
+    ax.set_xticks(x, [states[i] for i in keep], rotation=20)
+    ax.set_ylim(-2, 2)
+    ax.set_ylabel("experience score")
+    ax.spines[["top", "right"]].set_visible(False)
+    return ax

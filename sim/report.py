@@ -65,4 +65,39 @@ def format_summary(summary: dict[str, Estimate], spec: ModelSpec, n_replications
         ["mean", _ci(summary["time_to_purchase.mean_days"])],
         ["median", _ci(summary["time_to_purchase.median_days"])],
     ])
+    out += _table(f"Life as a customer (retention model: {spec.retention.model})", ["", "value"], [
+        ["repeat purchase rate", _ci(summary["repeat_purchase_rate"], pct=True)],
+        ["purchases per customer", _ci(summary["purchases_per_customer"])],
+        ["monthly churn", _ci(summary["monthly_churn"], pct=True)],
+        *[[f"retention at {k}", _ci(summary[f"retention.{k}"], pct=True)]
+          for k in ("3m", "6m", "12m")],
+        ["loyalty members", _ci(summary["loyalty_members"])],
+    ])
+    out += _table("Value (discounted; LTV from the first purchase to the horizon)",
+                  ["", "value"], [
+        ["LTV mean", _ci(summary["ltv.mean"])],
+        *[[f"LTV P{q}", _ci(summary[f"ltv.p{q}"])] for q in (10, 50, 90)],
+        ["CAC", _ci(summary["cac"])],
+        ["LTV : CAC", _ci(summary["ltv_to_cac"])],
+        ["payback (days)", _ci(summary["payback_days"])],
+        ["revenue", _ci(summary["revenue"])],
+        ["gross margin", _ci(summary["gross_margin"])],
+        ["NPV of the run", _ci(summary["npv"])],
+    ])
+    out += _table("Service desk", ["", "value"], [
+        ["tickets", _ci(summary["support.tickets"])],
+        ["wait, mean (minutes)", _ci(summary["support.wait_mean_minutes"])],
+        ["wait, P90 (minutes)", _ci(summary["support.wait_p90_minutes"])],
+        ["tickets abandoned", _ci(summary["support.abandonment_rate"], pct=True)],
+        ["agent utilisation", _ci(summary["support.utilisation"], pct=True)],
+    ])
+    out += _table("Advocacy", ["", "value"], [
+        ["advocates (ever)", _ci(summary["advocates"])],
+        ["advocates active at the end", _ci(summary["advocates_active"])],
+        ["referrals", _ci(summary["referrals"])],
+        ["first purchases from referrals", _ci(summary["referral_share"], pct=True)],
+    ])
+    states = [s for s in spec.states if s != "lost"]
+    out += _table("Experience score on entering each state (-2 .. +2)", ["state", "score"],
+                  [[s, _ci(summary[f"experience.{s}"])] for s in states])
     return "\n".join(out)

@@ -22,6 +22,8 @@ __all__ = [
     "CHECKOUT",
     "LEVERS",
     "POST_STATES",
+    "REFERRAL",
+    "RETENTION_MODELS",
     "ChannelSpec",
     "CheckoutSpec",
     "ModelSpec",
@@ -33,7 +35,12 @@ __all__ = [
 ]
 
 CHECKOUT = "checkout"
-POST_STATES = (CHECKOUT, "purchase", "advocacy", "lost")  # engine states after the stages
+# engine states after the prospect stages: the checkout, life as a customer (first purchase,
+# retained = bought again or renewed, advocate, churned) and lost prospects
+POST_STATES = (CHECKOUT, "purchase", "retention", "advocacy", "churned", "lost")
+RETENTION_MODELS = ("repeat_purchase", "subscription", "none")
+REFERRAL = "referral"
+DAYS_PER_MONTH = 365.25 / 12
 LEVERS = ("content", "usability", "social_proof")
 ENGINES = ("agent",)
 WORD_OF_MOUTH = "word_of_mouth"
@@ -61,6 +68,7 @@ class StageSpec:
     probs: tuple[float, ...]  # their probabilities; 1 - sum is lost
     forward: tuple[bool, ...]  # moves towards purchase (a later stage or checkout)
     levers: frozenset[str]
+    experience: float  # points added to the experience score at each visit
 
 
 @dataclass(frozen=True)
@@ -78,6 +86,71 @@ class CheckoutSpec:
 
 
 @dataclass(frozen=True)
+class RetentionSpec:
+    """Life after the first purchase; rates per day, costs per active customer per day."""
+
+    model: str  # repeat_purchase | subscription | none
+    r: float  # BG/NBD: lambda ~ Gamma(shape r, rate alpha_days)
+    alpha_days: float
+    a: float  # p ~ Beta(a, b)
+    b: float
+    period_days: float  # subscription: theta ~ Beta(sub_alpha, sub_beta) per period
+    sub_alpha: float
+    sub_beta: float
+    price_per_period: float
+    rate_multiplier: float  # newsletter x recommendations
+    order_value_multiplier: float  # cross-sell
+    messaging_cost_per_day: float  # per active customer
+    thank_you: bool
+    thank_you_cost: float
+
+
+@dataclass(frozen=True)
+class LoyaltySpec:
+    enabled: bool
+    enrol_prob: float
+    rate_multiplier: float
+    dropout_multiplier: float
+    discount: float
+    cost_per_member_per_day: float
+    reward_experience: float
+
+
+@dataclass(frozen=True)
+class SupportSpec:
+    issue_prob: float
+    agents: int
+    handling: Dwell  # days
+    patience_mean_days: float  # exponential
+    first_contact_resolution: float
+    cost_per_agent_per_day: float
+
+
+@dataclass(frozen=True)
+class ExperienceSpec:
+    checkout_per_abandon_prob: float
+    recovered_cart: float
+    thank_you: float
+    wait_per_day: float
+    ticket_resolved: float
+    ticket_unresolved: float
+    ticket_abandoned: float
+    bad_threshold: float
+    leave_after_bad: float
+    churn_per_point: float
+    advocacy_per_point: float
+
+
+@dataclass(frozen=True)
+class AdvocacySpec:
+    min_experience: float
+    referral_rate_per_day: float  # with the programme multiplier applied
+    referral_conversion: float
+    referral_entry: int  # stage index where referred prospects enter
+    reward_per_referral: float  # 0 without a programme
+
+
+@dataclass(frozen=True)
 class ModelSpec:
     """The validated, frozen model. Arrays are read-only."""
 
@@ -86,6 +159,9 @@ class ModelSpec:
     segment_shares: tuple[float, ...]
     segment_conversion: tuple[float, ...]  # odds multipliers
     segment_order_value: tuple[float, ...]
+    segment_purchase_rate: tuple[float, ...]
+    segment_churn: tuple[float, ...]
+    segment_referral: tuple[float, ...]
     stages: tuple[StageSpec, ...]
     states: tuple[str, ...]  # stage names, then POST_STATES; a state's code is its index
     report: tuple[tuple[str, tuple[int, ...]], ...]  # framework stage -> state codes
@@ -102,6 +178,12 @@ class ModelSpec:
     order_log_mean: float  # lognormal mu of the order value (before segment multiplier)
     order_log_sd: float
     gross_margin: float
+    discount_rate_per_day: float  # continuous: ln(1 + annual rate) / 365
+    retention: RetentionSpec
+    loyalty: LoyaltySpec
+    support: SupportSpec
+    experience: ExperienceSpec
+    advocacy: AdvocacySpec
     horizon_days: float
     seed: int
     replications: int
@@ -119,8 +201,8 @@ class ModelSpec:
 
     @property
     def channel_names(self) -> tuple[str, ...]:
-        """Awareness sources: the channels, then word of mouth (last)."""
-        return (*(c.name for c in self.channels), WORD_OF_MOUTH)
+        """Awareness sources: the channels, then word of mouth and referrals."""
+        return (*(c.name for c in self.channels), WORD_OF_MOUTH, REFERRAL)
 
 
 # ------------------------------------------------------------------- model functions
@@ -306,6 +388,7 @@ def build_spec(cfg: Any) -> ModelSpec:
         if sum(probs) > 1 + 1e-9:
             chk.add(f"{path}.exits", round(sum(probs), 9),
                     "probabilities summing to at most 1 (the rest is lost)")
+        chk.number(f"{path}.experience", st["experience"], -2, 2)
         for lever in st["levers"]:
             if lever not in LEVERS:
                 chk.add(f"{path}.levers", lever, f"levers among {', '.join(LEVERS)}")
@@ -326,8 +409,9 @@ def build_spec(cfg: Any) -> ModelSpec:
     chk.number("journey.social_proof", j["social_proof"], 0)
 
     # channels
-    if WORD_OF_MOUTH in c["channels"]:
-        chk.add(f"channels.{WORD_OF_MOUTH}", "...", "another name: word of mouth is built in")
+    for builtin in (WORD_OF_MOUTH, REFERRAL):
+        if builtin in c["channels"]:
+            chk.add(f"channels.{builtin}", "...", f"another name: {builtin} is built in")
     for name, ch in c["channels"].items():
         p = f"channels.{name}"
         chk.number(f"{p}.organic_reach_per_day", ch["organic_reach_per_day"], 0)
@@ -359,13 +443,69 @@ def build_spec(cfg: Any) -> ModelSpec:
     chk.number("checkout.base_logit", co["base_logit"])
     checkout_dwell = chk.dwell("checkout.dwell", co["dwell"])
 
+    # retention, loyalty, support, experience
+    ret = c["retention"]
+    if ret["model"] not in RETENTION_MODELS:
+        chk.add("retention.model", ret["model"], f"one of {', '.join(RETENTION_MODELS)}")
+    rp, sub, msg = ret["repeat"], ret["subscription"], ret["messaging"]
+    chk.number("retention.repeat.r", rp["r"], 0, lo_open=True)
+    chk.number("retention.repeat.alpha_days", rp["alpha_days"], 0, lo_open=True)
+    chk.number("retention.repeat.a", rp["a"], 0, lo_open=True)
+    chk.number("retention.repeat.b", rp["b"], 0, lo_open=True)
+    chk.number("retention.subscription.period_days", sub["period_days"], 0, lo_open=True)
+    chk.number("retention.subscription.alpha", sub["alpha"], 0, lo_open=True)
+    chk.number("retention.subscription.beta", sub["beta"], 0, lo_open=True)
+    chk.number("retention.subscription.price_per_period", sub["price_per_period"], 0)
+    for key in ("newsletters_per_month", "cost_per_message",
+                "recommendations_cost_per_customer_per_month", "thank_you_cost"):
+        chk.number(f"retention.messaging.{key}", msg[key], 0)
+    for key in ("newsletter_rate_multiplier", "recommendations_rate_multiplier",
+                "cross_sell_order_value_multiplier"):
+        chk.number(f"retention.messaging.{key}", msg[key], 0, lo_open=True)
+    lo = c["loyalty"]
+    chk.number("loyalty.enrol_prob", lo["enrol_prob"], 0, 1)
+    chk.number("loyalty.rate_multiplier", lo["rate_multiplier"], 0, lo_open=True)
+    chk.number("loyalty.dropout_multiplier", lo["dropout_multiplier"], 0)
+    chk.number("loyalty.discount", lo["discount"], 0, 1)
+    chk.number("loyalty.cost_per_member_per_month", lo["cost_per_member_per_month"], 0)
+    chk.number("loyalty.reward_experience", lo["reward_experience"], -2, 2)
+    su = c["support"]
+    chk.number("support.issue_prob", su["issue_prob"], 0, 1)
+    if not (isinstance(su["agents"], int) and su["agents"] >= 1):
+        chk.add("support.agents", su["agents"], "an integer >= 1")
+    handling = None
+    if chk.number("support.handling_mean_minutes", su["handling_mean_minutes"], 0, lo_open=True):
+        try:
+            handling = make_dwell(su["handling_kind"], su["handling_mean_minutes"] / 1440,
+                                  su["handling_cv"])
+        except ValueError as err:
+            key = "handling_kind" if "kind" in str(err) else "handling_cv"
+            chk.add(f"support.{key}", su[key], str(err).rsplit(", got", 1)[0])
+    chk.number("support.patience_mean_minutes", su["patience_mean_minutes"], 0, lo_open=True)
+    chk.number("support.first_contact_resolution", su["first_contact_resolution"], 0, 1)
+    chk.number("support.cost_per_agent_per_day", su["cost_per_agent_per_day"], 0)
+    ex = c["experience"]
+    for key, value in ex.items():
+        if key == "leave_after_bad":
+            chk.number(f"experience.{key}", value, 0, 1)
+        elif key in ("churn_per_point", "advocacy_per_point"):
+            chk.number(f"experience.{key}", value, 0, 5)
+        else:
+            chk.number(f"experience.{key}", value, -4, 4)
+
     # advocacy, economics, run
     a, e, r = c["advocacy"], c["economics"], c["run"]
     chk.number("advocacy.advocate_prob", a["advocate_prob"], 0, 1)
+    chk.number("advocacy.min_experience", a["min_experience"], -2, 2)
     chk.number("advocacy.wom_q_per_day", a["wom_q_per_day"], 0)
-    chk.number("economics.order_value_mean", e["order_value_mean"], 0, lo_open=True)
-    chk.number("economics.order_value_cv", e["order_value_cv"], 0, 10, lo_open=True)
-    chk.number("economics.gross_margin", e["gross_margin"], 0, 1)
+    chk.number("advocacy.referral_rate_per_day", a["referral_rate_per_day"], 0)
+    chk.number("advocacy.referral_conversion", a["referral_conversion"], 0, lo_open=True)
+    chk.number("advocacy.program_rate_multiplier", a["program_rate_multiplier"], 0, lo_open=True)
+    chk.number("advocacy.reward_per_referral", a["reward_per_referral"], 0)
+    entry = a["referral_entry_stage"]
+    if stages and entry not in names:
+        chk.add("advocacy.referral_entry_stage", entry, f"one of the stages: {', '.join(names)}")
+    chk.number("economics.annual_discount_rate", e["annual_discount_rate"], 0, 10)
     if not (isinstance(r["replications"], int) and r["replications"] >= 1):
         chk.add("run.replications", r["replications"], "an integer >= 1")
     if not (isinstance(r["seed"], int) and r["seed"] >= 0):
@@ -389,6 +529,7 @@ def build_spec(cfg: Any) -> ModelSpec:
             probs=tuple(float(p) for p in st["exits"].values()),
             forward=tuple(t > i for t in targets),  # later stages and checkout
             levers=frozenset(st["levers"]),
+            experience=float(st["experience"]),
         ))
     n_days = math.ceil(r["horizon_days"]) + 1
     cost, reach = daily_spend_and_reach(c["channels"], n_days)
@@ -401,6 +542,9 @@ def build_spec(cfg: Any) -> ModelSpec:
         segment_shares=tuple(float(s["share"]) for s in segs.values()),
         segment_conversion=tuple(float(s["conversion"]) for s in segs.values()),
         segment_order_value=tuple(float(s["order_value"]) for s in segs.values()),
+        segment_purchase_rate=tuple(float(s["purchase_rate"]) for s in segs.values()),
+        segment_churn=tuple(float(s["churn"]) for s in segs.values()),
+        segment_referral=tuple(float(s["referral"]) for s in segs.values()),
         stages=tuple(stage_specs),
         states=states,
         report=tuple((label, tuple(code[s] for s in mapped))
@@ -423,6 +567,47 @@ def build_spec(cfg: Any) -> ModelSpec:
         order_log_mean=math.log(e["order_value_mean"]) - sigma**2 / 2,
         order_log_sd=sigma,
         gross_margin=float(e["gross_margin"]),
+        discount_rate_per_day=math.log1p(e["annual_discount_rate"]) / 365.0,
+        retention=RetentionSpec(
+            model=ret["model"], r=float(rp["r"]), alpha_days=float(rp["alpha_days"]),
+            a=float(rp["a"]), b=float(rp["b"]), period_days=float(sub["period_days"]),
+            sub_alpha=float(sub["alpha"]), sub_beta=float(sub["beta"]),
+            price_per_period=float(sub["price_per_period"]),
+            rate_multiplier=(msg["newsletter_rate_multiplier"] if msg["newsletter"] else 1.0)
+            * (msg["recommendations_rate_multiplier"] if msg["recommendations"] else 1.0),
+            order_value_multiplier=(msg["cross_sell_order_value_multiplier"]
+                                    if msg["cross_sell"] else 1.0),
+            messaging_cost_per_day=(
+                (msg["newsletters_per_month"] * msg["cost_per_message"] if msg["newsletter"] else 0)
+                + (msg["recommendations_cost_per_customer_per_month"]
+                   if msg["recommendations"] else 0)) / DAYS_PER_MONTH,
+            thank_you=bool(msg["thank_you"]),
+            thank_you_cost=float(msg["thank_you_cost"]) if msg["thank_you"] else 0.0,
+        ),
+        loyalty=LoyaltySpec(
+            enabled=bool(lo["enabled"]), enrol_prob=float(lo["enrol_prob"]),
+            rate_multiplier=float(lo["rate_multiplier"]),
+            dropout_multiplier=float(lo["dropout_multiplier"]), discount=float(lo["discount"]),
+            cost_per_member_per_day=lo["cost_per_member_per_month"] / DAYS_PER_MONTH,
+            reward_experience=float(lo["reward_experience"]),
+        ),
+        support=SupportSpec(
+            issue_prob=float(su["issue_prob"]), agents=int(su["agents"]),
+            handling=handling,  # type: ignore[arg-type]
+            patience_mean_days=su["patience_mean_minutes"] / 1440,
+            first_contact_resolution=float(su["first_contact_resolution"]),
+            cost_per_agent_per_day=float(su["cost_per_agent_per_day"]),
+        ),
+        experience=ExperienceSpec(**{k: float(v) for k, v in ex.items() if k != "wait_per_hour"},
+                                  wait_per_day=float(ex["wait_per_hour"]) * 24),
+        advocacy=AdvocacySpec(
+            min_experience=float(a["min_experience"]),
+            referral_rate_per_day=a["referral_rate_per_day"]
+            * (a["program_rate_multiplier"] if a["program"] else 1.0),
+            referral_conversion=float(a["referral_conversion"]),
+            referral_entry=names.index(entry),
+            reward_per_referral=float(a["reward_per_referral"]) if a["program"] else 0.0,
+        ),
         horizon_days=float(r["horizon_days"]),
         seed=int(r["seed"]),
         replications=int(r["replications"]),

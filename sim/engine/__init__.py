@@ -6,10 +6,10 @@ Engines know nothing of Hydra, files or plots; randomness comes in as (seed, rep
 from __future__ import annotations
 
 from sim.engine.agent import simulate_agent
-from sim.engine.records import OUTCOMES, SimulationResult
+from sim.engine.records import OUTCOMES, TICKET_OUTCOMES, SimulationResult
 from sim.spec import ModelSpec
 
-__all__ = ["OUTCOMES", "SimulationResult", "simulate"]
+__all__ = ["OUTCOMES", "TICKET_OUTCOMES", "SimulationResult", "simulate"]
 
 _ENGINES = {"agent": simulate_agent}
 

@@ -2,21 +2,28 @@
 
 The readable reference engine. A market process turns the awareness hazard into exact
 awareness times; each aware customer then walks the stage graph, tries the checkout and,
-on purchase, may become an advocate who feeds word of mouth and social proof.
+after a first purchase, lives as a customer: buys again (BG/NBD) or renews a subscription
+(shifted-beta-geometric), may join the loyalty programme, raise tickets at the service
+desk, become an advocate who refers others, and eventually churns. An experience score in
+[-2, 2] follows the customer through every touchpoint and moves churn and advocacy.
 
 Randomness is tied to customers (DESIGN.md section 5). Customer k (the k-th to become
 aware) owns row k of every per-customer draw: segment, source channel, a dwell and an exit
 uniform for each of its first ``VISITS`` visits to each stage, checkout and order-value
 draws. Those rows come from streams keyed by (seed, replication, stream, block), never from
 the order in which events fire, so a scenario that changes one customer's path leaves
-everyone else's numbers alone (common random numbers).
+everyone else's numbers alone (common random numbers). A buyer's life after the first
+purchase draws from that customer's own stream (seed, replication, LIFE, k).
 
 Awareness uses the order statistics of exponential thresholds: person i becomes aware
 when the cumulative hazard H(t) = integral of h(s) ds passes an Exp(1) threshold E_i, with
-h(t) = sum_c reach_c(t) + q A(t) / M. Sorted, the thresholds are
+h(t) = sum_c reach_c(t) + q A(t) / M + R(t) / U(t): channel reach, word of mouth from the
+A(t) advocates (Bass), and referrals, which the advocates make at a total rate R(t) and
+which land on one of the U(t) unaware people. Sorted, the thresholds are
 E_(k) = E_(k-1) + X_k / (M - k), X_k ~ Exp(1) (Renyi's representation). The market process
 waits exactly until H reaches the next threshold; h is piecewise constant (reach changes
-at day boundaries, A at each new advocate, which interrupts the wait), so times are exact.
+at day boundaries, A and R when an advocate joins or leaves, which interrupts the wait,
+U at each awareness), so awareness times are exact.
 """
 
 from __future__ import annotations
@@ -27,11 +34,12 @@ import math
 import numpy as np
 import simpy
 
-from sim.engine.records import SimulationResult, build_result
+from sim.engine.desk import serve
+from sim.engine.records import RawRecords, SimulationResult, build_result
 from sim.rng import Stream, generator, name_key
 from sim.spec import ModelSpec
 
-__all__ = ["simulate_agent"]
+__all__ = ["AgentModel", "simulate_agent"]
 
 BLOCK = 1024  # customers per block of pre-drawn random numbers
 VISITS = 4  # visits per stage drawn ahead; later visits use the customer's overflow stream
@@ -60,6 +68,18 @@ def _split(probs: tuple[float, ...], forward: tuple[bool, ...], mult: float):
         fwd.append(a)
         other.append(o)
     return fwd, other, max(0.0, 1.0 - sum(probs))
+
+
+def _shift(p: float, odds_multiplier: float) -> float:
+    """Probability ``p`` with its odds multiplied (1 stays 1, 0 stays 0)."""
+    if p >= 1.0:
+        return 1.0
+    x = p * odds_multiplier
+    return x / (1.0 - p + x)
+
+
+def _clip(score: float) -> float:
+    return -2.0 if score < -2.0 else (2.0 if score > 2.0 else score)
 
 
 class _Blocks:
@@ -102,25 +122,22 @@ class AgentModel:
         m = spec.market_size
         x = generator(seed, replication, Stream.AWARENESS).exponential(size=m)
         self.thresholds = np.cumsum(x / (m - np.arange(m))).tolist()
+        self.n_aware = 0
+        # active advocates: count, total referral rate, and per segment a list to pick from
         self.advocates = 0
-        # records
-        self.aware_time: list[float] = []
-        self.source: list[int] = []
-        self.segment: list[int] = []
-        self.order_z: list[float] = []
-        self.ev_customer: list[int] = []
-        self.ev_time: list[float] = []
-        self.ev_state: list[int] = []
-        self.ab_customer: list[int] = []
-        self.ab_time: list[float] = []
-        # static exit tables per (stage, segment, channel); social proof is applied live
-        n_ch = len(spec.channel_names)
-        quality = [c.quality for c in spec.channels] + [1.0]
+        self.referral_rate = 0.0
+        self.advocate_lists: list[list[int]] = [[] for _ in spec.segment_names]
+        self.advocate_slot: dict[int, int] = {}
+        self.desk = simpy.Resource(self.env, capacity=spec.support.agents)
+        self.rec = RawRecords()
+        # static exit tables per (stage, segment, source); social proof is applied live
+        n_src = len(spec.channel_names)
+        quality = [c.quality for c in spec.channels] + [1.0, spec.advocacy.referral_conversion]
         self.cum, self.split = [], []
         for st in spec.stages:
             lever = (spec.content_quality if "content" in st.levers else 1.0) * (
                 spec.site_usability if "usability" in st.levers else 1.0)
-            mult = [[lever * spec.segment_conversion[g] * quality[c] for c in range(n_ch)]
+            mult = [[lever * spec.segment_conversion[g] * quality[c] for c in range(n_src)]
                     for g in range(len(spec.segment_names))]
             self.cum.append([[_cumulative(st.probs, st.forward, x) for x in row] for row in mult])
             self.split.append([[_split(st.probs, st.forward, x) for x in row] for row in mult])
@@ -140,41 +157,86 @@ class AgentModel:
         while k < m:
             t0 = env.now
             day = min(int(t0), last_day)
-            h = self.reach_total[day] + q * self.advocates / m
+            wom = q * self.advocates / m
+            referral = self.referral_rate / (m - k)
+            h = self.reach_total[day] + wom + referral
             to_boundary = day + 1 - t0
             # max(): rounding may leave the hazard a hair past the threshold
             to_next = max(0.0, thresholds[k] - cum_hazard) / h if h > 0 else math.inf
             try:
                 yield env.timeout(min(to_next, to_boundary))
-            except simpy.Interrupt:  # the number of advocates changed: h changes now
+            except simpy.Interrupt:  # advocates joined or left: the hazard changes now
                 cum_hazard += h * (env.now - t0)
                 continue
             if to_next <= to_boundary:
                 cum_hazard = thresholds[k]
-                self._become_aware(k, day, q * self.advocates / m)
+                self._become_aware(k, day, wom, referral)
                 k += 1
             else:
                 cum_hazard += h * to_boundary
 
-    def _become_aware(self, k: int, day: int, wom_hazard: float) -> None:
+    def _become_aware(self, k: int, day: int, wom: float, referral: float) -> None:
         b, i = divmod(k, BLOCK)
         blk = self.blocks
         if blk.index != b:
             blk.load(b)
         cum = self.reach_cum[day]
-        u = blk.source[i] * (cum[-1] + wom_hazard)
-        source = bisect.bisect_right(cum, u) if u < cum[-1] else len(cum)
+        paid = cum[-1]
+        u = blk.source[i] * (paid + wom + referral)
+        if u < paid:
+            source = bisect.bisect_right(cum, u)
+        elif u < paid + wom or referral == 0:
+            source = len(cum)  # word of mouth
+        else:
+            source = len(cum) + 1
+            self._record_referral(k, (u - paid - wom) / referral)
         seg = blk.segment[i]
-        self.segment.append(seg)
-        self.order_z.append(blk.order_z[i])
-        self.aware_time.append(self.env.now)
-        self.source.append(source)
+        rec = self.rec
+        rec.segment.append(seg)
+        rec.order_z.append(blk.order_z[i])
+        rec.aware_time.append(self.env.now)
+        rec.source.append(source)
         self.env.process(self._customer(k, seg, source, blk.dwell, blk.exit, i * VISITS,
                                         blk.checkout[i], blk.advocate[i]))
 
-    def _advocate_joins(self) -> None:
-        self.advocates += 1
-        if self.spec.wom_q_per_day > 0 and self.market.is_alive:
+    def _record_referral(self, k: int, u: float) -> None:
+        """Credit the referral to an advocate, chosen in proportion to referral rates.
+
+        ``u`` in [0, 1) is the position of the draw within the referral share of the
+        hazard, so no extra random number is needed.
+        """
+        rates = self.spec.segment_referral
+        target = u * self.referral_rate
+        for g, advocates in enumerate(self.advocate_lists):
+            weight = rates[g] * self.spec.advocacy.referral_rate_per_day * len(advocates)
+            if target < weight and advocates:
+                referrer = advocates[min(int(target / weight * len(advocates)),
+                                         len(advocates) - 1)]
+                break
+            target -= weight
+        else:  # rounding at the very top of the range
+            referrer = next(a[-1] for a in reversed(self.advocate_lists) if a)
+        self.rec.referrals["referrer"].append(referrer)
+        self.rec.referrals["customer"].append(k)
+        self.rec.referrals["time"].append(self.env.now)
+
+    def _advocacy_changed(self, k: int, seg: int, joins: bool) -> None:
+        rate = self.spec.advocacy.referral_rate_per_day * self.spec.segment_referral[seg]
+        advocates = self.advocate_lists[seg]
+        if joins:
+            self.advocate_slot[k] = len(advocates)
+            advocates.append(k)
+        else:  # swap-remove
+            slot = self.advocate_slot.pop(k)
+            last = advocates.pop()
+            if last != k:
+                advocates[slot] = last
+                self.advocate_slot[last] = slot
+        self.advocates += 1 if joins else -1
+        # exactly 0 without advocates, whatever the rounding of the running sum
+        self.referral_rate = (self.referral_rate + (rate if joins else -rate)
+                              if self.advocates else 0.0)
+        if (self.spec.wom_q_per_day > 0 or rate > 0) and self.market.is_alive:
             self.market.interrupt()
 
     # ---------------------------------------------------------------- customer
@@ -182,14 +244,17 @@ class AgentModel:
         """One customer's journey. ``dwell``/``exits`` hold its block's draws from ``base``."""
         env, spec = self.env, self.spec
         timeout = env.timeout
-        record_c, record_t, record_s = (self.ev_customer.append, self.ev_time.append,
-                                        self.ev_state.append)
+        rec = self.rec
+        record_c, record_t, record_s, record_e = (
+            rec.ev_customer.append, rec.ev_time.append, rec.ev_state.append, rec.ev_score.append)
         stages, cum_tables, social = spec.stages, self.cum, self.social
-        checkout, purchase, advocacy, lost = range(spec.n_stages, spec.n_stages + 4)
-        stage = 0
+        checkout = spec.n_stages
+        lost = checkout + 5
+        stage = spec.advocacy.referral_entry if source == len(spec.channels) + 1 else 0
+        score = _clip(stages[stage].experience)
         visits = [0] * spec.n_stages
         overflow = None
-        record_c(k), record_t(env.now), record_s(0)
+        record_c(k), record_t(env.now), record_s(stage), record_e(score)
         while True:  # the prospect stages
             v = visits[stage]
             visits[stage] = v + 1
@@ -213,37 +278,122 @@ class AgentModel:
             target = st.targets[j] if j < len(st.targets) else -1
             record_c(k), record_t(env.now)
             if target < 0:
-                record_s(lost)
+                record_s(lost), record_e(score)
                 return
-            record_s(target)
+            if target < checkout:
+                score = _clip(score + stages[target].experience)
+            record_s(target), record_e(score)
             if target == checkout:
                 break
             stage = target
         # checkout: one attempt, abandonment from the friction model, maybe a reminder
         checkout_dwell, u_abandon, u_recover = checkout_draws
         yield timeout(checkout_dwell)
-        co = spec.checkout
+        co, ex = spec.checkout, spec.experience
+        score = _clip(score + ex.checkout_per_abandon_prob * co.abandon_prob)
         if u_abandon < co.abandon_prob:
-            self.ab_customer.append(k)
-            self.ab_time.append(env.now)
+            rec.ab_customer.append(k)
+            rec.ab_time.append(env.now)
             if u_recover >= co.recovery_prob:
-                record_c(k), record_t(env.now), record_s(lost)
+                record_c(k), record_t(env.now), record_s(lost), record_e(score)
                 return
             yield timeout(co.recovery_delay_days)
-        record_c(k), record_t(env.now), record_s(purchase)
-        if u_advocate < spec.advocate_prob:
-            record_c(k), record_t(env.now), record_s(advocacy)
-            self._advocate_joins()
+            score = _clip(score + ex.recovered_cart)
+        yield from self._life(k, seg, score, u_advocate)
+
+    # ------------------------------------------------------- life as a customer
+    def _life(self, k, seg, score, u_first_advocate):
+        """From the first purchase to churn (or the horizon)."""
+        env, spec = self.env, self.spec
+        ret, loy, sup, ex, adv = (spec.retention, spec.loyalty, spec.support, spec.experience,
+                                  spec.advocacy)
+        purchase, retention, advocacy, churned = range(spec.n_stages + 1, spec.n_stages + 5)
+        rng = generator(self.seed, self.replication, Stream.LIFE, k)
+        # the customer's lasting traits, drawn first and always in this order (CRN)
+        lam = rng.standard_gamma(ret.r) / ret.alpha_days
+        p_drop = rng.beta(ret.a, ret.b)
+        theta = rng.beta(ret.sub_alpha, ret.sub_beta)
+        member = loy.enabled and rng.random() < loy.enrol_prob
+        rate = (lam * spec.segment_purchase_rate[seg] * ret.rate_multiplier
+                * (loy.rate_multiplier if member else 1.0))
+        drop = (p_drop if ret.model == "repeat_purchase" else theta) * spec.segment_churn[seg]
+        drop = min(1.0, drop * (loy.dropout_multiplier if member else 1.0))
+        rec = self.rec
+        if member:
+            rec.members[k] = env.now
+        advocate, n_orders = False, 0
+        rec.score[k] = score
+
+        def record(code: int) -> None:
+            rec.ev_customer.append(k), rec.ev_time.append(env.now)
+            rec.ev_state.append(code), rec.ev_score.append(score)
+
+        def touch(points: float) -> bool:
+            """A touchpoint after the first purchase; True if it makes the customer leave."""
+            nonlocal score
+            score = rec.score[k] = _clip(score + points)
+            return points <= ex.bad_threshold and rng.random() < ex.leave_after_bad
+
+        while True:
+            # ---- a purchase: the first, a repeat or a renewal
+            if ret.model == "subscription":
+                value = ret.price_per_period * spec.segment_order_value[seg]
+            else:
+                z = rec.order_z[k] if n_orders == 0 else rng.standard_normal()
+                value = (math.exp(spec.order_log_mean + spec.order_log_sd * z)
+                         * spec.segment_order_value[seg])
+            value *= ret.order_value_multiplier
+            rec.purchases["customer"].append(k)
+            rec.purchases["time"].append(env.now)
+            rec.purchases["value"].append(value)
+            rec.purchases["discount"].append(value * loy.discount if member else 0.0)
+            n_orders += 1
+            if ret.thank_you:
+                touch(ex.thank_you)
+            if member:
+                touch(loy.reward_experience)
+            if n_orders <= 2:  # first purchase, then retained: bought again or renewed
+                record(purchase if n_orders == 1 else retention)
+            # ---- advocacy: a satisfied customer may start to advocate
+            if not advocate and score >= adv.min_experience:
+                u = u_first_advocate if n_orders == 1 else rng.random()
+                if u < _shift(spec.advocate_prob, math.exp(ex.advocacy_per_point * score)):
+                    advocate = True
+                    record(advocacy)
+                    self._advocacy_changed(k, seg, joins=True)
+            # ---- an issue goes to the service desk
+            leaves = False
+            if sup.issue_prob > 0 and rng.random() < sup.issue_prob:
+                handling = float(sup.handling.sample(rng, 1)[0])
+                patience = rng.exponential(sup.patience_mean_days)
+                resolved = rng.random() < sup.first_contact_resolution
+                outcome, wait = yield from serve(env, self.desk, rec.tickets, k, handling,
+                                                 patience, resolved)
+                leaves = touch(ex.wait_per_day * wait)
+                points = (ex.ticket_resolved, ex.ticket_unresolved, ex.ticket_abandoned)[outcome]
+                leaves = touch(points) or leaves
+            # ---- churn, or wait for the next purchase
+            churn_odds = math.exp(-ex.churn_per_point * score)
+            if not leaves and ret.model == "none":
+                return
+            if not leaves and ret.model == "subscription":
+                yield env.timeout(ret.period_days)
+                leaves = rng.random() < _shift(drop, churn_odds)
+            elif not leaves:  # BG/NBD: drop-out after each repeat purchase, not the first
+                leaves = n_orders > 1 and rng.random() < _shift(drop, churn_odds)
+                if not leaves:
+                    yield env.timeout(rng.exponential(1.0 / rate))
+            if leaves:
+                record(churned)
+                if advocate:
+                    self._advocacy_changed(k, seg, joins=False)
+                return
 
     # --------------------------------------------------------------------- run
     def run(self) -> SimulationResult:
         self.env.run(until=self.spec.horizon_days)
-        return build_result(
-            self.spec, self.seed, self.replication, self.aware_time, self.segment,
-            self.source, self.order_z, self.ev_customer, self.ev_time, self.ev_state,
-            self.ab_customer, self.ab_time,
-            next(self.env._eid),  # SimPy's own count of scheduled events
-        )
+        self.rec.n_sim_events = next(self.env._eid)  # SimPy's own count of scheduled events
+        return build_result(self.spec, self.seed, self.replication, self.rec)
 
 
 def simulate_agent(spec: ModelSpec, seed: int, replication: int) -> SimulationResult:

@@ -1,7 +1,8 @@
 """The engines' result type, built from flat event records (no Hydra, no files).
 
-An engine records what happens (awareness, every state entry, cart abandonments); the
-customers table and the daily series are derived here, vectorised, from those records.
+An engine appends what happens to a ``RawRecords`` (awareness, every state entry with the
+experience score at that moment, cart abandonments, purchases, referrals, tickets);
+``build_result`` turns those lists into columnar arrays and the customers table, vectorised.
 """
 
 from __future__ import annotations
@@ -10,11 +11,39 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from sim.engine.desk import TICKET_OUTCOMES, TicketLog
 from sim.spec import ModelSpec
 
-__all__ = ["OUTCOMES", "SimulationResult", "build_result"]
+__all__ = ["OUTCOMES", "TICKET_OUTCOMES", "RawRecords", "SimulationResult", "build_result"]
 
-OUTCOMES = ("in_journey", "purchased", "lost", "abandoned")
+# in_journey: still a prospect at the horizon; purchased: a customer still active at the
+# horizon; lost / abandoned: left before buying (abandoned: at the checkout); churned:
+# bought, then left
+OUTCOMES = ("in_journey", "purchased", "lost", "abandoned", "churned")
+
+
+@dataclass
+class RawRecords:
+    """What an engine writes while it runs: plain lists, appended in time order."""
+
+    aware_time: list[float] = field(default_factory=list)
+    source: list[int] = field(default_factory=list)
+    segment: list[int] = field(default_factory=list)
+    order_z: list[float] = field(default_factory=list)
+    ev_customer: list[int] = field(default_factory=list)
+    ev_time: list[float] = field(default_factory=list)
+    ev_state: list[int] = field(default_factory=list)
+    ev_score: list[float] = field(default_factory=list)
+    ab_customer: list[int] = field(default_factory=list)
+    ab_time: list[float] = field(default_factory=list)
+    purchases: dict[str, list] = field(default_factory=lambda: {
+        "customer": [], "time": [], "value": [], "discount": []})
+    referrals: dict[str, list] = field(default_factory=lambda: {
+        "referrer": [], "customer": [], "time": []})
+    members: dict[int, float] = field(default_factory=dict)  # customer -> enrolment time
+    score: dict[int, float] = field(default_factory=dict)  # buyer -> latest experience score
+    tickets: TicketLog = field(default_factory=TicketLog)
+    n_sim_events: int = 0
 
 
 @dataclass
@@ -25,13 +54,20 @@ class SimulationResult:
     ----------
     customers : columns of equal length, one row per customer who became aware
         (``id`` is the awareness order). Times are days since the start; NaN = never.
-    events : every state entry: ``customer``, ``time`` (days), ``state`` (code into ``states``).
+    events : every state entry: ``customer``, ``time`` (days), ``state`` (code into
+        ``states``), ``score`` (experience score on entering).
     abandonments : every cart abandonment: ``customer``, ``time``, ``recovered``.
-    spend_per_day : (days, channels) spend including fixed costs, currency units.
+    purchases : every order: ``customer``, ``time``, ``value`` (before the loyalty
+        discount), ``discount``, ``revenue`` = value - discount, ``margin`` = value x gross
+        margin - discount.
+    referrals : ``referrer``, ``customer`` (the referred), ``time``.
+    tickets : ``customer``, ``arrival``, ``start`` (NaN if abandoned), ``end``, ``outcome``
+        (code into ``TICKET_OUTCOMES``), all in days.
+    spend_per_day : (days, channels) channel spend including fixed costs, currency units.
     """
 
     states: tuple[str, ...]
-    channels: tuple[str, ...]  # awareness sources, word of mouth last
+    channels: tuple[str, ...]  # awareness sources: channels, word of mouth, referral
     segments: tuple[str, ...]
     horizon_days: float
     seed: int
@@ -39,9 +75,11 @@ class SimulationResult:
     customers: dict[str, np.ndarray]
     events: dict[str, np.ndarray]
     abandonments: dict[str, np.ndarray]
+    purchases: dict[str, np.ndarray]
+    referrals: dict[str, np.ndarray]
+    tickets: dict[str, np.ndarray]
     spend_per_day: np.ndarray
-    n_sim_events: int  # SimPy events processed (timeouts and interrupts)
-    extra: dict[str, float] = field(default_factory=dict)
+    n_sim_events: int  # SimPy events scheduled (timeouts, processes, interrupts, requests)
 
     @property
     def n_customers(self) -> int:
@@ -58,67 +96,82 @@ class SimulationResult:
                 for t, s in zip(self.events["time"][sel], self.events["state"][sel], strict=True)]
 
 
-def build_result(
-    spec: ModelSpec,
-    seed: int,
-    replication: int,
-    aware_time: list[float],
-    segment: list[int],
-    source: list[int],
-    order_z: list[float],
-    ev_customer: list[int],
-    ev_time: list[float],
-    ev_state: list[int],
-    ab_customer: list[int],
-    ab_time: list[float],
-    n_sim_events: int,
-) -> SimulationResult:
-    """Derive the customers table from the raw records of a run."""
-    n = len(aware_time)
+def _array(values: list, dtype) -> np.ndarray:
+    return np.asarray(values, dtype=dtype)
+
+
+def build_result(spec: ModelSpec, seed: int, replication: int, rec: RawRecords
+                 ) -> SimulationResult:
+    """Derive the columnar tables and the customers table from the raw records of a run."""
+    n = len(rec.aware_time)
     states = spec.states
-    lost, purchase = spec.code("lost"), spec.code("purchase")
-    ev_c = np.asarray(ev_customer, dtype=np.int64)
-    ev_t = np.asarray(ev_time, dtype=float)
-    ev_s = np.asarray(ev_state, dtype=np.int16)
+    code = {s: i for i, s in enumerate(states)}
+    ev_c = _array(rec.ev_customer, np.int64)
+    ev_t = _array(rec.ev_time, float)
+    ev_s = _array(rec.ev_state, np.int16)
+    ev_e = _array(rec.ev_score, float)
 
     first = np.full((n, len(states)), np.inf)
     np.minimum.at(first, (ev_c, ev_s), ev_t)
     first[np.isinf(first)] = np.nan
-    # the last recorded state of each customer (events are appended in time order)
-    last = np.full(n, -1, dtype=np.int64)
+    last = np.full(n, -1, dtype=np.int64)  # each customer's last event (appended in order)
     np.maximum.at(last, ev_c, np.arange(ev_c.size))
-    final_state = ev_s[last]
+    final_state = ev_s[last] if n else np.zeros(0, np.int16)
+    score = ev_e[last] if n else np.zeros(0)
+    for k, s in rec.score.items():  # buyers' scores move between state entries
+        score[k] = s
 
-    ab_c = np.asarray(ab_customer, dtype=np.int64)
+    ab_c = _array(rec.ab_customer, np.int64)
     abandoned_cart = np.zeros(n, dtype=bool)
     abandoned_cart[ab_c] = True
-    bought = ~np.isnan(first[:, purchase])
+    bought = ~np.isnan(first[:, code["purchase"]])
     outcome = np.zeros(n, dtype=np.int8)  # in_journey
     outcome[bought] = 1
-    outcome[final_state == lost] = 2
-    outcome[(final_state == lost) & abandoned_cart] = 3
+    outcome[final_state == code["lost"]] = 2
+    outcome[(final_state == code["lost"]) & abandoned_cart] = 3
+    outcome[~np.isnan(first[:, code["churned"]])] = 4
 
-    seg = np.asarray(segment, dtype=np.int16)
-    value = np.where(
-        bought,
-        np.exp(spec.order_log_mean + spec.order_log_sd * np.asarray(order_z, dtype=float))
-        * np.asarray(spec.segment_order_value)[seg],
-        np.nan,
-    )
+    p = rec.purchases
+    p_c = _array(p["customer"], np.int64)
+    value = _array(p["value"], float)
+    discount = _array(p["discount"], float)
+    purchases = {"customer": p_c, "time": _array(p["time"], float), "value": value,
+                 "discount": discount, "revenue": value - discount,
+                 "margin": value * spec.gross_margin - discount}
+    is_first = np.zeros(p_c.size, dtype=bool)
+    if p_c.size:
+        _, first_idx = np.unique(p_c, return_index=True)
+        is_first[first_idx] = True
+    first_value = np.full(n, np.nan)
+    first_value[p_c[is_first]] = value[is_first]
+    ref = {"referrer": _array(rec.referrals["referrer"], np.int64),
+           "customer": _array(rec.referrals["customer"], np.int64),
+           "time": _array(rec.referrals["time"], float)}
+    member = np.zeros(n, dtype=bool)
+    member[list(rec.members)] = True
+    t = rec.tickets
+
     customers = {
         "id": np.arange(n, dtype=np.int64),
-        "segment": seg,
-        "channel": np.asarray(source, dtype=np.int16),
-        "t_aware": np.asarray(aware_time, dtype=float),
-        **{f"t_{s}": first[:, i] for i, s in enumerate(states) if s != "lost"},
-        "t_lost": first[:, lost],
+        "segment": _array(rec.segment, np.int16),
+        "channel": _array(rec.source, np.int16),
+        "t_aware": _array(rec.aware_time, float),
+        **{f"t_{s}": first[:, i] for i, s in enumerate(states)},
         "state": final_state,
         "outcome": outcome,
         "abandoned_cart": abandoned_cart,
-        "first_order_value": value,
-        "first_margin": value * spec.gross_margin,
+        "first_order_value": first_value,
+        "first_margin": first_value * spec.gross_margin,
+        "purchases": np.bincount(p_c, minlength=n)[:n],
+        "revenue": np.bincount(p_c, weights=purchases["revenue"], minlength=n)[:n],
+        "margin": np.bincount(p_c, weights=purchases["margin"], minlength=n)[:n],
+        "loyalty_member": member,
+        "advocate": ~np.isnan(first[:, code["advocacy"]]),
+        "referrals": np.bincount(ref["referrer"], minlength=n)[:n],
+        "experience": score,
     }
-    recovered = ~np.isnan(first[ab_c, purchase]) if ab_c.size else np.zeros(0, bool)
+    recovered = (~np.isnan(first[ab_c, code["purchase"]]) if ab_c.size
+                 else np.zeros(0, bool))
     n_days = int(np.ceil(spec.horizon_days))
     return SimulationResult(
         states=states,
@@ -128,9 +181,14 @@ def build_result(
         seed=seed,
         replication=replication,
         customers=customers,
-        events={"customer": ev_c, "time": ev_t, "state": ev_s},
-        abandonments={"customer": ab_c, "time": np.asarray(ab_time, dtype=float),
+        events={"customer": ev_c, "time": ev_t, "state": ev_s, "score": ev_e},
+        abandonments={"customer": ab_c, "time": _array(rec.ab_time, float),
                       "recovered": recovered},
+        purchases=purchases,
+        referrals=ref,
+        tickets={"customer": _array(t.customer, np.int64), "arrival": _array(t.arrival, float),
+                 "start": _array(t.start, float), "end": _array(t.end, float),
+                 "outcome": _array(t.outcome, np.int8)},
         spend_per_day=np.asarray(spec.spend_per_day[:n_days]),
-        n_sim_events=n_sim_events,
+        n_sim_events=rec.n_sim_events,
     )

@@ -88,15 +88,17 @@ def plot_ltv(ltv: np.ndarray, ax: Axes | None = None) -> Axes:
     if ax is None:
         _, ax = plt.subplots(figsize=(7, 4))
     ltv = ltv[np.isfinite(ltv)]
-    ax.hist(ltv, bins=60, color="#3b6ea8", alpha=0.8)
-    for q, style in ((10, ":"), (50, "-"), (90, ":")):
-        v = np.percentile(ltv, q)
-        ax.axvline(v, color="#b23a48", ls=style)
-        ax.text(v, ax.get_ylim()[1] * 0.95, f" P{q} {v:,.0f}", color="#b23a48", fontsize=9,
-                va="top")
-    ax.axvline(ltv.mean(), color="black", lw=1)
-    ax.text(ltv.mean(), ax.get_ylim()[1] * 0.8, f" mean {ltv.mean():,.0f}", fontsize=9)
-    ax.set_xlabel("LTV per customer (discounted margin minus retention costs)")
+    upper = np.percentile(ltv, 99.5)  # the far tail would squash the histogram
+    ax.hist(ltv[ltv <= upper], bins=60, color="#3b6ea8", alpha=0.8)
+    top = ax.get_ylim()[1]
+    marks = [(f"P{q}", np.percentile(ltv, q), ":" if q != 50 else "-") for q in (10, 50, 90)]
+    marks.append(("mean", ltv.mean(), "--"))
+    for i, (name, v, style) in enumerate(marks):
+        ax.axvline(v, color="#b23a48" if name != "mean" else "black", ls=style, lw=1.2)
+        ax.text(v, top * (0.97 - 0.08 * i), f" {name} {v:,.0f}", fontsize=9, va="top",
+                color="#b23a48" if name != "mean" else "black")
+    ax.set_xlabel("LTV per customer (discounted margin minus retention costs; "
+                  "axis cut at P99.5)")
     ax.set_ylabel("customers")
     ax.spines[["top", "right"]].set_visible(False)
     return ax

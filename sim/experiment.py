@@ -48,6 +48,7 @@ class ExperimentResult:
             df["state"] = pd.Categorical.from_codes(c["state"], categories=list(r.states))
             df["outcome"] = pd.Categorical.from_codes(c["outcome"], categories=list(OUTCOMES))
             values = customer_values(r, self.spec)
+            df["active_days"] = values["active_days"]
             df["costs"] = values["costs"]
             df["ltv"] = values["ltv"]
             frames.append(df)

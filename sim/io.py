@@ -14,6 +14,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
+
 from sim.analysis import Estimate
 from sim.experiment import ExperimentResult
 
@@ -73,7 +75,8 @@ def metrics_document(exp: ExperimentResult, summary: dict[str, Estimate]) -> dic
 
 
 def write_outputs(exp: ExperimentResult, summary: dict[str, Estimate], out_dir: Path) -> list[Path]:
-    """Write ``metrics.json``, ``customers.csv``, ``daily.csv`` and ``tickets.csv``."""
+    """Write ``metrics.json`` and ``metrics.csv`` (one row per metric, for spreadsheets),
+    ``customers.csv``, ``daily.csv``, ``purchases.csv`` (the transaction log), ``tickets.csv``."""
     out_dir = Path(out_dir)
     doc = metrics_document(exp, summary)
     written = [atomic_write(out_dir / "metrics.json",
@@ -81,7 +84,11 @@ def write_outputs(exp: ExperimentResult, summary: dict[str, Estimate], out_dir: 
     customers = exp.customers()
     written.append(atomic_write(out_dir / "customers.csv",
                                 lambda f: customers.to_csv(f, index=False, float_format="%.6g")))
-    for name in ("daily", "tickets"):
+    rows = [{"metric": k, **v.as_dict()} for k, v in summary.items()]
+    written.append(atomic_write(out_dir / "metrics.csv",
+                                lambda f: pd.DataFrame(rows).to_csv(f, index=False,
+                                                                     float_format="%.6g")))
+    for name in ("daily", "purchases", "tickets"):
         table = getattr(exp, name)()
         written.append(atomic_write(out_dir / f"{name}.csv",
                                     lambda f, t=table: t.to_csv(f, index=False,

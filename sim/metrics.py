@@ -90,8 +90,11 @@ def kaplan_meier(durations: np.ndarray, observed: np.ndarray) -> tuple[np.ndarra
     return times, np.cumprod(1.0 - deaths / at_risk)
 
 
-def survival_at(times: np.ndarray, surv: np.ndarray, t: float) -> float:
-    """S(t) from a Kaplan-Meier curve (1 before the first event)."""
+def survival_at(times: np.ndarray, surv: np.ndarray, t: float, longest: float) -> float:
+    """S(t) from a Kaplan-Meier curve (1 before the first event); NaN past ``longest``,
+    the longest duration observed, where the curve says nothing."""
+    if t > longest:
+        return float("nan")
     i = np.searchsorted(times, t, side="right")
     return float(surv[i - 1]) if i else 1.0
 
@@ -200,8 +203,8 @@ def replication_metrics(result: SimulationResult, spec: ModelSpec) -> dict[str, 
         "churned": float(churned.sum()),
         "active_customers": float(n_buy - churned.sum()),
         "monthly_churn": _ratio(churned.sum(), active_days.sum() / DAYS_PER_MONTH),
-        **{f"retention.{k}": survival_at(times, surv, t) if n_buy else float("nan")
-           for k, t in RETENTION_CHECKPOINTS.items()},
+        **{f"retention.{k}": survival_at(times, surv, t, active_days.max()) if n_buy
+           else float("nan") for k, t in RETENTION_CHECKPOINTS.items()},
         "loyalty_members": float(c["loyalty_member"].sum()),
     }
 
@@ -230,6 +233,9 @@ def replication_metrics(result: SimulationResult, spec: ModelSpec) -> dict[str, 
     }
     out["ltv_to_cac"] = _ratio(out["ltv.mean"], out["cac"])
     out["payback_days"] = payback_days(result, spec, out["cac"])
+    # the mean of this across replications is the share that paid back within the horizon
+    # (payback_days is NaN, and so left out of its mean, where it did not)
+    out["paid_back"] = float(np.isfinite(out["payback_days"]))
     # NPV from day 0: every cash flow discounted to the start of the run (channel spend at
     # the start of its day, customers' costs from their acquisition, staff continuously)
     day_start = np.exp(-delta * np.arange(result.spend_per_day.shape[0]))

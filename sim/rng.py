@@ -28,7 +28,8 @@ class Stream(IntEnum):
     ADVOCACY = 6  # advocacy uniform
     OVERFLOW = 7  # per-customer generator for visits beyond the pre-drawn ones
     DWELL = 8  # per stage (keyed by name; 0 = checkout): dwell times per visit
-    LIFE = 9  # per buyer (keyed by customer): everything after the first purchase
+    LIFE = 9  # per buyer (keyed by customer): everything after the first purchase ...
+    DESK = 10  # ... except the service desk's draws (per customer)
 
 
 def name_key(name: str) -> int:

@@ -31,9 +31,11 @@ from __future__ import annotations
 import bisect
 import gc
 import math
+from statistics import NormalDist
 
 import numpy as np
 import simpy
+from scipy import special
 
 from sim.engine.desk import serve
 from sim.engine.records import RawRecords, SimulationResult, build_result
@@ -42,6 +44,7 @@ from sim.spec import ModelSpec
 
 __all__ = ["AgentModel", "simulate_agent"]
 
+_NORMAL = NormalDist()
 BLOCK = 1024  # customers per block of pre-drawn random numbers
 VISITS = 4  # visits per stage drawn ahead; later visits use the customer's overflow stream
 
@@ -253,10 +256,13 @@ class AgentModel:
         checkout = spec.n_stages
         lost = checkout + 5
         stage = spec.advocacy.referral_entry if source == len(spec.channels) + 1 else 0
-        score = _clip(stages[stage].experience)
+        score = _clip(stages[0].experience)
+        record_c(k), record_t(env.now), record_s(0), record_e(score)
+        if stage:  # a referred prospect: aware through the referral, considering at once
+            score = _clip(score + stages[stage].experience)
+            record_c(k), record_t(env.now), record_s(stage), record_e(score)
         visits = [0] * spec.n_stages
         overflow = None
-        record_c(k), record_t(env.now), record_s(stage), record_e(score)
         while True:  # the prospect stages
             v = visits[stage]
             visits[stage] = v + 1
@@ -310,12 +316,18 @@ class AgentModel:
         ret, loy, sup, ex, adv = (spec.retention, spec.loyalty, spec.support, spec.experience,
                                   spec.advocacy)
         purchase, retention, advocacy, churned = range(spec.n_stages + 1, spec.n_stages + 5)
+        # Common random numbers: the customer's own stream, drawn in a fixed pattern whatever
+        # the scenario (traits first, then the same uniforms at every purchase), so switching
+        # a mechanism on or off does not shift the draws that come after it.
         rng = generator(self.seed, self.replication, Stream.LIFE, k)
-        # the customer's lasting traits, drawn first and always in this order (CRN)
-        lam = rng.standard_gamma(ret.r) / ret.alpha_days
-        p_drop = rng.beta(ret.a, ret.b)
-        theta = rng.beta(ret.sub_alpha, ret.sub_beta)
-        member = loy.enabled and rng.random() < loy.enrol_prob
+        desk_rng = None  # the desk's draws: a stream of their own, made at the first ticket
+        # traits by inverse transform: a scenario that changes r or a, b moves each
+        # customer's trait monotonically instead of redrawing it
+        u_rate, u_drop_trait, u_theta, u_enrol = rng.random(4).tolist()
+        lam = float(special.gammaincinv(ret.r, u_rate)) / ret.alpha_days
+        p_drop = float(special.betaincinv(ret.a, ret.b, u_drop_trait))
+        theta = float(special.betaincinv(ret.sub_alpha, ret.sub_beta, u_theta))
+        member = loy.enabled and u_enrol < loy.enrol_prob
         rate = (lam * spec.segment_purchase_rate[seg] * ret.rate_multiplier
                 * (loy.rate_multiplier if member else 1.0))
         drop = (p_drop if ret.model == "repeat_purchase" else theta) * spec.segment_churn[seg]
@@ -330,18 +342,19 @@ class AgentModel:
             rec.ev_customer.append(k), rec.ev_time.append(env.now)
             rec.ev_state.append(code), rec.ev_score.append(score)
 
-        def touch(points: float) -> bool:
+        def touch(points: float, u_leave: float = 1.0) -> bool:
             """A touchpoint after the first purchase; True if it makes the customer leave."""
             nonlocal score
             score = rec.score[k] = _clip(score + points)
-            return points <= ex.bad_threshold and rng.random() < ex.leave_after_bad
+            return points <= ex.bad_threshold and u_leave < ex.leave_after_bad
 
         while True:
             # ---- a purchase: the first, a repeat or a renewal
+            u_order, u_issue, u_advocate, u_drop, u_gap = rng.random(5).tolist()
             if ret.model == "subscription":
                 value = ret.price_per_period * spec.segment_order_value[seg]
             else:
-                z = rec.order_z[k] if n_orders == 0 else rng.standard_normal()
+                z = rec.order_z[k] if n_orders == 0 else _NORMAL.inv_cdf(u_order)
                 value = (math.exp(spec.order_log_mean + spec.order_log_sd * z)
                          * spec.segment_order_value[seg])
             value *= ret.order_value_multiplier
@@ -358,33 +371,36 @@ class AgentModel:
                 record(purchase if n_orders == 1 else retention)
             # ---- advocacy: a satisfied customer may start to advocate
             if not advocate and score >= adv.min_experience:
-                u = u_first_advocate if n_orders == 1 else rng.random()
+                u = u_first_advocate if n_orders == 1 else u_advocate
                 if u < _shift(spec.advocate_prob, math.exp(ex.advocacy_per_point * score)):
                     advocate = True
                     record(advocacy)
                     self._advocacy_changed(k, seg, joins=True)
             # ---- an issue goes to the service desk
             leaves = False
-            if sup.issue_prob > 0 and rng.random() < sup.issue_prob:
-                handling = float(sup.handling.sample(rng, 1)[0])
-                patience = rng.exponential(sup.patience_mean_days)
-                resolved = rng.random() < sup.first_contact_resolution
+            if u_issue < sup.issue_prob:
+                if desk_rng is None:
+                    desk_rng = generator(self.seed, self.replication, Stream.DESK, k)
+                u_resolve, u_leave_wait, u_leave_ticket = desk_rng.random(3).tolist()
+                handling = float(sup.handling.sample(desk_rng, 1)[0])
+                patience = float(desk_rng.exponential(sup.patience_mean_days))
+                resolved = u_resolve < sup.first_contact_resolution
                 outcome, wait = yield from serve(env, self.desk, rec.tickets, k, handling,
                                                  patience, resolved)
-                leaves = touch(ex.wait_per_day * wait)
+                leaves = touch(ex.wait_per_day * wait, u_leave_wait)
                 points = (ex.ticket_resolved, ex.ticket_unresolved, ex.ticket_abandoned)[outcome]
-                leaves = touch(points) or leaves
+                leaves = touch(points, u_leave_ticket) or leaves
             # ---- churn, or wait for the next purchase
             churn_odds = math.exp(-ex.churn_per_point * score)
             if not leaves and ret.model == "none":
                 return
             if not leaves and ret.model == "subscription":
                 yield env.timeout(ret.period_days)
-                leaves = rng.random() < _shift(drop, churn_odds)
+                leaves = u_drop < _shift(drop, churn_odds)
             elif not leaves:  # BG/NBD: drop-out after each repeat purchase, not the first
-                leaves = n_orders > 1 and rng.random() < _shift(drop, churn_odds)
+                leaves = n_orders > 1 and u_drop < _shift(drop, churn_odds)
                 if not leaves:
-                    yield env.timeout(rng.exponential(1.0 / rate))
+                    yield env.timeout(-math.log1p(-u_gap) / rate)
             if leaves:
                 record(churned)
                 if advocate:

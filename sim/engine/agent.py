@@ -381,15 +381,15 @@ class AgentModel:
             if u_issue < sup.issue_prob:
                 if desk_rng is None:
                     desk_rng = generator(self.seed, self.replication, Stream.DESK, k)
-                u_resolve, u_leave_wait, u_leave_ticket = desk_rng.random(3).tolist()
+                u_resolve, u_leave = desk_rng.random(2).tolist()
                 handling = float(sup.handling.sample(desk_rng, 1)[0])
                 patience = float(desk_rng.exponential(sup.patience_mean_days))
                 resolved = u_resolve < sup.first_contact_resolution
                 outcome, wait = yield from serve(env, self.desk, rec.tickets, k, handling,
                                                  patience, resolved)
-                leaves = touch(ex.wait_per_day * wait, u_leave_wait)
+                # the ticket is one touchpoint: its wait and its outcome together
                 points = (ex.ticket_resolved, ex.ticket_unresolved, ex.ticket_abandoned)[outcome]
-                leaves = touch(points, u_leave_ticket) or leaves
+                leaves = touch(ex.wait_per_day * wait + points, u_leave)
             # ---- churn, or wait for the next purchase
             churn_odds = math.exp(-ex.churn_per_point * score)
             if not leaves and ret.model == "none":

@@ -208,7 +208,7 @@ class ExperienceConfig:
 
     checkout_per_abandon_prob: float = -1.0  # points at checkout: times the abandon probability
     recovered_cart: float = -0.2
-    thank_you: float = 0.3
+    thank_you: float = 0.1
     wait_per_hour: float = -0.5  # at the desk
     ticket_resolved: float = 0.3
     ticket_unresolved: float = -0.8

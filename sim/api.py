@@ -5,17 +5,19 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 from omegaconf import DictConfig
 
-from sim.analysis import Estimate, summarize
-from sim.config import compose_config
-from sim.experiment import ExperimentResult, run_experiment
-from sim.spec import ModelSpec, build_spec
+from sim.analysis import Estimate, estimate, summarize
+from sim.analysis import compare as analysis_compare
+from sim.config import compose_config, scenario_names
+from sim.experiment import ExperimentResult, extend, run_experiment
+from sim.spec import ModelSpec, SpecError, build_spec
 
-__all__ = ["Run", "run"]
+__all__ = ["Comparison", "Run", "compare", "run", "scenario_list"]
 
 
 @dataclass
@@ -135,13 +137,17 @@ class Run:
                 f"{self.experiment.n_replications} replications x {s.horizon_days:g} days")
 
 
-def run(cfg: DictConfig | None = None, overrides: Sequence[str] = ()) -> Run:
+def run(cfg: DictConfig | None = None, overrides: Sequence[str] = (),
+        replications: int | None = None) -> Run:
     """Compose (or take) a config, validate it, run every replication, summarise.
 
     Parameters
     ----------
     cfg : a composed config; when None, the built-in config is composed with ``overrides``.
     overrides : Hydra overrides, e.g. ``["run=smoke", "checkout.hidden_fees=false"]``.
+    replications : run exactly this many (a comparison pairs every scenario with the
+        baseline's count); by default ``run.replications``, or as many as
+        ``run.target_rel_half_width`` needs.
 
     Raises
     ------
@@ -151,5 +157,80 @@ def run(cfg: DictConfig | None = None, overrides: Sequence[str] = ()) -> Run:
         cfg = compose_config(overrides)
     elif overrides:
         raise ValueError("pass either cfg or overrides, not both")
-    exp = run_experiment(build_spec(cfg))
+    spec = build_spec(cfg)
+    if replications is not None:
+        exp = run_experiment(spec, range(replications))
+        return Run(exp, summarize(exp))
+    exp = run_experiment(spec)
+    target = spec.target_rel_half_width
+    if target is not None:
+        if spec.precision_metric not in exp.metrics[0]:
+            raise SpecError([("run.precision_metric", spec.precision_metric,
+                              "a metric name of metrics.json, e.g. npv, ltv.mean, purchases")])
+        # add a batch at a time (at least the workers' count) until precise enough
+        batch = max(spec.n_jobs, 2)
+        while exp.n_replications < spec.max_replications:
+            e = estimate(exp.metric(spec.precision_metric))
+            if e.half_width <= target * abs(e.mean):
+                break
+            more = range(exp.n_replications,
+                         min(exp.n_replications + batch, spec.max_replications))
+            exp = extend(exp, more, spec.n_jobs)
     return Run(exp, summarize(exp))
+
+
+@dataclass
+class Comparison:
+    """Scenarios against the baseline, with common random numbers.
+
+    ``table`` has one row per scenario and headline metric (see ``analysis.compare``);
+    ``runs`` holds every run, the baseline first.
+    """
+
+    table: pd.DataFrame
+    runs: dict[str, Run]
+    rank_by: str
+
+    @property
+    def replications(self) -> int:
+        return self.runs["baseline"].experiment.n_replications
+
+    def ranking(self) -> pd.DataFrame:
+        """One row per scenario, best first: the ranking metric's difference, ROI, cost."""
+        rows = self.table[self.table["metric"] == self.rank_by]
+        return rows.set_index("scenario")[["rank", "baseline", "scenario_value", "difference",
+                                           "difference_low", "difference_high",
+                                           "share_better", "extra_cost", "roi"]]
+
+
+def scenario_list(compare: Any) -> list[str]:
+    """The scenarios ``compare`` names: "all", one name, or a list; checked."""
+    known = [n for n in scenario_names() if n != "baseline"]
+    if compare in (None, "", []):
+        return []
+    names = known if compare == "all" else ([compare] if isinstance(compare, str)
+                                            else [str(n) for n in compare])
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        raise SpecError([("compare", unknown, f"'all' or scenario names among {', '.join(known)}")])
+    return names
+
+
+def compare(scenarios: Any = "all", overrides: Sequence[str] = (),
+            rank_by: str = "npv") -> Comparison:
+    """Run the baseline and each scenario with the same seed and replications, and compare.
+
+    ``overrides`` apply to every run (e.g. ``["run=smoke"]``); they must not name a
+    scenario. The baseline's replication count (fixed, or found by the precision target)
+    is used for every scenario, so each difference is paired replication by replication.
+    """
+    names = scenario_list(scenarios)
+    base = run(overrides=[*overrides, "scenario=baseline"])
+    n = base.experiment.n_replications
+    runs = {"baseline": base}
+    for name in names:
+        runs[name] = run(overrides=[*overrides, f"scenario={name}"], replications=n)
+    table = analysis_compare(base.experiment.metrics,
+                             {k: r.experiment.metrics for k, r in runs.items() if k != "baseline"},
+                             rank_by=rank_by)
+    return Comparison(table, runs, rank_by)

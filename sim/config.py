@@ -17,6 +17,7 @@ from typing import Any
 
 from hydra import compose, initialize_config_dir
 from hydra.core.config_store import ConfigStore
+from hydra.core.global_hydra import GlobalHydra
 from omegaconf import DictConfig, OmegaConf
 
 __all__ = [
@@ -246,6 +247,12 @@ class RunConfig:
     replications: int = 10
     horizon_days: float = 365.0
     engine: str = "agent"
+    n_jobs: int = 1  # worker processes for replications; results never depend on it
+    # precision-driven replications: add replications until the 95% CI half-width of
+    # precision_metric is at most target_rel_half_width x |mean| (or max_replications)
+    target_rel_half_width: float | None = None
+    precision_metric: str = "npv"
+    max_replications: int = 200
     summary: bool = True  # print the summary table on the console
     plots: bool = True
 
@@ -271,6 +278,10 @@ class RootConfig:
     economics: EconomicsConfig = field(default_factory=EconomicsConfig)
     run: RunConfig = field(default_factory=RunConfig)
     scenario: ScenarioConfig = field(default_factory=ScenarioConfig)
+    # what-if comparison: "all", one scenario name or a list of them, run against the
+    # baseline with common random numbers; ranked by the paired difference of compare_rank
+    compare: Any = None
+    compare_rank: str = "npv"
 
 
 # ---------------------------------------------------------------------- registration
@@ -304,8 +315,14 @@ def scenario_names() -> list[str]:
 
 
 def compose_config(overrides: Sequence[str] = ()) -> DictConfig:
-    """Compose the config as the CLI would, for notebooks and tests."""
+    """Compose the config as the CLI would, for notebooks and tests.
+
+    Inside a running Hydra app (a comparison launched from the command line) it composes
+    with the app's own search path, so ``--config-dir`` overlays are found too.
+    """
     register_configs()
+    if GlobalHydra.instance().is_initialized():
+        return compose(config_name="config", overrides=list(overrides))
     with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
         return compose(config_name="config", overrides=list(overrides))
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -11,7 +13,7 @@ from sim.engine import OUTCOMES, TICKET_OUTCOMES, SimulationResult, simulate
 from sim.metrics import customer_values, daily_table, replication_metrics
 from sim.spec import ModelSpec
 
-__all__ = ["ExperimentResult", "run_experiment"]
+__all__ = ["ExperimentResult", "extend", "run_experiment", "run_replications"]
 
 
 @dataclass
@@ -94,11 +96,34 @@ class ExperimentResult:
         })
 
 
-def run_experiment(spec: ModelSpec) -> ExperimentResult:
-    """Run ``spec.replications`` replications of ``spec`` with seed ``spec.seed``.
+def _replicate(spec: ModelSpec, replication: int) -> tuple[SimulationResult, dict[str, float]]:
+    result = simulate(spec, spec.seed, replication)
+    return result, replication_metrics(result, spec)
 
-    Replication i always uses the streams of (seed, i), so results do not depend on how
-    replications are scheduled.
+
+def run_replications(spec: ModelSpec, replications: Sequence[int],
+                     n_jobs: int = 1) -> list[tuple[SimulationResult, dict[str, float]]]:
+    """Run the given replications of ``spec``, in ``n_jobs`` worker processes.
+
+    Replication i always uses the streams of (seed, i), so the results are the same, and in
+    the same order, whatever ``n_jobs`` and however the workers are scheduled.
     """
-    results = [simulate(spec, spec.seed, i) for i in range(spec.replications)]
-    return ExperimentResult(spec, results, [replication_metrics(r, spec) for r in results])
+    if n_jobs <= 1 or len(replications) <= 1:
+        return [_replicate(spec, i) for i in replications]
+    with ProcessPoolExecutor(max_workers=min(n_jobs, len(replications))) as pool:
+        return list(pool.map(_replicate, [spec] * len(replications), replications))
+
+
+def run_experiment(spec: ModelSpec, replications: Sequence[int] | None = None,
+                   n_jobs: int | None = None) -> ExperimentResult:
+    """Run replications 0 .. ``spec.replications`` - 1 (or those given) of ``spec``."""
+    reps = range(spec.replications) if replications is None else replications
+    done = run_replications(spec, reps, spec.n_jobs if n_jobs is None else n_jobs)
+    return ExperimentResult(spec, [r for r, _ in done], [m for _, m in done])
+
+
+def extend(exp: ExperimentResult, more: Sequence[int], n_jobs: int = 1) -> ExperimentResult:
+    """The experiment with replications ``more`` added."""
+    done = run_replications(exp.spec, more, n_jobs)
+    return ExperimentResult(exp.spec, exp.results + [r for r, _ in done],
+                            exp.metrics + [m for _, m in done])

@@ -19,7 +19,8 @@ import pandas as pd
 from sim.analysis import Estimate
 from sim.experiment import ExperimentResult
 
-__all__ = ["atomic_write", "save_figure", "write_outputs"]
+__all__ = ["atomic_write", "save_figure", "write_json", "write_outputs", "write_table",
+           "write_text"]
 
 
 def atomic_write(path: Path, write: Callable[[Any], None], mode: str = "w") -> Path:
@@ -101,3 +102,17 @@ def save_figure(fig: Any, path: Path, dpi: int = 120) -> Path:
     fmt = Path(path).suffix.lstrip(".") or "png"
     return atomic_write(Path(path), lambda f: fig.savefig(f, format=fmt, dpi=dpi,
                                                           bbox_inches="tight"), mode="wb")
+
+
+def write_table(table: pd.DataFrame, path: Path) -> Path:
+    """A data frame as CSV, atomically."""
+    return atomic_write(Path(path), lambda f: table.to_csv(f, index=False, float_format="%.6g"))
+
+
+def write_text(text: str, path: Path) -> Path:
+    return atomic_write(Path(path), lambda f: f.write(text))
+
+
+def write_json(doc: dict[str, Any], path: Path) -> Path:
+    return atomic_write(Path(path), lambda f: json.dump(_clean(doc), f, indent=2,
+                                                       allow_nan=False))

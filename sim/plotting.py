@@ -13,9 +13,11 @@ from sim.metrics import kaplan_meier
 
 __all__ = [
     "close",
+    "forest_figure",
     "funnel_figure",
     "plot_activity",
     "plot_experience",
+    "plot_forest",
     "plot_funnel",
     "plot_ltv",
     "plot_retention",
@@ -142,3 +144,38 @@ def plot_experience(summary: dict[str, Estimate], states: list[str],
     ax.set_ylabel("experience score")
     ax.spines[["top", "right"]].set_visible(False)
     return ax
+
+
+def plot_forest(table, metric: str, ax: Axes | None = None) -> Axes:
+    """Forest plot: each scenario's paired difference from the baseline in ``metric`` with
+    its 95% CI, in ranking order (``table`` from ``analysis.compare``)."""
+    rows = table[table["metric"] == metric].sort_values("rank")
+    if ax is None:
+        _, ax = plt.subplots(figsize=(7, 0.35 * len(rows) + 1.2))
+    y = np.arange(len(rows))[::-1]
+    d = rows["difference"].to_numpy()
+    lo, hi = rows["difference_low"].to_numpy(), rows["difference_high"].to_numpy()
+    sure = (lo > 0) | (hi < 0)
+    ax.axvline(0, color="grey", lw=0.8)
+    ax.errorbar(d, y, xerr=[d - lo, hi - d], fmt="none", ecolor="#7f8c9a", capsize=2)
+    ax.scatter(d[sure], y[sure], color="#1d3f66", zorder=3, label="CI excludes 0")
+    ax.scatter(d[~sure], y[~sure], facecolor="white", edgecolor="#1d3f66", zorder=3,
+               label="CI includes 0")
+    ax.set_yticks(y, rows["scenario"])
+    ax.set_xlabel(f"difference from baseline: {metric} (95% CI, paired)")
+    ax.spines[["top", "right"]].set_visible(False)
+    return ax
+
+
+def forest_figure(table, metrics: list[str], title: str):
+    """One forest panel per metric, scenarios in ranking order."""
+    n = table["scenario"].nunique()
+    fig, axes = plt.subplots(1, len(metrics), figsize=(4.2 * len(metrics), 0.35 * n + 1.6),
+                             sharey=True)
+    for ax, metric in zip(np.atleast_1d(axes), metrics, strict=True):
+        plot_forest(table, metric, ax=ax)
+        ax.set_xlabel(f"{metric}: difference (95% CI)", fontsize=9)
+    np.atleast_1d(axes)[0].legend(frameon=False, fontsize=8, loc="lower left")
+    fig.suptitle(title, x=0.01, ha="left", fontsize=10)
+    fig.tight_layout()
+    return fig

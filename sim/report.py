@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import json
 import math
+import sys
+from pathlib import Path
+
+import pandas as pd
 
 from sim.analysis import Estimate
 from sim.spec import ModelSpec
 
-__all__ = ["format_summary"]
+__all__ = ["collect_multirun", "format_comparison", "format_summary", "main",
+           "write_comparison"]
 
 
 def _num(x: float, pct: bool = False) -> str:
@@ -101,3 +107,126 @@ def format_summary(summary: dict[str, Estimate], spec: ModelSpec, n_replications
     out += _table("Experience score on entering each state (-2 .. +2)", ["state", "score"],
                   [[s, _ci(summary[f"experience.{s}"])] for s in states])
     return "\n".join(out)
+
+
+# ------------------------------------------------------------------ comparisons
+def _fmt(x: float, metric: str) -> str:
+    pct = metric in ("conversion_rate", "monthly_churn")
+    if x is None or (isinstance(x, float) and math.isnan(x)):
+        return "-"
+    if pct:
+        return f"{x * 100:+.2f} pp"
+    return f"{x:+,.0f}" if abs(x) >= 100 else f"{x:+.2f}"
+
+
+def format_comparison(table: pd.DataFrame, rank_by: str, replications: int) -> str:
+    """The comparison as a Markdown table, one row per scenario, best first."""
+    metrics = list(dict.fromkeys(table["metric"]))
+    header = ["rank", "scenario", *[f"Δ {m} [95% CI]" for m in metrics],
+              f"better in (of {replications})", "extra cost", "ROI [95% CI]"]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for name, rows in table.groupby("scenario", sort=False):
+        by = rows.set_index("metric")
+        cells = [str(int(by["rank"].iloc[0])), name]
+        for m in metrics:
+            r = by.loc[m]
+            cells.append(f"{_fmt(r['difference'], m)} [{_fmt(r['difference_low'], m)}, "
+                         f"{_fmt(r['difference_high'], m)}]")
+        r = by.loc[rank_by]
+        cells.append(f"{r['share_better']:.0%}")
+        cells.append(f"{r['extra_cost']:,.0f}")
+        cells.append("-" if math.isnan(r["roi"]) else
+                     f"{r['roi']:.2f} [{r['roi_low']:.2f}, {r['roi_high']:.2f}]")
+        lines.append("| " + " | ".join(cells) + " |")
+    intro = (f"Scenarios against the baseline, ranked by the difference in {rank_by}. Each "
+             f"difference is paired replication by replication ({replications} replications, "
+             "common random numbers) with a 95% t interval; pp = percentage points. "
+             "ROI = extra NPV / extra cost (every cost, undiscounted), per replication; "
+             "'-' where the scenario costs nothing extra. 'better in' counts replications "
+             f"where the scenario did better on {rank_by}.")
+    return intro + "\n\n" + "\n".join(lines) + "\n"
+
+
+def write_comparison(table: pd.DataFrame, per_replication: dict[str, list[dict]],
+                     descriptions: dict[str, str], rank_by: str, out_dir: Path,
+                     plots: bool = True) -> list[Path]:
+    """comparison.csv, comparison.md, metrics.json (with the CRN variance ratios) and
+    comparison.png (forest plots) into ``out_dir``."""
+    from sim import io, plotting
+
+    out_dir = Path(out_dir)
+    n = len(per_replication["baseline"])
+    crn = {name: dict(zip(rows["metric"], rows["crn_variance_ratio"], strict=True))
+           for name, rows in table.groupby("scenario", sort=False)}
+    doc = {
+        "rank_by": rank_by,
+        "replications": n,
+        "scenarios": descriptions,
+        "comparison": table.to_dict(orient="records"),
+        "crn_variance_ratio": crn,
+        "per_replication": per_replication,
+    }
+    written = [io.write_table(table, out_dir / "comparison.csv"),
+               io.write_text(format_comparison(table, rank_by, n), out_dir / "comparison.md"),
+               io.write_json(doc, out_dir / "metrics.json")]
+    if plots:
+        metrics = list(dict.fromkeys([rank_by, "ltv.mean", "conversion_rate"]))
+        fig = plotting.forest_figure(table, metrics, f"Scenarios vs baseline, {n} replications")
+        written.append(io.save_figure(fig, out_dir / "comparison.png"))
+        plotting.close(fig)
+    return written
+
+
+def collect_multirun(folder: Path) -> tuple[dict[str, list[dict]], dict[str, str]]:
+    """Per-replication metrics of every job of a Hydra multirun, by scenario name."""
+    runs: dict[str, list[dict]] = {}
+    descriptions: dict[str, str] = {}
+    seeds = set()
+    for path in sorted(Path(folder).glob("**/metrics.json")):
+        doc = json.loads(path.read_text())
+        if "per_replication" not in doc or "scenario" not in doc:
+            continue  # e.g. an earlier comparison's own metrics.json
+        name = doc["scenario"]["name"]
+        if name in runs:
+            raise ValueError(f"{path}: scenario {name!r} appears in two jobs")
+        runs[name] = [{k: (math.nan if v is None else v) for k, v in m.items()}
+                      for m in doc["per_replication"]]
+        descriptions[name] = doc["scenario"].get("description", "")
+        seeds.add((doc["seed"], doc["replications"]))
+    if "baseline" not in runs:
+        raise ValueError(f"no job of scenario 'baseline' under {folder}: run the sweep with "
+                         "scenario=baseline,...")
+    if len(seeds) > 1:
+        raise ValueError(f"jobs under {folder} differ in seed or replications {sorted(seeds)}: "
+                         "a paired comparison needs the same")
+    return runs, descriptions
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m sim.report MULTIRUN_DIR [--rank-by METRIC]``: compare the scenarios of a
+    Hydra multirun (``python -m sim -m scenario=baseline,a,b``) from their job directories."""
+    import argparse
+
+    from sim.analysis import compare
+
+    parser = argparse.ArgumentParser(prog="python -m sim.report", description=main.__doc__)
+    parser.add_argument("folder", type=Path)
+    parser.add_argument("--rank-by", default="npv")
+    parser.add_argument("--no-plots", action="store_true")
+    args = parser.parse_args(argv)
+    try:
+        runs, descriptions = collect_multirun(args.folder)
+        base = runs.pop("baseline")
+        table = compare(base, runs, rank_by=args.rank_by)
+    except (ValueError, KeyError, OSError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    written = write_comparison(table, {"baseline": base, **runs}, descriptions, args.rank_by,
+                               args.folder, plots=not args.no_plots)
+    print(format_comparison(table, args.rank_by, len(base)))
+    print(f"wrote {', '.join(p.name for p in written)} to {args.folder}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -188,6 +188,10 @@ class ModelSpec:
     seed: int
     replications: int
     engine: str
+    n_jobs: int
+    target_rel_half_width: float | None
+    precision_metric: str
+    max_replications: int
     scenario_name: str
     scenario_description: str
     scenario_cost_per_day: float
@@ -511,6 +515,12 @@ def build_spec(cfg: Any) -> ModelSpec:
     if not (isinstance(r["seed"], int) and r["seed"] >= 0):
         chk.add("run.seed", r["seed"], "an integer >= 0")
     chk.number("run.horizon_days", r["horizon_days"], 0, 100_000, lo_open=True)
+    if not (isinstance(r["n_jobs"], int) and r["n_jobs"] >= 1):
+        chk.add("run.n_jobs", r["n_jobs"], "an integer >= 1")
+    if r["target_rel_half_width"] is not None:
+        chk.number("run.target_rel_half_width", r["target_rel_half_width"], 0, 1, lo_open=True)
+    if not (isinstance(r["max_replications"], int) and r["max_replications"] >= 2):
+        chk.add("run.max_replications", r["max_replications"], "an integer >= 2")
     if r["engine"] not in ENGINES:
         chk.add("run.engine", r["engine"], f"one of {', '.join(ENGINES)}")
     chk.number("scenario.cost_per_day", c["scenario"]["cost_per_day"], 0)
@@ -612,6 +622,11 @@ def build_spec(cfg: Any) -> ModelSpec:
         seed=int(r["seed"]),
         replications=int(r["replications"]),
         engine=r["engine"],
+        n_jobs=int(r["n_jobs"]),
+        target_rel_half_width=(None if r["target_rel_half_width"] is None
+                               else float(r["target_rel_half_width"])),
+        precision_metric=str(r["precision_metric"]),
+        max_replications=int(r["max_replications"]),
         scenario_name=c["scenario"]["name"],
         scenario_description=c["scenario"]["description"],
         scenario_cost_per_day=float(c["scenario"]["cost_per_day"]),

@@ -310,7 +310,10 @@ def register_configs(scenario_dirs: Sequence[Path] = ()) -> None:
 
 
 def scenario_names() -> list[str]:
-    """Names of the registered scenarios, sorted."""
+    """Names of the available scenarios, sorted: the built-in ones and, inside a running
+    Hydra app, those of ``--config-dir`` folders too."""
+    if GlobalHydra.instance().is_initialized():
+        return sorted(GlobalHydra.instance().config_loader().get_group_options("scenario"))
     return sorted(p.stem for p in SCENARIO_DIR.glob("*.yaml"))
 
 

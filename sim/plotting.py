@@ -175,7 +175,7 @@ def forest_figure(table, metrics: list[str], title: str):
     for ax, metric in zip(np.atleast_1d(axes), metrics, strict=True):
         plot_forest(table, metric, ax=ax)
         ax.set_xlabel(f"{metric}: difference (95% CI)", fontsize=9)
-    np.atleast_1d(axes)[0].legend(frameon=False, fontsize=8, loc="lower left")
+    np.atleast_1d(axes)[0].legend(frameon=False, fontsize=8, loc="best")
     fig.suptitle(title, x=0.01, ha="left", fontsize=10)
     fig.tight_layout()
     return fig

@@ -509,6 +509,9 @@ def build_spec(cfg: Any) -> ModelSpec:
     entry = a["referral_entry_stage"]
     if stages and entry not in names:
         chk.add("advocacy.referral_entry_stage", entry, f"one of the stages: {', '.join(names)}")
+    chk.number("economics.order_value_mean", e["order_value_mean"], 0, lo_open=True)
+    chk.number("economics.order_value_cv", e["order_value_cv"], 0, 10, lo_open=True)
+    chk.number("economics.gross_margin", e["gross_margin"], 0, 1)
     chk.number("economics.annual_discount_rate", e["annual_discount_rate"], 0, 10)
     if not (isinstance(r["replications"], int) and r["replications"] >= 1):
         chk.add("run.replications", r["replications"], "an integer >= 1")

@@ -23,7 +23,10 @@ from sim.config import compose_config
 from sim.engine import OUTCOMES
 from sim.spec import build_spec
 
-OUTPUTS = ("metrics.json", "customers.csv", "daily.csv", "funnel.png")
+TABLES = ("metrics.json", "metrics.csv", "customers.csv", "daily.csv", "purchases.csv",
+          "tickets.csv")
+FIGURES = ("funnel.png", "retention.png", "ltv.png", "activity.png", "experience.png")
+OUTPUTS = (*TABLES, *FIGURES)
 JOURNEYS = ("four_stage", "five_stage", "six_stage", "six_stage_decision")
 TIMEOUT_S = 300
 
@@ -92,7 +95,8 @@ def test_smoke_run_writes_every_output(smoke: Smoke) -> None:
     assert outputs_in(smoke.out) == sorted(OUTPUTS)
     for name in OUTPUTS:
         assert (smoke.out / name).stat().st_size > 0, name
-    assert (smoke.out / "funnel.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    for name in FIGURES:
+        assert (smoke.out / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", name
 
 
 def test_metrics_json_has_estimates_and_replications(smoke: Smoke,
@@ -116,9 +120,11 @@ def test_customers_csv_has_one_row_per_aware_customer(smoke: Smoke,
                                                       smoke_spec: sim.ModelSpec) -> None:
     customers = pd.read_csv(smoke.out / "customers.csv")
     per_rep = load_metrics(smoke.out)["per_replication"]
-    stages = [s for s in smoke_spec.states if s != "lost"]
     documented = ["replication", "id", "segment", "channel", "t_aware",
-                  *(f"t_{s}" for s in stages), "outcome", "first_order_value", "first_margin"]
+                  *(f"t_{s}" for s in smoke_spec.states), "state", "outcome", "abandoned_cart",
+                  "first_order_value", "first_margin", "purchases", "revenue", "margin",
+                  "loyalty_member", "advocate", "referrals", "experience", "active_days", "costs",
+                  "ltv"]
     columns = list(customers.columns)
     assert set(documented) <= set(columns)
     assert [c for c in columns if c in documented] == documented  # in the documented order
@@ -131,6 +137,54 @@ def test_customers_csv_has_one_row_per_aware_customer(smoke: Smoke,
     assert set(customers["segment"]) <= set(smoke_spec.segment_names)
     assert set(customers["channel"]) <= set(smoke_spec.channel_names)
     assert set(customers["outcome"]) <= set(OUTCOMES)
+    assert set(customers["state"]) <= set(smoke_spec.states)
+    # life after the first purchase: buyers are purchased (still active) or churned
+    bought = customers["t_purchase"].notna()
+    assert set(customers.loc[bought, "outcome"]) <= {"purchased", "churned"}
+    assert (customers.loc[bought, "outcome"] == "churned").tolist() == customers.loc[
+        bought, "t_churned"].notna().tolist()
+    assert set(customers.loc[bought, "state"]) <= {"purchase", "retention", "advocacy",
+                                                    "churned"}
+    assert (customers.loc[~bought, ["purchases", "revenue", "margin"]] == 0).all().all()
+    assert customers.loc[~bought, ["costs", "ltv"]].isna().all().all()
+    assert (customers.loc[bought, "purchases"] >= 1).all()
+    assert customers["experience"].between(-2, 2).all()
+    total = sum(rep["revenue"] for rep in per_rep)
+    assert customers["revenue"].sum() == pytest.approx(total, rel=1e-5)  # %.6g in the CSV
+
+
+def test_purchases_csv_is_the_transaction_log(smoke: Smoke) -> None:
+    purchases = pd.read_csv(smoke.out / "purchases.csv")
+    customers = pd.read_csv(smoke.out / "customers.csv")
+    assert {"replication", "customer", "time", "value", "discount", "revenue",
+            "margin"} <= set(purchases.columns)
+    per_customer = purchases.groupby(["replication", "customer"]).size()
+    counts = customers.set_index(["replication", "id"])["purchases"]
+    assert (counts[counts > 0].sort_index() == per_customer.sort_index()).all()
+    assert len(purchases) == customers["purchases"].sum()
+    per_rep = load_metrics(smoke.out)["per_replication"]
+    assert purchases["revenue"].sum() == pytest.approx(sum(r["revenue"] for r in per_rep),
+                                                       rel=1e-5)  # %.6g in the CSV
+
+
+def test_metrics_csv_has_one_row_per_metric(smoke: Smoke) -> None:
+    table = pd.read_csv(smoke.out / "metrics.csv")
+    metrics = load_metrics(smoke.out)["metrics"]
+    assert list(table["metric"]) == list(metrics)
+    assert {"mean", "low", "high"} <= set(table.columns)
+
+
+def test_tickets_csv_has_one_row_per_ticket(smoke: Smoke) -> None:
+    tickets = pd.read_csv(smoke.out / "tickets.csv")
+    per_rep = load_metrics(smoke.out)["per_replication"]
+    assert {"replication", "customer", "arrival", "start", "end", "outcome", "wait_minutes",
+            "handling_minutes"} <= set(tickets.columns)
+    assert len(tickets) == sum(rep["support.tickets"] for rep in per_rep) > 0
+    assert set(tickets["outcome"]) <= {"resolved", "unresolved", "abandoned"}
+    served = tickets["outcome"] != "abandoned"
+    assert tickets.loc[served, "start"].notna().all()
+    assert tickets.loc[~served, "start"].isna().all()
+    assert (tickets["wait_minutes"] >= 0).all()
 
 
 def test_overrides_change_the_outputs(smoke: Smoke, tmp_path: Path) -> None:

@@ -69,9 +69,20 @@ def test_every_config_option_composes_and_validates(group: str, option: str) -> 
 # ----------------------------------------------------------------- journey reports
 EXPECTED_REPORT = {
     "four_stage": ["awareness", "consideration", "decision", "purchase", "loyalty"],
-    "five_stage": ["awareness", "consideration", "purchase", "advocacy"],
-    "six_stage": ["awareness", "consideration", "intent", "purchase", "advocacy"],
-    "six_stage_decision": ["awareness", "consideration", "decision", "purchase", "advocacy"],
+    "five_stage": ["awareness", "consideration", "purchase", "retention", "advocacy"],
+    "six_stage": ["awareness", "consideration", "intent", "purchase", "retention", "advocacy"],
+    "six_stage_decision": ["awareness", "consideration", "decision", "purchase", "retention",
+                           "advocacy"],
+}
+# life after the first purchase: the engine states each framework stage covers
+EXPECTED_LIFE_MAPPING = {
+    "four_stage": {"purchase": ["purchase"], "loyalty": ["retention", "advocacy"]},
+    "five_stage": {"purchase": ["purchase"], "retention": ["retention"],
+                   "advocacy": ["advocacy"]},
+    "six_stage": {"purchase": ["purchase"], "retention": ["retention"],
+                  "advocacy": ["advocacy"]},
+    "six_stage_decision": {"purchase": ["purchase"], "retention": ["retention"],
+                           "advocacy": ["advocacy"]},
 }
 
 
@@ -79,6 +90,11 @@ EXPECTED_REPORT = {
 def test_known_journey_reports_use_framework_stage_names(journey: str) -> None:
     spec = build_spec(compose_config([f"journey={journey}"]))
     assert [label for label, _ in spec.report] == EXPECTED_REPORT[journey]
+    mapped = {label: [spec.states[c] for c in codes] for label, codes in spec.report}
+    for label, states in EXPECTED_LIFE_MAPPING[journey].items():
+        assert mapped[label] == states, label
+    # no preset reports churned customers as a framework stage
+    assert not any("churned" in states for states in mapped.values())
 
 
 @pytest.mark.parametrize("journey", JOURNEYS)
@@ -265,6 +281,19 @@ def test_huge_order_value_cv_is_a_spec_error(make_config: MakeConfig) -> None:
     cfg["economics"]["order_value_cv"] = 1e200
     line = _problem(cfg, "economics.order_value_cv")
     assert "1e+200" in line
+
+
+@pytest.mark.parametrize(("key", "value", "allowed"), [
+    ("order_value_mean", 0.0, "(0, inf)"),
+    ("order_value_cv", 0.0, "(0, 10]"),
+    ("gross_margin", 1.5, "[0, 1]"),
+])
+def test_economics_out_of_range_is_a_spec_error(make_config: MakeConfig, key: str,
+                                                value: float, allowed: str) -> None:
+    cfg = make_config()
+    cfg["economics"][key] = value
+    line = _problem(cfg, f"economics.{key}")
+    assert repr(value) in line and allowed in line
 
 
 # ------------------------------------------------------------------- calibration

@@ -6,8 +6,10 @@
 - Common random numbers: draws are tied to customers, so changing one stage's dwell mean
   leaves every customer's segment, source channel and awareness time unchanged (and only
   rescales that stage's dwell times), and changing checkout friction leaves every customer's
-  path up to the checkout unchanged. Word of mouth and social proof feed purchases back into
-  awareness and exits by design, so those tests switch them off where the claim needs it.
+  path up to the checkout unchanged. Word of mouth, referrals and social proof feed purchases
+  back into awareness and exits by design, and the service desk is a resource customers
+  share (one's wait depends on the others' tickets), so those tests switch them off where the
+  claim needs it.
 """
 
 from __future__ import annotations
@@ -33,6 +35,9 @@ SEED = 20261123
 TESTS_DIR = Path(__file__).resolve().parent
 REPO = TESTS_DIR.parent
 
+# the tables besides customers and events: checkout, then life after the first purchase
+LIFE_TABLES = ("abandonments", "purchases", "referrals", "tickets")
+
 MakeConfig = Callable[..., dict[str, Any]]
 
 
@@ -50,10 +55,11 @@ def assert_same_result(a: SimulationResult, b: SimulationResult) -> None:
         b.states, b.channels, b.segments, b.horizon_days, b.seed, b.replication)
     assert not table_equal(a.customers, b.customers), table_equal(a.customers, b.customers)
     assert not table_equal(a.events, b.events), table_equal(a.events, b.events)
-    assert not table_equal(a.abandonments, b.abandonments)
+    for name in LIFE_TABLES:
+        differ = table_equal(getattr(a, name), getattr(b, name))
+        assert not differ, (name, differ)
     assert np.array_equal(a.spend_per_day, b.spend_per_day)
     assert a.n_sim_events == b.n_sim_events
-    assert a.extra == b.extra
 
 
 def assert_same_metrics(a: dict[str, float], b: dict[str, float]) -> None:
@@ -65,8 +71,8 @@ def assert_same_metrics(a: dict[str, float], b: dict[str, float]) -> None:
 def digest(r: SimulationResult) -> str:
     """A hash of everything a replication produced, for comparing across processes."""
     h = hashlib.sha256()
-    for name, table in (("customers", r.customers), ("events", r.events),
-                        ("abandonments", r.abandonments)):
+    for name in ("customers", "events", *LIFE_TABLES):
+        table = getattr(r, name)
         for key in sorted(table):
             h.update(f"{name}.{key}:{table[key].dtype}".encode())
             h.update(np.ascontiguousarray(table[key]).tobytes())
@@ -111,6 +117,10 @@ def test_same_seed_same_outputs(cfg: dict[str, Any]) -> None:
     spec_a, spec_b = build_spec(cfg), build_spec(cfg)
     a, b = simulate(spec_a, SEED, 0), simulate(spec_b, SEED, 0)
     assert a.n_customers > 100 and (~np.isnan(a.customers["t_purchase"])).sum() > 10
+    # life after the first purchase is compared too: repeat orders, tickets, referrals, churn
+    assert a.purchases["customer"].size > (~np.isnan(a.customers["t_purchase"])).sum()
+    assert a.tickets["customer"].size > 0 and a.referrals["customer"].size > 0
+    assert (~np.isnan(a.customers["t_churned"])).any()
     assert_same_result(a, b)
     assert_same_metrics(replication_metrics(a, spec_a), replication_metrics(b, spec_b))
     assert not table_equal(daily_table(a), daily_table(b))
@@ -198,8 +208,10 @@ def test_crn_dwell_mean_keeps_who_arrives_when(cfg: dict[str, Any], kind: str,
     source channel and awareness time unchanged, and rescales only that stage's dwell
     times: each visit to it lasts new_mean / old_mean times as long, every other visit lasts
     exactly as long, and every path follows the same states (up to the horizon)."""
-    cfg["advocacy"]["wom_q_per_day"] = 0.0  # awareness then depends on reach only
-    cfg["journey"]["social_proof"] = 0.0  # exits then do not depend on other customers
+    cfg["advocacy"]["wom_q_per_day"] = 0.0  # awareness then depends on reach only ...
+    cfg["advocacy"]["referral_rate_per_day"] = 0.0
+    cfg["journey"]["social_proof"] = 0.0  # exits then do not depend on other customers ...
+    cfg["support"]["issue_prob"] = 0.0  # ... nor does life after the purchase (no shared desk)
     stage = cfg["journey"]["stages"]["consideration"]
     stage["dwell"] = {"kind": kind, "mean_days": 6.0, "cv": cv}
     # long loops too: visits beyond the pre-drawn ones come from each customer's own stream
@@ -256,6 +268,7 @@ def test_crn_checkout_friction_keeps_paths_to_checkout(cfg: dict[str, Any],
     at the checkout the same uniforms decide, so fewer abandon and every abandoner of the
     easier checkout also abandoned the harder one."""
     cfg["advocacy"]["wom_q_per_day"] = 0.0
+    cfg["advocacy"]["referral_rate_per_day"] = 0.0
     cfg["journey"]["social_proof"] = 0.0
     spec_a = build_spec(cfg)
     cfg["checkout"] |= change

@@ -57,12 +57,15 @@ def journey_config(
     sure_checkout: bool = True,
     advocate_prob: float = 0.0,
     wom_q_per_day: float = 0.0,
+    churn: bool = True,
     **journey: Any,
 ) -> dict[str, Any]:
     """A config with its own stage graph, market, channels and horizon.
 
     ``sure_checkout``: instant checkout that never abandons, so entering ``checkout`` is
-    the absorbing "purchase" state of the textbook chain.
+    the absorbing "purchase" state of the textbook chain. No referrals (they would add an
+    awareness hazard of their own). ``churn=False``: buyers buy once and never leave (no
+    retention model, no issues at the service desk), so an advocate stays one for ever.
     """
     c = copy.deepcopy(dict(base))
     c["market"] = {"size": size, "segments": dict(segments or {"all": {"share": 1.0}})}
@@ -72,7 +75,11 @@ def journey_config(
                     "report": {first: [first], "purchase": ["purchase"]}, **journey}
     if sure_checkout:
         c["checkout"] |= {"base_logit": NEVER, "dwell": {"kind": "fixed", "mean_days": 0.0}}
-    c["advocacy"] = {"advocate_prob": advocate_prob, "wom_q_per_day": wom_q_per_day}
+    c["advocacy"] = {"advocate_prob": advocate_prob, "wom_q_per_day": wom_q_per_day,
+                     "referral_rate_per_day": 0.0, "referral_entry_stage": first}
+    if not churn:
+        c["retention"]["model"] = "none"
+        c["support"]["issue_prob"] = 0.0
     c["run"]["horizon_days"] = horizon_days
     return c
 
@@ -322,11 +329,11 @@ def bass_f(t_years: float, p: float = BASS_P, q: float = BASS_Q) -> float:
 
 @pytest.fixture
 def bass_spec(make_config: Callable[..., dict[str, Any]]) -> ModelSpec:
-    """Every step certain and instant, every buyer an advocate for ever."""
+    """Every step certain and instant, every buyer an advocate for ever (no churn)."""
     stages = {"aware": stage("fixed", 0.0, exits={"checkout": 1.0})}
     cfg = journey_config(make_config(), stages, size=BASS_M, horizon_days=10 * 365.0,
                          channels={"organic": {"organic_reach_per_day": BASS_P / 365}},
-                         advocate_prob=1.0, wom_q_per_day=BASS_Q / 365)
+                         advocate_prob=1.0, wom_q_per_day=BASS_Q / 365, churn=False)
     return build_spec(cfg)
 
 
@@ -348,9 +355,10 @@ def test_bass_single_run(bass_spec: ModelSpec) -> None:
         assert abs(adoption_share(result, t) - bass_f(t)) <= 0.05, t
 
 
-BASS_RUNS = 60  # about 0.15 s each
+BASS_RUNS = 60  # about 0.5 s each: every buyer starts a life as a customer
 
 
+@pytest.mark.slow
 def test_bass_mean_of_runs(bass_spec: ModelSpec) -> None:
     """Mean of BASS_RUNS runs (seed BASS_SEED, replications 0..R-1) within 4 * 0.0115 / sqrt(R).
 
@@ -580,8 +588,9 @@ SOCIAL_P = 0.25
 def test_social_proof_follows_live_advocate_share(make_config) -> None:
     """Social proof: each decision at a stage with lever "social_proof" takes the forward
     exit with p' = odds_shift(p, m), m = 1 + strength * A(t-) / M, where A(t-) counts the
-    advocates just before the decision (from the advocacy events). Every buyer advocates,
-    so A(t) grows through the run and m goes from 1 to several.
+    active advocates just before the decision (from the events: advocacy entries minus the
+    churn of advocates). Every buyer advocates, so A(t) grows through the run and m goes
+    from 1 to several; advocates who churn stop counting.
 
     Calibration check (seed SOCIAL_SEED): the number of forward decisions equals the sum of
     the per-decision p' within 4 SE, SE = sqrt(sum p'(1 - p')) (independent Bernoulli draws
@@ -599,7 +608,12 @@ def test_social_proof_follows_live_advocate_share(make_config) -> None:
     result = simulate(spec, seed=SOCIAL_SEED, replication=0)
     ev = result.events
     consider, checkout = spec.code("consider"), spec.code("checkout")
-    advocacy_times = np.sort(ev["time"][ev["state"] == spec.code("advocacy")])
+    is_advocacy = ev["state"] == spec.code("advocacy")
+    advocacy_times = np.sort(ev["time"][is_advocacy])
+    advocates = np.unique(ev["customer"][is_advocacy])
+    left = (ev["state"] == spec.code("churned")) & np.isin(ev["customer"], advocates)
+    leaving_times = np.sort(ev["time"][left])
+    assert leaving_times.size > 50  # churn really takes advocates away
     # each customer visits once; the decision is the event right after the entry
     entry = np.flatnonzero(ev["state"] == consider)
     order = np.lexsort((np.arange(ev["customer"].size), ev["customer"]))
@@ -611,7 +625,9 @@ def test_social_proof_follows_live_advocate_share(make_config) -> None:
     decision = order[after[decided]]
     t = ev["time"][decision]
     forward = ev["state"][decision] == checkout
-    share = np.searchsorted(advocacy_times, t, side="left") / spec.market_size
+    active = (np.searchsorted(advocacy_times, t, side="left")
+              - np.searchsorted(leaving_times, t, side="left"))
+    share = active / spec.market_size
     p_live = odds_shift_many(SOCIAL_P, 1.0 + SOCIAL_STRENGTH * share)
     assert share.max() > 0.05  # the lever really moved: m reached 3 or more
     expected, se = p_live.sum(), math.sqrt((p_live * (1 - p_live)).sum())

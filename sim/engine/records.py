@@ -144,6 +144,8 @@ def build_result(spec: ModelSpec, seed: int, replication: int, rec: RawRecords
         is_first[first_idx] = True
     first_value = np.full(n, np.nan)
     first_value[p_c[is_first]] = value[is_first]
+    first_margin = np.full(n, np.nan)
+    first_margin[p_c[is_first]] = purchases["margin"][is_first]  # after any loyalty discount
     ref = {"referrer": _array(rec.referrals["referrer"], np.int64),
            "customer": _array(rec.referrals["customer"], np.int64),
            "time": _array(rec.referrals["time"], float)}
@@ -161,7 +163,7 @@ def build_result(spec: ModelSpec, seed: int, replication: int, rec: RawRecords
         "outcome": outcome,
         "abandoned_cart": abandoned_cart,
         "first_order_value": first_value,
-        "first_margin": first_value * spec.gross_margin,
+        "first_margin": first_margin,
         "purchases": np.bincount(p_c, minlength=n)[:n],
         "revenue": np.bincount(p_c, weights=purchases["revenue"], minlength=n)[:n],
         "margin": np.bincount(p_c, weights=purchases["margin"], minlength=n)[:n],

@@ -167,15 +167,19 @@ def run(cfg: DictConfig | None = None, overrides: Sequence[str] = (),
         if spec.precision_metric not in exp.metrics[0]:
             raise SpecError([("run.precision_metric", spec.precision_metric,
                               "a metric name of metrics.json, e.g. npv, ltv.mean, purchases")])
-        # add a batch at a time (at least the workers' count) until precise enough
-        batch = max(spec.n_jobs, 2)
-        while exp.n_replications < spec.max_replications:
-            e = estimate(exp.metric(spec.precision_metric))
-            if e.half_width <= target * abs(e.mean):
-                break
-            more = range(exp.n_replications,
-                         min(exp.n_replications + batch, spec.max_replications))
-            exp = extend(exp, more, spec.n_jobs)
+        # Add replications (a batch of n_jobs at a time), then stop at the FIRST count that
+        # meets the target: the same count, and so the same results, whatever n_jobs.
+        def precise(k: int) -> bool:
+            e = estimate(exp.metric(spec.precision_metric)[:k])
+            return e.half_width <= target * abs(e.mean)
+
+        k = exp.n_replications
+        while not precise(k) and k < spec.max_replications:
+            if k == exp.n_replications:
+                more = range(k, min(k + max(spec.n_jobs, 1), spec.max_replications))
+                exp = extend(exp, more, spec.n_jobs)
+            k += 1
+        exp = ExperimentResult(spec, exp.results[:k], exp.metrics[:k])
     return Run(exp, summarize(exp))
 
 

@@ -28,8 +28,9 @@ class Stream(IntEnum):
     ADVOCACY = 6  # advocacy uniform
     OVERFLOW = 7  # per-customer generator for visits beyond the pre-drawn ones
     DWELL = 8  # per stage (keyed by name; 0 = checkout): dwell times per visit
-    LIFE = 9  # per buyer (keyed by customer): everything after the first purchase ...
+    LIFE = 9  # per buyer (keyed by customer): purchases beyond the pre-drawn ones ...
     DESK = 10  # ... except the service desk's draws (per customer)
+    LIFE_BLOCK = 11  # per block: a buyer's traits and first purchases' uniforms (then LIFE)
 
 
 def name_key(name: str) -> int:

@@ -47,6 +47,9 @@ __all__ = ["AgentModel", "simulate_agent"]
 _NORMAL = NormalDist()
 BLOCK = 1024  # customers per block of pre-drawn random numbers
 VISITS = 4  # visits per stage drawn ahead; later visits use the customer's overflow stream
+TRAITS = 4  # a buyer's lasting traits: purchase rate, drop-out, churn, loyalty enrolment
+PER_ORDER = 5  # uniforms per purchase: order value, issue, advocacy, drop-out, next gap
+ORDERS = 6  # purchases drawn ahead; later ones use the customer's own LIFE stream
 
 
 def _cumulative(probs: tuple[float, ...], forward: tuple[bool, ...], mult: float) -> list[float]:
@@ -114,6 +117,8 @@ class _Blocks:
         self.checkout = np.column_stack([co_dwell, u]).tolist()
         self.order_z = generator(seed, rep, Stream.ORDER, b).standard_normal(BLOCK).tolist()
         self.advocate = generator(seed, rep, Stream.ADVOCACY, b).random(BLOCK).tolist()
+        self.life = generator(seed, rep, Stream.LIFE_BLOCK, b).random(
+            (BLOCK, TRAITS + ORDERS * PER_ORDER))
 
 
 class AgentModel:
@@ -145,6 +150,13 @@ class AgentModel:
                     for g in range(len(spec.segment_names))]
             self.cum.append([[_cumulative(st.probs, st.forward, x) for x in row] for row in mult])
             self.split.append([[_split(st.probs, st.forward, x) for x in row] for row in mult])
+        # per (segment, source): the exit table of every stage, looked up once per customer
+        self.cum_by = [[[table[g][c] for table in self.cum] for c in range(n_src)]
+                       for g in range(len(spec.segment_names))]
+        # exit targets with "lost" (-1) appended: index len(exits) means lost
+        self.targets = [(*st.targets, -1) for st in spec.stages]
+        self.points = [st.experience for st in spec.stages]
+        self.referral_source = n_src - 1
         # social proof only shifts forward exits: stages without one skip the live branch
         self.social = [spec.social_proof > 0 and "social_proof" in st.levers and any(st.forward)
                        for st in spec.stages]
@@ -201,7 +213,7 @@ class AgentModel:
         rec.aware_time.append(self.env.now)
         rec.source.append(source)
         self.env.process(self._customer(k, seg, source, blk.dwell, blk.exit, i * VISITS,
-                                        blk.checkout[i], blk.advocate[i]))
+                                        blk.checkout[i], blk.advocate[i], blk.life[i]))
 
     def _record_referral(self, k: int, u: float) -> None:
         """Credit the referral to an advocate, chosen in proportion to referral rates.
@@ -244,24 +256,23 @@ class AgentModel:
             self.market.interrupt()
 
     # ---------------------------------------------------------------- customer
-    def _customer(self, k, seg, source, dwell, exits, base, checkout_draws, u_advocate):
+    def _customer(self, k, seg, source, dwell, exits, base, checkout_draws, u_advocate, life):
         """One customer's journey. ``dwell``/``exits`` hold its block's draws from ``base``."""
         env, spec = self.env, self.spec
         timeout = env.timeout
         rec = self.rec
-        record_c, record_t, record_s, record_e = (
-            rec.ev_customer.append, rec.ev_time.append, rec.ev_state.append, rec.ev_score.append)
-        stages, social = spec.stages, self.social
-        cum_tables = [table[seg][source] for table in self.cum]  # this customer's exits
-        checkout = spec.n_stages
+        record = rec.events.extend  # flat: customer, time, state, score per state entry
+        stages, social, targets, points = spec.stages, self.social, self.targets, self.points
+        cum_tables = self.cum_by[seg][source]  # this customer's exit tables
+        checkout = len(stages)
         lost = checkout + 5
-        stage = spec.advocacy.referral_entry if source == len(spec.channels) + 1 else 0
-        score = _clip(stages[0].experience)
-        record_c(k), record_t(env.now), record_s(0), record_e(score)
+        stage = spec.advocacy.referral_entry if source == self.referral_source else 0
+        score = _clip(points[0])
+        record((k, env.now, 0, score))
         if stage:  # a referred prospect: aware through the referral, considering at once
-            score = _clip(score + stages[stage].experience)
-            record_c(k), record_t(env.now), record_s(stage), record_e(score)
-        visits = [0] * spec.n_stages
+            score = _clip(score + points[stage])
+            record((k, env.now, stage, score))
+        visits = [0] * checkout
         overflow = None
         while True:  # the prospect stages
             v = visits[stage]
@@ -273,7 +284,6 @@ class AgentModel:
                     overflow = generator(self.seed, self.replication, Stream.OVERFLOW, k)
                 d, u = float(stages[stage].dwell.sample(overflow, 1)[0]), overflow.random()
             yield timeout(d)
-            st = stages[stage]
             if social[stage]:  # odds shift by social proof, live: see spec.odds_shift
                 boost = 1.0 + spec.social_proof * self.advocates / spec.market_size
                 fwd, other, lost_share = self.split[stage][seg][source]
@@ -283,14 +293,13 @@ class AgentModel:
                     j += 1
             else:
                 j = bisect.bisect_right(cum_tables[stage], u)
-            target = st.targets[j] if j < len(st.targets) else -1
-            record_c(k), record_t(env.now)
+            target = targets[stage][j]
             if target < 0:
-                record_s(lost), record_e(score)
+                record((k, env.now, lost, score))
                 return
-            if target < checkout:
-                score = _clip(score + stages[target].experience)
-            record_s(target), record_e(score)
+            if target < checkout and points[target]:
+                score = _clip(score + points[target])
+            record((k, env.now, target, score))
             if target == checkout:
                 break
             stage = target
@@ -303,27 +312,29 @@ class AgentModel:
             rec.ab_customer.append(k)
             rec.ab_time.append(env.now)
             if u_recover >= co.recovery_prob:
-                record_c(k), record_t(env.now), record_s(lost), record_e(score)
+                record((k, env.now, lost, score))
                 return
             yield timeout(co.recovery_delay_days)
             score = _clip(score + ex.recovered_cart)
-        yield from self._life(k, seg, score, u_advocate)
+        yield from self._life(k, seg, score, u_advocate, life)
 
     # ------------------------------------------------------- life as a customer
-    def _life(self, k, seg, score, u_first_advocate):
+    def _life(self, k, seg, score, u_first_advocate, life):
         """From the first purchase to churn (or the horizon)."""
         env, spec = self.env, self.spec
         ret, loy, sup, ex, adv = (spec.retention, spec.loyalty, spec.support, spec.experience,
                                   spec.advocacy)
         purchase, retention, advocacy, churned = range(spec.n_stages + 1, spec.n_stages + 5)
-        # Common random numbers: the customer's own stream, drawn in a fixed pattern whatever
-        # the scenario (traits first, then the same uniforms at every purchase), so switching
-        # a mechanism on or off does not shift the draws that come after it.
-        rng = generator(self.seed, self.replication, Stream.LIFE, k)
+        # Common random numbers: the customer's own numbers, in a fixed pattern whatever the
+        # scenario (traits first, then the same uniforms at every purchase), so switching a
+        # mechanism on or off does not shift the draws that come after it. The first ORDERS
+        # purchases come from the block's row; later ones from the customer's LIFE stream.
+        draws = life.tolist()
+        rng = None
         desk_rng = None  # the desk's draws: a stream of their own, made at the first ticket
         # traits by inverse transform: a scenario that changes r or a, b moves each
         # customer's trait monotonically instead of redrawing it
-        u_rate, u_drop_trait, u_theta, u_enrol = rng.random(4).tolist()
+        u_rate, u_drop_trait, u_theta, u_enrol = draws[:TRAITS]
         lam = float(special.gammaincinv(ret.r, u_rate)) / ret.alpha_days
         p_drop = float(special.betaincinv(ret.a, ret.b, u_drop_trait))
         theta = float(special.betaincinv(ret.sub_alpha, ret.sub_beta, u_theta))
@@ -339,8 +350,7 @@ class AgentModel:
         rec.score[k] = score
 
         def record(code: int) -> None:
-            rec.ev_customer.append(k), rec.ev_time.append(env.now)
-            rec.ev_state.append(code), rec.ev_score.append(score)
+            rec.events.extend((k, env.now, code, score))
 
         def touch(points: float, u_leave: float = 1.0) -> bool:
             """A touchpoint after the first purchase; True if it makes the customer leave."""
@@ -350,7 +360,13 @@ class AgentModel:
 
         while True:
             # ---- a purchase: the first, a repeat or a renewal
-            u_order, u_issue, u_advocate, u_drop, u_gap = rng.random(5).tolist()
+            if n_orders < ORDERS:
+                at = TRAITS + n_orders * PER_ORDER
+                u_order, u_issue, u_advocate, u_drop, u_gap = draws[at:at + PER_ORDER]
+            else:
+                if rng is None:
+                    rng = generator(self.seed, self.replication, Stream.LIFE, k)
+                u_order, u_issue, u_advocate, u_drop, u_gap = rng.random(PER_ORDER).tolist()
             if ret.model == "subscription":
                 value = ret.price_per_period * spec.segment_order_value[seg]
             else:

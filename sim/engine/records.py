@@ -30,10 +30,8 @@ class RawRecords:
     source: list[int] = field(default_factory=list)
     segment: list[int] = field(default_factory=list)
     order_z: list[float] = field(default_factory=list)
-    ev_customer: list[int] = field(default_factory=list)
-    ev_time: list[float] = field(default_factory=list)
-    ev_state: list[int] = field(default_factory=list)
-    ev_score: list[float] = field(default_factory=list)
+    # every state entry, flat: customer, time, state, experience score, customer, ...
+    events: list[float] = field(default_factory=list)
     ab_customer: list[int] = field(default_factory=list)
     ab_time: list[float] = field(default_factory=list)
     purchases: dict[str, list] = field(default_factory=lambda: {
@@ -106,10 +104,11 @@ def build_result(spec: ModelSpec, seed: int, replication: int, rec: RawRecords
     n = len(rec.aware_time)
     states = spec.states
     code = {s: i for i, s in enumerate(states)}
-    ev_c = _array(rec.ev_customer, np.int64)
-    ev_t = _array(rec.ev_time, float)
-    ev_s = _array(rec.ev_state, np.int16)
-    ev_e = _array(rec.ev_score, float)
+    flat = np.asarray(rec.events, dtype=float).reshape(-1, 4)
+    ev_c = flat[:, 0].astype(np.int64)
+    ev_t = flat[:, 1].copy()
+    ev_s = flat[:, 2].astype(np.int16)
+    ev_e = flat[:, 3].copy()
 
     first = np.full((n, len(states)), np.inf)
     np.minimum.at(first, (ev_c, ev_s), ev_t)

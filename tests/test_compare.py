@@ -212,7 +212,10 @@ def test_scenario_file_is_a_global_overlay_without_run_settings(name: str) -> No
 # ------------------------------------------------ 3. each scenario moves what it claims
 # scenario -> [(metric, direction, kind)]; kind "ci": the paired difference's 95% CI lies on
 # the claimed side of zero; "not_opposite": an effect the README calls negligible at this
-# scale, checked one-sided only: the difference is not 4 standard errors on the wrong side.
+# scale, checked one-sided only: the difference is not 4 standard errors on the wrong side;
+# "ci_full": a real but small effect on churn that the fast size (5,000 people, one year)
+# cannot resolve (its SE there is about as large as the effect): "ci" at the full size,
+# "not_opposite" at the fast one.
 CLAIMS: dict[str, list[tuple[str, int, str]]] = {
     # awareness: more reach, more aware prospects and buyers from that channel
     "seo": [("aware", UP, "ci"), ("acquisitions.search", UP, "ci")],
@@ -251,10 +254,10 @@ CLAIMS: dict[str, list[tuple[str, int, str]]] = {
                           ("experience.retention", UP, "ci"),  # tickets hurt less
                           ("monthly_churn", DOWN, "not_opposite")],
     "prompt_issue_resolution": [("support.unresolved_rate", DOWN, "ci"),
-                                ("monthly_churn", DOWN, "ci")],
+                                ("monthly_churn", DOWN, "ci_full")],
     # retention
     "loyalty_program": [("loyalty_members", UP, "ci"), ("purchases_per_customer", UP, "ci"),
-                        ("discounts", UP, "ci"), ("monthly_churn", DOWN, "ci")],
+                        ("discounts", UP, "ci"), ("monthly_churn", DOWN, "ci_full")],
     # the README: a higher purchase rate in BG/NBD means more chances to drop out
     "newsletters": [("purchases_per_customer", UP, "ci"), ("costs.retention", UP, "ci"),
                     ("ltv.mean", UP, "ci"), ("monthly_churn", UP, "ci")],
@@ -323,7 +326,7 @@ def test_scenario_moves_its_metrics_in_the_claimed_direction(name: str,
         where = (f"{name}: {metric} {'up' if direction > 0 else 'down'}: difference "
                  f"{p['difference']:.4g} [{p['difference_low']:.4g}, {p['difference_high']:.4g}]"
                  f", SE {se:.3g}, {d.size} paired replications, seed {SEED}, {setting}")
-        if kind == "ci":
+        if kind == "ci" or (kind == "ci_full" and setting is FULL):
             ok = p["difference_low"] > 0 if direction > 0 else p["difference_high"] < 0
         else:
             ok = direction * p["difference"] >= -4 * se

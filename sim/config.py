@@ -247,6 +247,9 @@ class RunConfig:
     replications: int = 10
     horizon_days: float = 365.0
     engine: str = "agent"
+    # fast engine: population feedback (word of mouth, referrals, social proof) is read once
+    # per tick of this many days
+    tick_days: float = 1.0
     n_jobs: int = 1  # worker processes for replications; results never depend on it
     # precision-driven replications: add replications until the 95% CI half-width of
     # precision_metric is at most target_rel_half_width x |mean| (or max_replications)

@@ -13,7 +13,7 @@ from enum import IntEnum
 
 import numpy as np
 
-__all__ = ["Stream", "generator", "name_key"]
+__all__ = ["Stream", "generator", "name_key", "stream_key"]
 
 
 class Stream(IntEnum):
@@ -31,6 +31,7 @@ class Stream(IntEnum):
     LIFE = 9  # per buyer (keyed by customer): purchases beyond the pre-drawn ones ...
     DESK = 10  # ... except the service desk's draws (per customer)
     LIFE_BLOCK = 11  # per block: a buyer's traits and first purchases' uniforms (then LIFE)
+    FAST = 12  # the fast engine's counter-based streams (keyed by purpose, see engine/fast.py)
 
 
 def name_key(name: str) -> int:
@@ -42,3 +43,9 @@ def generator(seed: int, replication: int, stream: Stream, *more: int) -> np.ran
     """The Generator for one stream of one replication."""
     ss = np.random.SeedSequence(seed, spawn_key=(replication, int(stream), *more))
     return np.random.Generator(np.random.PCG64(ss))
+
+
+def stream_key(seed: int, replication: int, stream: Stream, *more: int) -> int:
+    """A 64-bit key for one stream of one replication (for counter-based draws)."""
+    ss = np.random.SeedSequence(seed, spawn_key=(replication, int(stream), *more))
+    return int(ss.generate_state(1, np.uint64)[0])

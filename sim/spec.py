@@ -42,7 +42,7 @@ RETENTION_MODELS = ("repeat_purchase", "subscription", "none")
 REFERRAL = "referral"
 DAYS_PER_MONTH = 365.25 / 12
 LEVERS = ("content", "usability", "social_proof")
-ENGINES = ("agent",)
+ENGINES = ("agent", "fast")
 WORD_OF_MOUTH = "word_of_mouth"
 
 
@@ -188,6 +188,7 @@ class ModelSpec:
     seed: int
     replications: int
     engine: str
+    tick_days: float  # fast engine: feedback (word of mouth, social proof) updated per tick
     n_jobs: int
     target_rel_half_width: float | None
     precision_metric: str
@@ -524,6 +525,7 @@ def build_spec(cfg: Any) -> ModelSpec:
         chk.number("run.target_rel_half_width", r["target_rel_half_width"], 0, 1, lo_open=True)
     if not (isinstance(r["max_replications"], int) and r["max_replications"] >= 2):
         chk.add("run.max_replications", r["max_replications"], "an integer >= 2")
+    chk.number("run.tick_days", r["tick_days"], 0, 30, lo_open=True)
     if r["engine"] not in ENGINES:
         chk.add("run.engine", r["engine"], f"one of {', '.join(ENGINES)}")
     chk.number("scenario.cost_per_day", c["scenario"]["cost_per_day"], 0)
@@ -625,6 +627,7 @@ def build_spec(cfg: Any) -> ModelSpec:
         seed=int(r["seed"]),
         replications=int(r["replications"]),
         engine=r["engine"],
+        tick_days=float(r["tick_days"]),
         n_jobs=int(r["n_jobs"]),
         target_rel_half_width=(None if r["target_rel_half_width"] is None
                                else float(r["target_rel_half_width"])),

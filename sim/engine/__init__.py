@@ -6,12 +6,13 @@ Engines know nothing of Hydra, files or plots; randomness comes in as (seed, rep
 from __future__ import annotations
 
 from sim.engine.agent import simulate_agent
+from sim.engine.fast import simulate_fast
 from sim.engine.records import OUTCOMES, TICKET_OUTCOMES, SimulationResult
 from sim.spec import ModelSpec
 
 __all__ = ["OUTCOMES", "TICKET_OUTCOMES", "SimulationResult", "simulate"]
 
-_ENGINES = {"agent": simulate_agent}
+_ENGINES = {"agent": simulate_agent, "fast": simulate_fast}
 
 
 def simulate(spec: ModelSpec, seed: int | None = None, replication: int = 0) -> SimulationResult:

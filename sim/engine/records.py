@@ -3,6 +3,8 @@
 An engine appends what happens to a ``RawRecords`` (awareness, every state entry with the
 experience score at that moment, cart abandonments, purchases, referrals, tickets);
 ``build_result`` turns those lists into columnar arrays and the customers table, vectorised.
+The agent engine fills plain lists as events happen; the fast engine hands over arrays
+(events as a dict of columns, members as an array of customers, scores as (ids, values)).
 """
 
 from __future__ import annotations
@@ -31,15 +33,17 @@ class RawRecords:
     segment: list[int] = field(default_factory=list)
     order_z: list[float] = field(default_factory=list)
     # every state entry, flat: customer, time, state, experience score, customer, ...
-    events: list[float] = field(default_factory=list)
+    # (or a dict of those four columns); a customer's entries in time order
+    events: list[float] | dict[str, np.ndarray] = field(default_factory=list)
     ab_customer: list[int] = field(default_factory=list)
     ab_time: list[float] = field(default_factory=list)
     purchases: dict[str, list] = field(default_factory=lambda: {
         "customer": [], "time": [], "value": [], "discount": []})
     referrals: dict[str, list] = field(default_factory=lambda: {
         "referrer": [], "customer": [], "time": []})
-    members: dict[int, float] = field(default_factory=dict)  # customer -> enrolment time
-    score: dict[int, float] = field(default_factory=dict)  # buyer -> latest experience score
+    members: dict[int, float] | np.ndarray = field(default_factory=dict)  # customer -> enrolment
+    # buyer -> latest experience score, or (customers, scores) arrays
+    score: dict[int, float] | tuple[np.ndarray, np.ndarray] = field(default_factory=dict)
     tickets: TicketLog = field(default_factory=TicketLog)
     n_sim_events: int = 0
 
@@ -104,11 +108,15 @@ def build_result(spec: ModelSpec, seed: int, replication: int, rec: RawRecords
     n = len(rec.aware_time)
     states = spec.states
     code = {s: i for i, s in enumerate(states)}
-    flat = np.asarray(rec.events, dtype=float).reshape(-1, 4)
-    ev_c = flat[:, 0].astype(np.int64)
-    ev_t = flat[:, 1].copy()
-    ev_s = flat[:, 2].astype(np.int16)
-    ev_e = flat[:, 3].copy()
+    if isinstance(rec.events, dict):
+        ev_c, ev_t = rec.events["customer"], rec.events["time"]
+        ev_s, ev_e = rec.events["state"], rec.events["score"]
+    else:
+        flat = np.asarray(rec.events, dtype=float).reshape(-1, 4)
+        ev_c = flat[:, 0].astype(np.int64)
+        ev_t = flat[:, 1].copy()
+        ev_s = flat[:, 2].astype(np.int16)
+        ev_e = flat[:, 3].copy()
 
     first = np.full((n, len(states)), np.inf)
     np.minimum.at(first, (ev_c, ev_s), ev_t)
@@ -117,8 +125,11 @@ def build_result(spec: ModelSpec, seed: int, replication: int, rec: RawRecords
     np.maximum.at(last, ev_c, np.arange(ev_c.size))
     final_state = ev_s[last] if n else np.zeros(0, np.int16)
     score = ev_e[last] if n else np.zeros(0)
-    for k, s in rec.score.items():  # buyers' scores move between state entries
-        score[k] = s
+    if isinstance(rec.score, dict):  # buyers' scores move between state entries
+        for k, s in rec.score.items():
+            score[k] = s
+    else:
+        score[rec.score[0]] = rec.score[1]
 
     ab_c = _array(rec.ab_customer, np.int64)
     abandoned_cart = np.zeros(n, dtype=bool)
@@ -149,7 +160,7 @@ def build_result(spec: ModelSpec, seed: int, replication: int, rec: RawRecords
            "customer": _array(rec.referrals["customer"], np.int64),
            "time": _array(rec.referrals["time"], float)}
     member = np.zeros(n, dtype=bool)
-    member[list(rec.members)] = True
+    member[np.fromiter(rec.members, np.int64, len(rec.members))] = True
     t = rec.tickets
 
     customers = {

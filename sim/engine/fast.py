@@ -49,6 +49,7 @@ import simpy
 from scipy import special
 
 from sim.distributions import Dwell
+from sim.engine.desk import Desk
 from sim.engine.records import RawRecords, SimulationResult, build_result
 from sim.rng import Stream, generator, name_key, stream_key
 from sim.spec import ModelSpec
@@ -188,7 +189,10 @@ class FastModel:
     def __init__(self, spec: ModelSpec, seed: int, replication: int):
         self.spec, self.seed, self.replication = spec, seed, replication
         self.env = simpy.Environment()
-        self.desk = simpy.Resource(self.env, capacity=spec.support.agents)
+        self.rec = RawRecords()
+        self.desk = Desk(self.env, simpy.Resource(self.env, capacity=spec.support.agents),
+                         self.rec.tickets, self._ticket_done)
+        self.u_leave: dict[int, float] = {}  # customers at the desk: their leave uniform
         m, n_st = spec.market_size, spec.n_stages
         self.n_stages = n_st
         # engine phases: 0..n_st-1 dwelling in a stage; then the steps after it
@@ -249,7 +253,6 @@ class FastModel:
         self.abandon = _Chunks("customer", "time")
         self.referrals = _Chunks("referrer", "customer", "time")
         self.members = _Chunks("customer", "time")
-        self.rec = RawRecords()
         self.n_batched_events = 0
         self.late_tickets = 0
 
@@ -618,11 +621,10 @@ class FastModel:
         now = self.env.now
         for args in zip(k.tolist(), t.tolist(), handling.tolist(), patience.tolist(),
                         resolved.tolist(), u_leave.tolist(), strict=True):
-            arrival = args[1]
-            if arrival < now:  # only after a ticket that ended earlier in the same tick
+            if args[1] < now:  # only after a ticket that ended earlier in the same tick
                 self.late_tickets += 1
-            ev = self.env.timeout(max(0.0, arrival - now))
-            ev.callbacks.append(lambda _e, a=args: self._queue(*a))
+            self.u_leave[args[0]] = args[5]
+            self.desk.submit(args[0], max(args[1], now), *args[2:5])
 
     def _handling_standard(self, key: int, k: np.ndarray, base: np.ndarray) -> np.ndarray:
         d = self.spec.support.handling
@@ -635,53 +637,17 @@ class FastModel:
             return np.exp(d.shape * special.ndtri(u))
         return (-np.log(u)) ** (1.0 / d.shape)
 
-    def _queue(self, k, arrival, handling, patience, resolved, u_leave) -> None:
-        env, desk = self.env, self.desk
-        request = desk.request()
-        if request.triggered:  # an agent is free: served at once
-            self._serve(request, k, arrival, handling, resolved, u_leave)
-            return
-        timer = env.timeout(patience)
-
-        def granted(_e) -> None:
-            if not timer.processed:
-                self._serve(request, k, arrival, handling, resolved, u_leave)
-
-        def renege(_e) -> None:
-            if not request.triggered:  # still queued: the customer hangs up
-                request.cancel()
-                self._ticket_done(k, arrival, float("nan"), 2, u_leave)
-
-        request.callbacks.append(granted)
-        timer.callbacks.append(renege)
-
-    def _serve(self, request, k, arrival, handling, resolved, u_leave) -> None:
-        start = self.env.now
-        done = self.env.timeout(handling)
-
-        def finish(_e) -> None:
-            self.desk.release(request)
-            self._ticket_done(k, arrival, start, 0 if resolved else 1, u_leave)
-
-        done.callbacks.append(finish)
-
-    def _ticket_done(self, k: int, arrival: float, start: float, outcome: int, u_leave: float
-                     ) -> None:
-        """Log the ticket; the customer moves on at this time in the next batch."""
-        ex, end = self.spec.experience, self.env.now
-        log = self.rec.tickets
-        log.customer.append(k)
-        log.arrival.append(arrival)
-        log.start.append(start)
-        log.end.append(end)
-        log.outcome.append(outcome)
-        wait = (start if outcome < 2 else end) - arrival
+    def _ticket_done(self, k: int, outcome: int, wait: float) -> None:
+        """The ticket's wait and outcome are one touchpoint; the customer moves on at this
+        time, in the next batch."""
+        ex = self.spec.experience
         points = ex.wait_per_day * wait + (ex.ticket_resolved, ex.ticket_unresolved,
                                            ex.ticket_abandoned)[outcome]
         self.score[k] = min(2.0, max(-2.0, self.score[k] + points))
+        u_leave = self.u_leave.pop(k)
         self.desk_leaves[k] = points <= ex.bad_threshold and u_leave < ex.leave_after_bad
         self.phase[k] = self.AFTER_DESK
-        self.next_time[k] = end
+        self.next_time[k] = self.env.now
 
     def _after_desk(self, k: np.ndarray) -> None:
         self._decide(k, self.next_time[k], self.n_orders[k] - 1, self.desk_leaves[k])

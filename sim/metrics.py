@@ -11,7 +11,9 @@ import numpy as np
 from sim.engine.records import SimulationResult
 from sim.spec import ModelSpec
 
-__all__ = ["customer_values", "daily_table", "kaplan_meier", "replication_metrics"]
+__all__ = ["FINANCE_CONVENTION", "acquisition_months", "cohort_curves", "cohort_grid",
+           "cumulative_values", "customer_values", "daily_table", "kaplan_meier",
+           "ltv_groups", "payback_curve", "replication_metrics"]
 
 DAYS_PER_MONTH = 365.25 / 12
 RETENTION_CHECKPOINTS = {"3m": 3 * DAYS_PER_MONTH, "6m": 6 * DAYS_PER_MONTH,
@@ -74,6 +76,7 @@ def customer_values(result: SimulationResult, spec: ModelSpec) -> dict[str, np.n
     costs_pv = ty_pv + running_pv + reward_pv
     return {"active_days": active_days, "costs": np.where(bought, costs, np.nan),
             "costs_pv": np.where(bought, costs_pv, np.nan),
+            "margin_pv": np.where(bought, margin_pv, np.nan),
             "ltv": np.where(bought, margin_pv - costs_pv, np.nan)}
 
 
@@ -99,19 +102,23 @@ def survival_at(times: np.ndarray, surv: np.ndarray, t: float, longest: float) -
     return float(surv[i - 1]) if i else 1.0
 
 
-def payback_days(result: SimulationResult, spec: ModelSpec, cac: float) -> float:
-    """Days from acquisition until the average customer's discounted net value covers CAC.
+def payback_curve(result: SimulationResult, spec: ModelSpec) -> dict[str, np.ndarray]:
+    """The average customer's discounted net value by age, the curve payback is read from.
 
     Net value at age a (days since the first purchase) is the discounted margin of the
-    orders so far minus the retention costs so far, as in ``customer_values``. At each age
-    the average is over the customers observable that long (acquired at least a days before
-    the horizon). NaN if it never covers CAC within the horizon.
+    orders so far minus the retention costs so far, as in ``customer_values`` (so at a
+    customer's last observable age it is the customer's LTV). At each whole age
+    a = 0, 1, ..., floor(horizon) the average is over the customers observable that long
+    (acquired at least a days before the horizon): the number at risk shrinks with age.
+
+    Returns
+    -------
+    ``age_days``, ``customers_observable`` (count) and ``ltv_to_date_per_customer``
+    (currency units, discounted to the first purchase; NaN where nobody is observable).
     """
     c, p, ref = result.customers, result.purchases, result.referrals
     t0 = c["t_purchase"]
     buyers = np.flatnonzero(~np.isnan(t0))
-    if not buyers.size or not np.isfinite(cac):
-        return float("nan")
     delta, n_ages = spec.discount_rate_per_day, int(np.floor(result.horizon_days)) + 1
     ages = np.arange(n_ages, dtype=float)
     observable_until = result.horizon_days - t0  # the oldest age seen for each customer
@@ -139,8 +146,31 @@ def payback_days(result: SimulationResult, spec: ModelSpec, cac: float) -> float
         total -= (seen * _annuity(1.0, delta, run_days) * rate[:, None]).sum(axis=0)
     observable = buyers.size - np.searchsorted(np.sort(observable_until[buyers]), ages)
     mean = np.where(observable > 0, total / np.maximum(observable, 1), np.nan)
-    hit = np.flatnonzero(mean >= cac)
-    return float(ages[hit[0]]) if hit.size else float("nan")
+    return {"age_days": ages, "customers_observable": observable,
+            "ltv_to_date_per_customer": mean}
+
+
+def payback_days(result: SimulationResult, spec: ModelSpec, cac: float) -> float:
+    """Days from acquisition until the average customer's discounted net value covers CAC:
+    the first whole age at which ``payback_curve`` reaches ``cac``. NaN if it never does
+    within the horizon (or there is no buyer, or CAC is undefined).
+    """
+    if not np.isfinite(cac):
+        return float("nan")
+    curve = payback_curve(result, spec)
+    hit = np.flatnonzero(curve["ltv_to_date_per_customer"] >= cac)
+    return float(curve["age_days"][hit[0]]) if hit.size else float("nan")
+
+
+def _acquisition(result: SimulationResult) -> tuple[np.ndarray, np.ndarray]:
+    """Per awareness source: channel spend over the run (including fixed costs; nothing for
+    word of mouth and referrals) and the first purchases it brought."""
+    c = result.customers
+    bought = ~np.isnan(c["t_purchase"])
+    spend = np.zeros(len(result.channels))
+    by_channel = result.spend_per_day.sum(axis=0)
+    spend[:by_channel.size] = by_channel[:spend.size]
+    return spend, np.bincount(c["channel"][bought], minlength=len(result.channels))
 
 
 def replication_metrics(result: SimulationResult, spec: ModelSpec) -> dict[str, float]:
@@ -180,14 +210,12 @@ def replication_metrics(result: SimulationResult, spec: ModelSpec) -> dict[str, 
     out["time_to_purchase.median_days"] = float(np.median(wait)) if n_buy else float("nan")
 
     # acquisition
-    spend = result.spend_per_day.sum(axis=0)
-    acq = np.bincount(c["channel"][bought], minlength=len(result.channels))
+    spend, acq = _acquisition(result)
     for j, name in enumerate(result.channels):
-        s = float(spend[j]) if j < len(spend) else 0.0
         out[f"acquisitions.{name}"] = float(acq[j])
-        out[f"spend.{name}"] = s
-        out[f"cac.{name}"] = _ratio(s, acq[j])
-    acquisition = float(spend.sum())
+        out[f"spend.{name}"] = float(spend[j])
+        out[f"cac.{name}"] = _ratio(spend[j], acq[j])
+    acquisition = float(result.spend_per_day.sum(axis=0).sum())
     out["spend.total"] = acquisition
     out["cac"] = _ratio(acquisition, n_buy)
 
@@ -331,3 +359,193 @@ def daily_table(result: SimulationResult) -> dict[str, np.ndarray]:
         out[f"spend_{result.channels[j]}"] = result.spend_per_day[:, j]
     out["spend_total"] = result.spend_per_day.sum(axis=1)
     return out
+
+
+# ------------------------------------------------------------------ the finance view
+FINANCE_CONVENTION = (
+    "continuous discounting at ln(1 + annual_discount_rate) / 365 per day; LTV, cohort curves "
+    "and payback are valued at each customer's first purchase (its margin undiscounted) and "
+    "realised to the horizon (no terminal value); NPV discounts every cash flow of the run "
+    "to day 0")
+
+
+def acquisition_months(t_purchase: np.ndarray) -> np.ndarray:
+    """Acquisition cohort of each customer: the month of the run in which the first purchase
+    fell (month c = days [c M, (c + 1) M), M = 365.25 / 12); -1 for those who never bought."""
+    t = np.asarray(t_purchase, dtype=float)
+    month = np.floor(np.where(np.isnan(t), -1.0, t) / DAYS_PER_MONTH)
+    return np.where(np.isnan(t), -1, month).astype(np.int64)
+
+
+def cohort_grid(horizon_days: float) -> dict[str, np.ndarray]:
+    """Every (cohort, whole months since acquisition) a censored cohort curve has a point at.
+
+    Cohort c holds the customers whose first purchase fell in [c M, min((c + 1) M, H)), with
+    M = 365.25 / 12 days and H the horizon. Its curve has a point at m months since
+    acquisition (age m M days) only if every one of its customers could reach that age by
+    the horizon: min((c + 1) M, H) + m M <= H. Month 0 is the first purchase itself; the
+    cohort of the last, partial month has that point only.
+    """
+    n = int(np.ceil(horizon_days / DAYS_PER_MONTH - 1e-9))
+    start = np.arange(n) * DAYS_PER_MONTH
+    end = np.minimum(start + DAYS_PER_MONTH, horizon_days)
+    # the tolerance keeps a horizon of whole months from losing a point to rounding
+    months = np.floor((horizon_days - end) / DAYS_PER_MONTH + 1e-9).astype(np.int64)
+    cohort = np.repeat(np.arange(n), months + 1)
+    since = (np.concatenate([np.arange(k + 1) for k in months]) if n
+             else np.zeros(0, dtype=np.int64))
+    return {"acquisition_month": cohort, "cohort_start_day": start[cohort],
+            "cohort_end_day": end[cohort], "months_since_acquisition": since,
+            "age_days": since * DAYS_PER_MONTH}
+
+
+def cumulative_values(result: SimulationResult, spec: ModelSpec,
+                      ages_days: np.ndarray) -> dict[str, np.ndarray]:
+    """Per buyer and age: discounted margin and LTV realised up to that age.
+
+    Parameters
+    ----------
+    ages_days : increasing ages, in days since each customer's first purchase.
+
+    Returns
+    -------
+    ``customer`` (the buyers' ids, one per row); ``discounted_margin`` (buyers x ages): the
+    margin of the orders placed at ages <= a, discounted to the first purchase as in
+    ``customer_values``; ``ltv_to_date``: that minus the discounted retention costs caused
+    up to age a (thank-you messages per order, loyalty fee and messaging while active,
+    referral rewards when the referred customer first buys). Nothing happens after the
+    horizon, so past a customer's last observable age (horizon - first purchase) both stay
+    at their final values: ``ltv_to_date`` is then the customer's LTV.
+    """
+    c, p, ref = result.customers, result.purchases, result.referrals
+    t0 = c["t_purchase"]
+    buyers = np.flatnonzero(~np.isnan(t0))
+    row = np.full(result.n_customers, -1, dtype=np.int64)
+    row[buyers] = np.arange(buyers.size)
+    ages = np.asarray(ages_days, dtype=float)
+    delta = spec.discount_rate_per_day
+    margin = np.zeros((buyers.size, ages.size + 1))
+    costs = np.zeros_like(margin)
+
+    def add(target: np.ndarray, customer: np.ndarray, age: np.ndarray,
+            amount: np.ndarray) -> None:
+        # a flow at age x counts from the first age >= x; the last column takes the flows
+        # later than every age asked for
+        np.add.at(target, (row[customer], np.searchsorted(ages, age, side="left")), amount)
+
+    age = p["time"] - t0[p["customer"]]
+    disc = np.exp(-delta * age)
+    add(margin, p["customer"], age, p["margin"] * disc)
+    add(costs, p["customer"], age, spec.retention.thank_you_cost * disc)
+    paid = ~np.isnan(t0[ref["customer"]]) if ref["customer"].size else np.zeros(0, bool)
+    who, when = ref["referrer"][paid], t0[ref["customer"][paid]] - t0[ref["referrer"][paid]]
+    add(costs, who, when, spec.advocacy.reward_per_referral * np.exp(-delta * when))
+    margin = np.cumsum(margin, axis=1)[:, :-1]
+    costs = np.cumsum(costs, axis=1)[:, :-1]
+    rate = (np.where(c["loyalty_member"], spec.loyalty.cost_per_member_per_day, 0.0)
+            + spec.retention.messaging_cost_per_day)[buyers]
+    if np.any(rate > 0):  # running costs while active
+        t_end = np.where(np.isnan(c["t_churned"]), spec.horizon_days, c["t_churned"])
+        active = (t_end - t0)[buyers]
+        costs += _annuity(1.0, delta, np.minimum(ages[None, :], active[:, None])) * rate[:, None]
+    return {"customer": buyers, "discounted_margin": margin, "ltv_to_date": margin - costs}
+
+
+def cohort_curves(result: SimulationResult, spec: ModelSpec) -> dict[str, np.ndarray]:
+    """Censored value curves of the acquisition cohorts of one replication.
+
+    One row per point of ``cohort_grid(horizon)`` (the same rows in every replication):
+    the grid's columns, then ``customers`` (the cohort's size), ``active`` (its customers
+    still active at that age), ``discounted_margin`` and ``ltv_to_date`` (summed over the
+    cohort at that age, see ``cumulative_values``; divide by ``customers`` for per-customer
+    values). Every customer of a cohort is observable at each point of its curve, so a
+    point is never an average over a shrinking set of customers.
+    """
+    grid = cohort_grid(result.horizon_days)
+    cohort, since = grid["acquisition_month"], grid["months_since_acquisition"]
+    n_cohorts = int(cohort.max()) + 1 if cohort.size else 0
+    ages = np.arange(int(since.max()) + 1 if since.size else 0) * DAYS_PER_MONTH
+    values = cumulative_values(result, spec, ages)
+    c, buyers = result.customers, values["customer"]
+    month = acquisition_months(c["t_purchase"][buyers])
+    t_churned = c["t_churned"][buyers]
+    lifetime = t_churned - c["t_purchase"][buyers]  # NaN: still active at the horizon
+    alive = np.isnan(lifetime)[:, None] | (lifetime[:, None] > ages[None, :])
+
+    def per_cohort(x: np.ndarray) -> np.ndarray:
+        out = np.zeros((n_cohorts, ages.size))
+        np.add.at(out, month, x)
+        return out[cohort, since]
+
+    return {**grid, "customers": np.bincount(month, minlength=n_cohorts)[cohort],
+            "active": per_cohort(alive.astype(float)),
+            "discounted_margin": per_cohort(values["discounted_margin"]),
+            "ltv_to_date": per_cohort(values["ltv_to_date"])}
+
+
+def ltv_groups(result: SimulationResult, spec: ModelSpec) -> dict[str, np.ndarray]:
+    """LTV of one replication's buyers by acquisition cohort, segment and source channel.
+
+    One row per group, in an order fixed by the spec (the same in every replication):
+    ``dimension`` ``total`` (group ``all``), ``cohort`` (group ``"0"``, ``"1"``, ...: the
+    acquisition month, see ``cohort_grid``), ``segment`` and ``channel`` (the awareness
+    sources, including word of mouth and referrals).
+
+    Columns: ``dimension``, ``group``, ``acquisition_month`` (-1 off the cohort rows),
+    ``customers`` (first purchases), ``ltv_sum``, ``ltv_mean``, ``ltv_p10``, ``ltv_p50``,
+    ``ltv_p90`` (``customer_values``), ``discounted_margin_sum`` and ``retention_costs_sum``
+    (discounted to each first purchase; their difference is ``ltv_sum``), ``margin_sum`` and
+    ``revenue_sum`` (undiscounted, every order of the group's customers), ``spend`` (channel
+    spend including fixed costs: all of it for the total, a channel's own, for a cohort the
+    days that start in its month; NaN for segments), ``cac`` = spend / customers (the CAC
+    metrics for the total and the channels) and ``ltv_to_cac`` = ltv_mean / cac. Money in
+    currency units; NaN where a group has no customer.
+    """
+    c = result.customers
+    values = customer_values(result, spec)
+    buyers = np.flatnonzero(~np.isnan(c["t_purchase"]))
+    n_cohorts = int(np.ceil(result.horizon_days / DAYS_PER_MONTH - 1e-9))
+    spend, _ = _acquisition(result)
+    daily_spend = result.spend_per_day.sum(axis=1)
+    day_month = np.minimum(np.floor(np.arange(daily_spend.size) / DAYS_PER_MONTH).astype(
+        np.int64), max(n_cohorts - 1, 0))
+    cohort_spend = np.bincount(day_month, weights=daily_spend, minlength=n_cohorts)
+    dims = [  # dimension, labels, each buyer's group, spend per group
+        ("total", ["all"], np.zeros(buyers.size, np.int64),
+         np.array([result.spend_per_day.sum(axis=0).sum()])),
+        ("cohort", [str(k) for k in range(n_cohorts)],
+         acquisition_months(c["t_purchase"][buyers]), cohort_spend),
+        ("segment", list(result.segments), c["segment"][buyers].astype(np.int64),
+         np.full(len(result.segments), np.nan)),
+        ("channel", list(result.channels), c["channel"][buyers].astype(np.int64), spend),
+    ]
+    per_buyer = {"ltv": values["ltv"][buyers], "discounted_margin": values["margin_pv"][buyers],
+                 "retention_costs": values["costs_pv"][buyers],
+                 "margin": c["margin"][buyers], "revenue": c["revenue"][buyers]}
+    cols: dict[str, list] = {k: [] for k in (
+        "dimension", "group", "acquisition_month", "customers", "ltv_sum", "ltv_mean",
+        "ltv_p10", "ltv_p50", "ltv_p90", "discounted_margin_sum", "retention_costs_sum",
+        "margin_sum", "revenue_sum", "spend", "cac", "ltv_to_cac")}
+    nan = float("nan")
+    for dim, labels, group, group_spend in dims:
+        n = np.bincount(group, minlength=len(labels))
+        sums = {k: np.bincount(group, weights=v, minlength=len(labels)) for k, v in
+                per_buyer.items()}
+        for g, label in enumerate(labels):
+            ltv = per_buyer["ltv"][group == g]
+            mean = float(ltv.mean()) if ltv.size else nan
+            cac = _ratio(group_spend[g], n[g]) if np.isfinite(group_spend[g]) else nan
+            cols["dimension"].append(dim)
+            cols["group"].append(label)
+            cols["acquisition_month"].append(g if dim == "cohort" else -1)
+            cols["customers"].append(float(n[g]))
+            cols["ltv_sum"].append(float(sums["ltv"][g]))
+            cols["ltv_mean"].append(mean)
+            for q in (10, 50, 90):
+                cols[f"ltv_p{q}"].append(float(np.percentile(ltv, q)) if ltv.size else nan)
+            for k in ("discounted_margin", "retention_costs", "margin", "revenue"):
+                cols[f"{k}_sum"].append(float(sums[k][g]))
+            cols["spend"].append(float(group_spend[g]))
+            cols["cac"].append(cac)
+            cols["ltv_to_cac"].append(_ratio(mean, cac) if np.isfinite(cac) else nan)
+    return {k: np.asarray(v) for k, v in cols.items()}

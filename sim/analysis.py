@@ -15,8 +15,18 @@ import pandas as pd
 from scipy import stats
 
 from sim.experiment import ExperimentResult
+from sim.metrics import (
+    DAYS_PER_MONTH,
+    FINANCE_CONVENTION,
+    cohort_curves,
+    cohort_grid,
+    ltv_groups,
+    payback_curve,
+)
+from sim.spec import ModelSpec
 
-__all__ = ["HEADLINE", "Estimate", "compare", "estimate", "extra_cost", "paired", "roi",
+__all__ = ["FINANCE_METRICS", "HEADLINE", "Estimate", "cohort_table", "compare", "estimate",
+           "extra_cost", "finance_table", "ltv_table", "paired", "payback_table", "roi",
            "summarize"]
 
 
@@ -158,3 +168,191 @@ def compare(baseline: Sequence[Mapping[str, float]],
     rank = {name: i + 1 for i, name in enumerate(order)}
     table.insert(0, "rank", table["scenario"].map(rank))
     return table.sort_values("rank", kind="stable").reset_index(drop=True)
+
+
+# ------------------------------------------------------------------ the finance view
+# finance.csv column: headline metric (one value per replication)
+FINANCE_METRICS = {
+    "customers": "purchases",
+    "ltv_mean": "ltv.mean",
+    "ltv_p10": "ltv.p10",
+    "ltv_p50": "ltv.p50",
+    "ltv_p90": "ltv.p90",
+    "cac": "cac",
+    "ltv_to_cac": "ltv_to_cac",
+    "payback_days": "payback_days",
+    "paid_back_share": "paid_back",
+    "npv": "npv",
+    "revenue": "revenue",
+    "gross_margin": "gross_margin",
+    "acquisition_spend": "spend.total",
+    "profit": "profit",
+}
+
+
+def _with_ci(out: dict[str, object], name: str, values: np.ndarray, level: float = 0.95
+             ) -> None:
+    """Columns ``name`` (mean across replications), ``name_ci_low``, ``name_ci_high``
+    (t interval, see ``estimate``) from ``values`` of shape (replications, rows)."""
+    est = [estimate(values[:, j], level) for j in range(values.shape[1])]
+    out[name] = [e.mean for e in est]
+    out[f"{name}_ci_low"] = [e.low for e in est]
+    out[f"{name}_ci_high"] = [e.high for e in est]
+
+
+def _mean(values: np.ndarray) -> np.ndarray:
+    """Mean across replications (axis 0), NaNs left out; NaN where every value is."""
+    ok = ~np.isnan(values)
+    total = np.where(ok, values, 0.0).sum(axis=0)
+    n = ok.sum(axis=0)
+    return np.where(n > 0, total / np.maximum(n, 1), np.nan)
+
+
+def _per_customer(total: np.ndarray, customers: np.ndarray) -> np.ndarray:
+    return np.where(customers > 0, total / np.where(customers > 0, customers, 1), np.nan)
+
+
+def _stack(rows: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+    """Per-replication tables (same rows) as (replications, rows) arrays per column."""
+    return {k: np.stack([r[k] for r in rows]) for k in rows[0]}
+
+
+def ltv_table(exp: ExperimentResult, level: float = 0.95) -> pd.DataFrame:
+    """LTV by acquisition cohort, segment and source channel, across replications.
+
+    One row per group of ``sim.metrics.ltv_groups`` (``dimension`` total, cohort, segment,
+    channel; ``group`` its label). Every value is the mean across replications of the
+    replication's value; ``*_ci_low`` / ``*_ci_high`` its t interval (``estimate``).
+    Totals per replication (``customers``, ``ltv_total``, ``margin_total``,
+    ``revenue_total``, ``spend``) add up over the groups of a dimension to the run's totals;
+    per-customer values (``ltv_mean``, the percentiles, ``discounted_margin_per_customer``,
+    ``retention_costs_per_customer``) are the replication's group means, averaged over the
+    replications in which the group had customers (``n_replications``). The ``total`` row
+    repeats the headline metrics (``ltv.mean``, ``ltv.p10`` ... ``cac``, ``ltv_to_cac``).
+    """
+    reps = [ltv_groups(r, exp.spec) for r in exp.results]
+    x = _stack(reps)
+    first = reps[0]
+    cohort = first["dimension"] == "cohort"
+    month = np.where(cohort, first["acquisition_month"], 0)
+    grid = cohort_grid(exp.spec.horizon_days)
+    last = np.zeros(int(month.max()) + 1, dtype=np.int64)  # last point of each cohort curve
+    np.maximum.at(last, grid["acquisition_month"], grid["months_since_acquisition"])
+    start = month * DAYS_PER_MONTH
+    out: dict[str, object] = {
+        "dimension": first["dimension"],
+        "group": first["group"],
+        "acquisition_month": pd.array(np.where(cohort, month, 0), dtype="Int64"),
+        "cohort_start_day": np.where(cohort, start, np.nan),
+        "cohort_end_day": np.where(cohort, np.minimum(start + DAYS_PER_MONTH,
+                                                      exp.spec.horizon_days), np.nan),
+        "months_observed": pd.array(last[month], dtype="Int64"),
+    }
+    for key in ("acquisition_month", "months_observed"):
+        out[key][~cohort] = pd.NA
+    n = x["customers"]
+    _with_ci(out, "customers", n, level)
+    _with_ci(out, "ltv_mean", x["ltv_mean"], level)
+    for q in (10, 50, 90):
+        out[f"ltv_p{q}"] = _mean(x[f"ltv_p{q}"])
+    out["ltv_total"] = _mean(x["ltv_sum"])
+    out["discounted_margin_per_customer"] = _mean(_per_customer(x["discounted_margin_sum"], n))
+    out["retention_costs_per_customer"] = _mean(_per_customer(x["retention_costs_sum"], n))
+    out["margin_total"] = _mean(x["margin_sum"])
+    out["revenue_total"] = _mean(x["revenue_sum"])
+    out["spend"] = _mean(x["spend"])
+    _with_ci(out, "cac", x["cac"], level)
+    _with_ci(out, "ltv_to_cac", x["ltv_to_cac"], level)
+    out["n_replications"] = (~np.isnan(x["ltv_mean"])).sum(axis=0)
+    return pd.DataFrame(out)
+
+
+def cohort_table(exp: ExperimentResult, level: float = 0.95) -> pd.DataFrame:
+    """Cumulative value curves of the acquisition cohorts, censored, across replications.
+
+    One row per point of ``sim.metrics.cohort_grid``: a cohort (``acquisition_month``, its
+    first purchases fell in [``cohort_start_day``, ``cohort_end_day``)) at
+    ``months_since_acquisition`` (age ``age_days``). A cohort's curve stops at the last
+    month every one of its customers could reach by the horizon, so each point averages
+    over the whole cohort. Columns: ``customers`` (the cohort's size, mean per
+    replication), ``active_share`` (of the cohort, still active at that age),
+    ``discounted_margin_per_customer`` and ``ltv_to_date_per_customer`` (cumulative since
+    the first purchase and discounted to it; the latter net of retention costs), each the
+    mean across replications with its t interval (``*_ci_low``, ``*_ci_high``), and
+    ``n_replications`` in which the cohort had customers.
+    """
+    x = _stack([cohort_curves(r, exp.spec) for r in exp.results])
+    n = x["customers"].astype(float)
+    out: dict[str, object] = {k: x[k][0] for k in (
+        "acquisition_month", "cohort_start_day", "cohort_end_day",
+        "months_since_acquisition", "age_days")}
+    out["customers"] = n.mean(axis=0)
+    _with_ci(out, "active_share", _per_customer(x["active"], n), level)
+    _with_ci(out, "discounted_margin_per_customer", _per_customer(x["discounted_margin"], n),
+             level)
+    _with_ci(out, "ltv_to_date_per_customer", _per_customer(x["ltv_to_date"], n), level)
+    out["n_replications"] = (n > 0).sum(axis=0)
+    return pd.DataFrame(out)
+
+
+def payback_table(exp: ExperimentResult, level: float = 0.95) -> pd.DataFrame:
+    """The payback curve across replications: per whole age (days since the first
+    purchase), the customers observable that long (``customers_observable``, mean per
+    replication: the number at risk), their mean discounted net value
+    (``ltv_to_date_per_customer``, with its t interval) and the run's CAC (constant, with
+    its interval). ``payback_days`` (a headline metric) is, in each replication, the first
+    age at which the replication's curve reaches its CAC.
+    """
+    x = _stack([payback_curve(r, exp.spec) for r in exp.results])
+    out: dict[str, object] = {"age_days": x["age_days"][0],
+                              "customers_observable": x["customers_observable"].mean(axis=0)}
+    _with_ci(out, "ltv_to_date_per_customer", x["ltv_to_date_per_customer"], level)
+    cac = estimate(exp.metric("cac"), level)
+    out |= {"cac": cac.mean, "cac_ci_low": cac.low, "cac_ci_high": cac.high}
+    out["n_replications"] = (~np.isnan(x["ltv_to_date_per_customer"])).sum(axis=0)
+    return pd.DataFrame(out)
+
+
+def finance_table(per_replication: Mapping[str, Sequence[Mapping[str, float]]],
+                  specs: Mapping[str, ModelSpec] | None = None, baseline: str = "baseline",
+                  level: float = 0.95) -> pd.DataFrame:
+    """The finance summary: one row per scenario, its unit economics with t intervals.
+
+    Parameters
+    ----------
+    per_replication : scenario name -> the per-replication metrics of its run.
+    specs : scenario name -> its spec, for ``horizon_days`` and ``annual_discount_rate``
+        (NaN where not given).
+    baseline : with more than one scenario and this one among them, add the paired
+        differences from it (``ltv_mean_difference``, ``npv_difference``, each with its
+        interval; common random numbers, as in ``compare``).
+
+    Columns: ``scenario``, ``replications``, ``horizon_days``, ``annual_discount_rate``,
+    ``discounting`` (the convention, in words), then for each column of
+    ``FINANCE_METRICS`` its mean across replications and ``*_ci_low``, ``*_ci_high``.
+    ``payback_days`` averages the replications that paid back within the horizon;
+    ``paid_back_share`` is their share.
+    """
+    specs = specs or {}
+    rows = []
+    for name, metrics in per_replication.items():
+        spec = specs.get(name)
+        row: dict[str, object] = {
+            "scenario": name,
+            "replications": len(metrics),
+            "horizon_days": spec.horizon_days if spec else float("nan"),
+            "annual_discount_rate": (math.expm1(spec.discount_rate_per_day * 365) if spec
+                                     else float("nan")),
+            "discounting": FINANCE_CONVENTION,
+        }
+        for column, metric in FINANCE_METRICS.items():
+            e = estimate(_values(metrics, metric), level)
+            row |= {column: e.mean, f"{column}_ci_low": e.low, f"{column}_ci_high": e.high}
+        if len(per_replication) > 1 and baseline in per_replication:
+            for column, metric in (("ltv_mean", "ltv.mean"), ("npv", "npv")):
+                d = paired(per_replication[baseline], metrics, metric)
+                row |= {f"{column}_difference": d["difference"],
+                        f"{column}_difference_ci_low": d["difference_low"],
+                        f"{column}_difference_ci_high": d["difference_high"]}
+        rows.append(row)
+    return pd.DataFrame(rows)

@@ -4,6 +4,8 @@ here (saving is ``sim.io.save_figure``). The only module that imports matplotlib
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.axes import Axes
@@ -16,10 +18,12 @@ __all__ = [
     "forest_figure",
     "funnel_figure",
     "plot_activity",
+    "plot_cohort_curves",
     "plot_experience",
     "plot_forest",
     "plot_funnel",
     "plot_ltv",
+    "plot_payback",
     "plot_retention",
 ]
 
@@ -85,24 +89,128 @@ def plot_retention(durations: list[np.ndarray], churned: list[np.ndarray],
     return ax
 
 
-def plot_ltv(ltv: np.ndarray, ax: Axes | None = None) -> Axes:
-    """Distribution of customer LTV (discounted, to the horizon) with P10, P50, P90."""
+def plot_ltv(ltv: np.ndarray, ax: Axes | None = None,
+             marks: Mapping[str, Estimate] | None = None) -> Axes:
+    """Distribution of customer LTV (discounted, to the horizon) with P10, P50, P90 and the
+    mean marked, named with their values in the legend.
+
+    By default the marks are those of the pooled ``ltv`` values. ``marks`` (keys ``P10``,
+    ``P50``, ``P90``, ``mean``) marks these estimates instead, each with its 95% CI as a
+    band: e.g. the run's ``ltv.p10`` ... ``ltv.mean`` metrics, computed in each replication
+    and averaged, the values of ``metrics.csv`` and ``finance.csv``.
+    """
     if ax is None:
         _, ax = plt.subplots(figsize=(7, 4))
     ltv = ltv[np.isfinite(ltv)]
     upper = np.percentile(ltv, 99.5)  # the far tail would squash the histogram
     ax.hist(ltv[ltv <= upper], bins=60, color="#3b6ea8", alpha=0.8)
-    top = ax.get_ylim()[1]
-    marks = [(f"P{q}", np.percentile(ltv, q), ":" if q != 50 else "-") for q in (10, 50, 90)]
-    marks.append(("mean", ltv.mean(), "--"))
-    for i, (name, v, style) in enumerate(marks):
-        ax.axvline(v, color="#b23a48" if name != "mean" else "black", ls=style, lw=1.2)
-        ax.text(v, top * (0.97 - 0.08 * i), f" {name} {v:,.0f}", fontsize=9, va="top",
-                color="#b23a48" if name != "mean" else "black")
+    styles = {"P10": ":", "P50": "-", "P90": "-.", "mean": "--"}
+    nan = float("nan")
+    if marks is None:
+        values = {f"P{q}": (float(np.percentile(ltv, q)), nan, nan) for q in (10, 50, 90)}
+        values["mean"] = (float(ltv.mean()), nan, nan)
+    else:
+        values = {k: (marks[k].mean, marks[k].low, marks[k].high) for k in styles}
+    for name, (value, low, high) in values.items():
+        color = "black" if name == "mean" else "#b23a48"
+        label = f"{name} {value:,.0f}"
+        if np.isfinite(low) and np.isfinite(high):
+            ax.axvspan(low, high, color=color, alpha=0.12, lw=0)
+            label += f" [{low:,.0f}, {high:,.0f}]"
+        ax.axvline(value, color=color, ls=styles[name], lw=1.4, label=label)
+    ax.legend(frameon=False, fontsize=9, loc="upper right",
+              title=None if marks is None else "mean of replications [95% CI]",
+              title_fontsize=8)
     ax.set_xlabel("LTV per customer (discounted margin minus retention costs; "
                   "axis cut at P99.5)")
     ax.set_ylabel("customers")
     ax.spines[["top", "right"]].set_visible(False)
+    return ax
+
+
+def plot_cohort_curves(table, cac: Estimate | None = None, ax: Axes | None = None) -> Axes:
+    """LTV to date per customer of each acquisition cohort by months since acquisition
+    (``table`` from ``analysis.cohort_table``: means across replications). Each curve stops
+    at the last month every customer of its cohort could reach by the horizon; the colour
+    gives the month of acquisition. With ``cac``, its mean (dashed) and 95% CI band."""
+    if ax is None:
+        _, ax = plt.subplots(figsize=(8, 4.5))
+    cohorts = sorted(table["acquisition_month"].unique())
+    cmap = plt.get_cmap("viridis")
+    norm = plt.Normalize(0, max(cohorts[-1], 1)) if cohorts else plt.Normalize(0, 1)
+    if cac is not None and np.isfinite(cac.mean):
+        if np.isfinite(cac.half_width):
+            ax.axhspan(cac.low, cac.high, color="grey", alpha=0.15, lw=0)
+        ax.axhline(cac.mean, color="grey", ls="--", lw=1)
+        ax.text(0.2, cac.mean, f"CAC {cac.mean:,.0f}", va="bottom", fontsize=9, color="dimgrey")
+    for month in cohorts:
+        rows = table[table["acquisition_month"] == month]
+        x, y = rows["months_since_acquisition"], rows["ltv_to_date_per_customer"]
+        ax.plot(x, y, color=cmap(norm(month)), lw=1.3, alpha=0.9,
+                marker="o" if len(rows) == 1 else None, ms=3)
+    bar = ax.figure.colorbar(plt.cm.ScalarMappable(norm=norm, cmap=cmap), ax=ax, pad=0.02)
+    bar.set_label("month of acquisition (0 = first month of the run)")
+    ax.set_xlim(left=0)
+    ax.set_ylim(bottom=0)
+    ax.set_xlabel("months since acquisition (each cohort as far as all its customers are "
+                  "observed)")
+    ax.set_ylabel("LTV to date per customer\n(discounted to the first purchase)")
+    ax.spines[["top", "right"]].set_visible(False)
+    return ax
+
+
+def plot_payback(table, payback: Estimate, paid_back_share: float = 1.0,
+                 min_observable_share: float = 0.05, ax: Axes | None = None) -> Axes:
+    """Payback: the average customer's discounted net value by days since acquisition
+    (mean across replications with its 95% CI band; ``table`` from
+    ``analysis.payback_table``) against CAC (dashed, with its band), and the payback day
+    (the ``payback_days`` metric: mean and 95% CI over the replications that paid back,
+    ``paid_back_share`` of them).
+
+    At each age the average is over the customers observable that long, ever fewer: a thin
+    grey line (right axis) gives their share of all buyers, and the curve stops where it
+    falls below ``min_observable_share`` (a handful of early customers would carry it).
+    """
+    if ax is None:
+        _, ax = plt.subplots(figsize=(8, 4.5))
+    observable = table["customers_observable"].to_numpy()
+    share = observable / observable[0] if observable.size and observable[0] > 0 else observable
+    keep = table[share >= min_observable_share]
+    age = keep["age_days"].to_numpy()
+    ax.fill_between(age, keep["ltv_to_date_per_customer_ci_low"],
+                    keep["ltv_to_date_per_customer_ci_high"], color="#3b6ea8", alpha=0.2, lw=0)
+    ax.plot(age, keep["ltv_to_date_per_customer"], color="#1d3f66", lw=1.8,
+            label="net value per customer (95% CI)")
+    cac = table[["cac", "cac_ci_low", "cac_ci_high"]].iloc[0]
+    if np.isfinite(cac["cac_ci_low"]):
+        ax.axhspan(cac["cac_ci_low"], cac["cac_ci_high"], color="grey", alpha=0.15, lw=0)
+    ax.axhline(cac["cac"], color="grey", ls="--", lw=1, label=f"CAC {cac['cac']:,.0f} (95% CI)")
+    ax.set_xlim(0, max(age[-1], 1.0) if age.size else 1.0)
+    ax.set_ylim(0, max(float(np.nanmax(keep["ltv_to_date_per_customer_ci_high"], initial=0)),
+                       float(cac["cac_ci_high"]) if np.isfinite(cac["cac_ci_high"])
+                       else float(cac["cac"])) * 1.1)
+    if np.isfinite(payback.mean):
+        interval = (f" [{payback.low:,.0f}, {payback.high:,.0f}]"
+                    if np.isfinite(payback.half_width) else "")
+        if interval:
+            ax.axvspan(payback.low, payback.high, color="#b23a48", alpha=0.12, lw=0)
+        ax.axvline(payback.mean, color="#b23a48", lw=1.2,
+                   label=f"payback {payback.mean:,.0f} days{interval},\n"
+                         f"paid back in {paid_back_share:.0%} of replications")
+    else:
+        ax.text(0.5, 0.05, "no payback within the horizon", transform=ax.transAxes,
+                ha="center", color="#b23a48", fontsize=9)
+    right = ax.twinx()
+    right.plot(table["age_days"], 100 * share, color="grey", lw=0.8, alpha=0.6)
+    right.set_ylim(0, 105)
+    right.set_ylabel("customers observable that long (% of buyers)", color="grey", fontsize=9)
+    right.tick_params(axis="y", colors="grey", labelsize=8)
+    right.spines[["top"]].set_visible(False)
+    ax.set_xlabel(f"days since acquisition (first purchase); the curve stops where fewer than "
+                  f"{min_observable_share:.0%} of buyers are observable")
+    ax.set_ylabel("discounted net value per customer\n(LTV to date)")
+    ax.legend(frameon=False, loc="lower right", fontsize=9)
+    ax.spines[["top"]].set_visible(False)
     return ax
 
 

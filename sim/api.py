@@ -11,7 +11,15 @@ import numpy as np
 import pandas as pd
 from omegaconf import DictConfig
 
-from sim.analysis import Estimate, estimate, summarize
+from sim.analysis import (
+    Estimate,
+    cohort_table,
+    estimate,
+    finance_table,
+    ltv_table,
+    payback_table,
+    summarize,
+)
 from sim.analysis import compare as analysis_compare
 from sim.config import compose_config, scenario_names
 from sim.experiment import ExperimentResult, extend, run_experiment
@@ -77,13 +85,35 @@ class Run:
         """Every state entry of one replication."""
         return self.experiment.events(replication)
 
+    def finance(self) -> pd.DataFrame:
+        """The finance summary (``finance.csv``): one row with LTV (mean, P10/P50/P90), CAC,
+        LTV:CAC, payback, NPV, revenue, margin, spend and profit, each with its 95% CI, and
+        the discount convention."""
+        name = self.spec.scenario_name
+        return finance_table({name: self.experiment.metrics}, {name: self.spec})
+
+    def ltv(self) -> pd.DataFrame:
+        """LTV by acquisition cohort (month), segment and channel (``ltv.csv``)."""
+        return ltv_table(self.experiment)
+
+    def cohorts(self) -> pd.DataFrame:
+        """Cumulative discounted value per customer of each acquisition cohort by months
+        since acquisition, censored at the horizon (``cohorts.csv``)."""
+        return cohort_table(self.experiment)
+
+    def payback(self) -> pd.DataFrame:
+        """The average customer's discounted net value by days since acquisition, with the
+        customers observable at each age, against CAC (``payback.csv``)."""
+        return payback_table(self.experiment)
+
     def journey_of(self, customer: int, replication: int = 0) -> list[tuple[float, str]]:
         """One customer's path: (day, state) in order."""
         return self.experiment.results[replication].journey_of(customer)
 
     def write(self, out_dir: str | Path, plots: bool = True) -> list[Path]:
-        """Write the tables (metrics.json, customers.csv, daily.csv, tickets.csv) and, with
-        ``plots``, the figures (funnel, retention, ltv, activity, experience) into ``out_dir``."""
+        """Write the tables (metrics.json, customers.csv, daily.csv, tickets.csv, the finance
+        tables) and, with ``plots``, the figures (funnel, retention, ltv, activity,
+        experience, cohorts, payback) into ``out_dir``."""
         from sim import io, plotting
 
         out_dir = Path(out_dir)
@@ -111,7 +141,9 @@ class Run:
         ax.set_title(f"Retention (Kaplan-Meier), {self.title}", fontsize=10, loc="left")
         figs["retention"] = fig
         fig, ax = plt.subplots(figsize=(7, 4))
-        plotting.plot_ltv(self.customers()["ltv"].to_numpy(), ax=ax)
+        marks = {name.upper() if name != "mean" else name: self.summary[f"ltv.{name}"]
+                 for name in ("p10", "p50", "p90", "mean")}
+        plotting.plot_ltv(self.customers()["ltv"].to_numpy(), ax=ax, marks=marks)
         ax.set_title(f"Customer LTV, all replications; {self.title}", fontsize=10, loc="left")
         figs["ltv"] = fig
         daily = self.daily().groupby("day").mean(numeric_only=True)
@@ -126,6 +158,15 @@ class Run:
         ax.set_title(f"Experience score on entering each state, {self.title}", fontsize=10,
                      loc="left")
         figs["experience"] = fig
+        fig, ax = plt.subplots(figsize=(8.5, 4.5))
+        plotting.plot_cohort_curves(self.cohorts(), self.summary["cac"], ax=ax)
+        ax.set_title(f"LTV to date by acquisition cohort, {self.title}", fontsize=10, loc="left")
+        figs["cohorts"] = fig
+        fig, ax = plt.subplots(figsize=(8, 4.5))
+        plotting.plot_payback(self.payback(), self.summary["payback_days"],
+                              self.summary["paid_back"].mean, ax=ax)
+        ax.set_title(f"Payback, {self.title}", fontsize=10, loc="left")
+        figs["payback"] = fig
         for f in figs.values():
             f.tight_layout()
         return figs
@@ -198,6 +239,12 @@ class Comparison:
     @property
     def replications(self) -> int:
         return self.runs["baseline"].experiment.n_replications
+
+    def finance(self) -> pd.DataFrame:
+        """The finance summary, one row per scenario (the baseline first), with the paired
+        differences in LTV and NPV from the baseline (``finance.csv`` of a comparison)."""
+        return finance_table({k: r.experiment.metrics for k, r in self.runs.items()},
+                             {k: r.spec for k, r in self.runs.items()})
 
     def ranking(self) -> pd.DataFrame:
         """One row per scenario, best first: the ranking metric's difference, ROI, cost."""

@@ -16,11 +16,14 @@ from typing import Any
 
 import pandas as pd
 
-from sim.analysis import Estimate
+from sim.analysis import Estimate, cohort_table, finance_table, ltv_table, payback_table
 from sim.experiment import ExperimentResult
 
-__all__ = ["atomic_write", "save_figure", "write_json", "write_outputs", "write_table",
-           "write_text"]
+__all__ = ["FINANCE_FLOAT_FORMAT", "atomic_write", "save_figure", "write_finance", "write_json",
+           "write_outputs", "write_table", "write_text"]
+
+# finance tables keep ten significant digits: totals in the millions stay exact to the unit
+FINANCE_FLOAT_FORMAT = "%.10g"
 
 
 def atomic_write(path: Path, write: Callable[[Any], None], mode: str = "w") -> Path:
@@ -68,6 +71,9 @@ def metrics_document(exp: ExperimentResult, summary: dict[str, Estimate]) -> dic
             "ltv": "per customer from the first purchase (first margin undiscounted) to churn "
                    "or the horizon: discounted margin minus the retention costs caused",
             "npv": "every cash flow of the run discounted to day 0",
+            "cohorts": "acquisition month = month of the run (365.25 / 12 days) of the first "
+                       "purchase; a cohort's curve stops at the last whole month since "
+                       "acquisition that every one of its customers could reach by the horizon",
         },
         "confidence_level": 0.95,
         "metrics": {k: v.as_dict() for k, v in summary.items()},
@@ -77,7 +83,8 @@ def metrics_document(exp: ExperimentResult, summary: dict[str, Estimate]) -> dic
 
 def write_outputs(exp: ExperimentResult, summary: dict[str, Estimate], out_dir: Path) -> list[Path]:
     """Write ``metrics.json`` and ``metrics.csv`` (one row per metric, for spreadsheets),
-    ``customers.csv``, ``daily.csv``, ``purchases.csv`` (the transaction log), ``tickets.csv``."""
+    ``customers.csv``, ``daily.csv``, ``purchases.csv`` (the transaction log), ``tickets.csv``
+    and the finance tables of ``write_finance``."""
     out_dir = Path(out_dir)
     doc = metrics_document(exp, summary)
     written = [atomic_write(out_dir / "metrics.json",
@@ -94,7 +101,18 @@ def write_outputs(exp: ExperimentResult, summary: dict[str, Estimate], out_dir: 
         written.append(atomic_write(out_dir / f"{name}.csv",
                                     lambda f, t=table: t.to_csv(f, index=False,
                                                                 float_format="%.6g")))
-    return written
+    return written + write_finance(exp, out_dir)
+
+
+def write_finance(exp: ExperimentResult, out_dir: Path) -> list[Path]:
+    """The finance view of a run: ``finance.csv`` (one row: unit economics with CIs),
+    ``ltv.csv`` (LTV by acquisition cohort, segment and channel), ``cohorts.csv`` (censored
+    cumulative value curves of the cohorts) and ``payback.csv`` (the payback curve); see
+    ``sim.analysis``."""
+    out_dir, name = Path(out_dir), exp.spec.scenario_name
+    tables = {"finance": finance_table({name: exp.metrics}, {name: exp.spec}),
+              "ltv": ltv_table(exp), "cohorts": cohort_table(exp), "payback": payback_table(exp)}
+    return [write_table(t, out_dir / f"{k}.csv", FINANCE_FLOAT_FORMAT) for k, t in tables.items()]
 
 
 def save_figure(fig: Any, path: Path, dpi: int = 120) -> Path:
@@ -104,9 +122,10 @@ def save_figure(fig: Any, path: Path, dpi: int = 120) -> Path:
                                                           bbox_inches="tight"), mode="wb")
 
 
-def write_table(table: pd.DataFrame, path: Path) -> Path:
+def write_table(table: pd.DataFrame, path: Path, float_format: str = "%.6g") -> Path:
     """A data frame as CSV, atomically."""
-    return atomic_write(Path(path), lambda f: table.to_csv(f, index=False, float_format="%.6g"))
+    return atomic_write(Path(path), lambda f: table.to_csv(f, index=False,
+                                                           float_format=float_format))
 
 
 def write_text(text: str, path: Path) -> Path:
@@ -116,3 +135,58 @@ def write_text(text: str, path: Path) -> Path:
 def write_json(doc: dict[str, Any], path: Path) -> Path:
     return atomic_write(Path(path), lambda f: json.dump(_clean(doc), f, indent=2,
                                                        allow_nan=False))
+
+
+# ---------------------------------------------------------------- calibration (sim.calibrate)
+__all__ += ["file_sha256", "read_csv_text", "write_new_text"]
+
+
+def read_csv_text(path: Path) -> pd.DataFrame:
+    """A CSV file with a header row, every cell as text (no type guessing), column names
+    stripped; the caller parses and checks the values.
+
+    Raises
+    ------
+    ValueError : a one-line message when the file is missing, empty, not UTF-8 text or not
+        a well-formed CSV (with the line the parser stopped at).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"{path}: no such file")
+    try:
+        table = pd.read_csv(path, dtype=str, keep_default_na=False, na_filter=False,
+                            encoding="utf-8-sig", skip_blank_lines=True)
+    except pd.errors.EmptyDataError:
+        raise ValueError(f"{path}: the file is empty (expected a header row and one row "
+                         "per record)") from None
+    except pd.errors.ParserError as err:
+        raise ValueError(f"{path}: not a well-formed CSV file: "
+                         f"{str(err).strip().splitlines()[-1]}") from None
+    except UnicodeDecodeError as err:
+        raise ValueError(f"{path}: not UTF-8 text ({err.reason} at byte {err.start})") from None
+    table.columns = [str(c).strip() for c in table.columns]
+    return table
+
+
+def file_sha256(path: Path) -> str:
+    """SHA-256 of a file's bytes (hex), for provenance."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def write_new_text(text: str, path: Path, overwrite: bool = False) -> Path:
+    """Write ``text`` atomically; unless ``overwrite``, refuse to replace an existing file.
+
+    Raises
+    ------
+    FileExistsError : the file exists and ``overwrite`` is False.
+    """
+    path = Path(path)
+    if path.exists() and not overwrite:
+        raise FileExistsError(f"{path} exists already (pass --force to replace it)")
+    return write_text(text, path)

@@ -24,8 +24,9 @@ from sim.engine import OUTCOMES
 from sim.spec import build_spec
 
 TABLES = ("metrics.json", "metrics.csv", "customers.csv", "daily.csv", "purchases.csv",
-          "tickets.csv")
-FIGURES = ("funnel.png", "retention.png", "ltv.png", "activity.png", "experience.png")
+          "tickets.csv", "finance.csv", "ltv.csv", "cohorts.csv", "payback.csv")
+FIGURES = ("funnel.png", "retention.png", "ltv.png", "activity.png", "experience.png",
+           "cohorts.png", "payback.png")
 OUTPUTS = (*TABLES, *FIGURES)
 JOURNEYS = ("four_stage", "five_stage", "six_stage", "six_stage_decision")
 TIMEOUT_S = 300

@@ -32,7 +32,7 @@ def _compare(cfg: DictConfig, out_dir: Path) -> float:
     descriptions = {k: r.spec.scenario_description for k, r in result.runs.items()}
     per_rep = {k: r.experiment.metrics for k, r in result.runs.items()}
     written = write_comparison(result.table, per_rep, descriptions, result.rank_by, out_dir,
-                               plots=cfg.run.plots)
+                               plots=cfg.run.plots, finance=result.finance())
     if cfg.run.summary:
         print(format_comparison(result.table, result.rank_by, result.replications))
         print(f"wrote {', '.join(p.name for p in written)} to {out_dir}")

@@ -149,10 +149,17 @@ def format_comparison(table: pd.DataFrame, rank_by: str, replications: int) -> s
 
 def write_comparison(table: pd.DataFrame, per_replication: dict[str, list[dict]],
                      descriptions: dict[str, str], rank_by: str, out_dir: Path,
-                     plots: bool = True) -> list[Path]:
-    """comparison.csv, comparison.md, metrics.json (with the CRN variance ratios) and
-    comparison.png (forest plots) into ``out_dir``."""
+                     plots: bool = True, finance: pd.DataFrame | None = None) -> list[Path]:
+    """comparison.csv, comparison.md, metrics.json (with the CRN variance ratios),
+    finance.csv (one row per scenario: unit economics with CIs and the paired LTV and NPV
+    differences from the baseline) and comparison.png (forest plots) into ``out_dir``.
+
+    ``finance`` is that table when the caller has it with the runs' specs
+    (``Comparison.finance()``); otherwise it is built from ``per_replication``, without
+    the horizon and discount rate (left empty).
+    """
     from sim import io, plotting
+    from sim.analysis import finance_table
 
     out_dir = Path(out_dir)
     n = len(per_replication["baseline"])
@@ -169,6 +176,9 @@ def write_comparison(table: pd.DataFrame, per_replication: dict[str, list[dict]]
     written = [io.write_table(table, out_dir / "comparison.csv"),
                io.write_text(format_comparison(table, rank_by, n), out_dir / "comparison.md"),
                io.write_json(doc, out_dir / "metrics.json")]
+    if finance is None:
+        finance = finance_table(per_replication)
+    written.append(io.write_table(finance, out_dir / "finance.csv", io.FINANCE_FLOAT_FORMAT))
     if plots:
         metrics = list(dict.fromkeys([rank_by, "ltv.mean", "conversion_rate"]))
         fig = plotting.forest_figure(table, metrics, f"Scenarios vs baseline, {n} replications")

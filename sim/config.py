@@ -251,6 +251,11 @@ class RunConfig:
     # per tick of this many days
     tick_days: float = 1.0
     n_jobs: int = 1  # worker processes for replications; results never depend on it
+    # replications first_replication .. first_replication + replications - 1: a big
+    # experiment split into blocks (separate jobs) that `python -m sim.report` merges
+    first_replication: int = 0
+    progress: bool = True  # a progress bar on a terminal (never in CI or when piped)
+    memory_guard: bool = True  # refuse a run whose estimated memory exceeds what is free
     # precision-driven replications: add replications until the 95% CI half-width of
     # precision_metric is at most target_rel_half_width x |mean| (or max_replications)
     target_rel_half_width: float | None = None

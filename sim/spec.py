@@ -8,6 +8,8 @@ probability, daily reach and spend per channel, order-value parameters.
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -43,6 +45,10 @@ REFERRAL = "referral"
 DAYS_PER_MONTH = 365.25 / 12
 LEVERS = ("content", "usability", "social_proof")
 ENGINES = ("agent", "fast")
+# run settings that choose which replications run and how, never their numbers
+EXECUTION_FIELDS = frozenset({
+    "replications", "first_replication", "n_jobs", "progress", "memory_guard",
+    "target_rel_half_width", "precision_metric", "max_replications"})
 WORD_OF_MOUTH = "word_of_mouth"
 
 
@@ -190,6 +196,9 @@ class ModelSpec:
     engine: str
     tick_days: float  # fast engine: feedback (word of mouth, social proof) updated per tick
     n_jobs: int
+    first_replication: int
+    progress: bool
+    memory_guard: bool
     target_rel_half_width: float | None
     precision_metric: str
     max_replications: int
@@ -203,6 +212,23 @@ class ModelSpec:
 
     def code(self, state: str) -> int:
         return self.states.index(state)
+
+    @property
+    def replication_ids(self) -> range:
+        """The replications this run makes (``run.first_replication`` onwards)."""
+        return range(self.first_replication, self.first_replication + self.replications)
+
+    def fingerprint(self) -> str:
+        """A digest of everything that decides a replication's numbers (the model and the
+        seed, not which replications run or how): blocks of one experiment share it."""
+        h = hashlib.sha256()
+        for f in dataclasses.fields(self):
+            if f.name in EXECUTION_FIELDS:
+                continue
+            value = getattr(self, f.name)
+            h.update(f.name.encode())
+            h.update(value.tobytes() if isinstance(value, np.ndarray) else repr(value).encode())
+        return h.hexdigest()[:16]
 
     @property
     def channel_names(self) -> tuple[str, ...]:
@@ -521,6 +547,8 @@ def build_spec(cfg: Any) -> ModelSpec:
     chk.number("run.horizon_days", r["horizon_days"], 0, 100_000, lo_open=True)
     if not (isinstance(r["n_jobs"], int) and r["n_jobs"] >= 1):
         chk.add("run.n_jobs", r["n_jobs"], "an integer >= 1")
+    if not (isinstance(r["first_replication"], int) and r["first_replication"] >= 0):
+        chk.add("run.first_replication", r["first_replication"], "an integer >= 0")
     if r["target_rel_half_width"] is not None:
         chk.number("run.target_rel_half_width", r["target_rel_half_width"], 0, 1, lo_open=True)
     if not (isinstance(r["max_replications"], int) and r["max_replications"] >= 2):
@@ -629,6 +657,9 @@ def build_spec(cfg: Any) -> ModelSpec:
         engine=r["engine"],
         tick_days=float(r["tick_days"]),
         n_jobs=int(r["n_jobs"]),
+        first_replication=int(r["first_replication"]),
+        progress=bool(r["progress"]),
+        memory_guard=bool(r["memory_guard"]),
         target_rel_half_width=(None if r["target_rel_half_width"] is None
                                else float(r["target_rel_half_width"])),
         precision_metric=str(r["precision_metric"]),

@@ -159,28 +159,42 @@ def _shift(p: np.ndarray | float, odds_multiplier: np.ndarray | float) -> np.nda
     return np.where(np.asarray(p) >= 1.0, 1.0, x / np.maximum(1.0 - np.asarray(p) + x, 1e-300))
 
 
-class _Chunks:
-    """Columns appended in chunks (arrays), concatenated once at the end."""
+class _Columns:
+    """A table grown in place: one large array per column (amortised doubling).
 
-    def __init__(self, *names: str):
-        self.parts: dict[str, list[np.ndarray]] = {n: [] for n in names}
+    Large arrays live in their own memory maps, so what the run frees goes back to the
+    system; thousands of small chunks would fragment the heap instead.
+    """
+
+    def __init__(self, **dtypes: type):
+        self.cols = {name: np.empty(1024, dtype) for name, dtype in dtypes.items()}
+        self.n = 0
 
     def add(self, **cols) -> None:
         """Append equal-length columns; a scalar stands for a constant column."""
-        n = next(c.size for c in cols.values() if isinstance(c, np.ndarray))
+        m = next(c.size for c in cols.values() if isinstance(c, np.ndarray))
+        end = self.n + m
         for name, col in cols.items():
-            self.parts[name].append(col if isinstance(col, np.ndarray) else (col, n))
+            buf = self.cols[name]
+            if end > buf.size:
+                buf = self.cols[name] = _grown(buf, end)
+            buf[self.n:end] = col
+        self.n = end
 
-    def columns(self, dtypes: dict[str, type]) -> dict[str, np.ndarray]:
+    def columns(self) -> dict[str, np.ndarray]:
+        """The columns, trimmed to their length (the buffers are handed over)."""
         out = {}
-        for name, parts in self.parts.items():
-            dtype = dtypes[name]
-            arrays = [p if isinstance(p, np.ndarray) else np.full(p[1], p[0], dtype)
-                      for p in parts]
-            out[name] = np.concatenate(arrays).astype(dtype, copy=False) if arrays else (
-                np.zeros(0, dtype))
-            parts.clear()
+        for name, buf in self.cols.items():
+            buf.resize(self.n, refcheck=False)
+            out[name] = buf
+        self.cols = {}
         return out
+
+
+def _grown(buf: np.ndarray, at_least: int) -> np.ndarray:
+    new = np.empty(max(at_least, buf.size * 2), buf.dtype)
+    new[:buf.size] = buf
+    return new
 
 
 class FastModel:
@@ -248,11 +262,11 @@ class FastModel:
         self.seg_rate_per_day = (spec.advocacy.referral_rate_per_day
                                  * np.asarray(spec.segment_referral))
         # records
-        self.events = _Chunks("customer", "time", "state", "score")
-        self.purchases = _Chunks("customer", "time", "value", "discount")
-        self.abandon = _Chunks("customer", "time")
-        self.referrals = _Chunks("referrer", "customer", "time")
-        self.members = _Chunks("customer", "time")
+        self.events = _Columns(customer=np.int32, time=float, state=np.int16, score=float)
+        self.purchases = _Columns(customer=np.int64, time=float, value=float, discount=float)
+        self.abandon = _Columns(customer=np.int64, time=float)
+        self.referrals = _Columns(referrer=np.int64, customer=np.int64, time=float)
+        self.members = _Columns(customer=np.int64, time=float)
         self.n_batched_events = 0
         self.late_tickets = 0
 
@@ -692,19 +706,22 @@ class FastModel:
 
     def _result(self) -> SimulationResult:
         n, rec = self.n_aware, self.rec
-        rec.aware_time = self.t_aware[:n]
-        rec.source = self.src[:n]
-        rec.segment = self.seg[:n]
-        rec.events = self.events.columns({"customer": np.int64, "time": float,
-                                          "state": np.int16, "score": float})
-        ab = self.abandon.columns({"customer": np.int64, "time": float})
+        rec.aware_time = self.t_aware[:n].copy()
+        rec.source = self.src[:n].copy()
+        rec.segment = self.seg[:n].copy()
+        score = self.score[:n].copy()
+        # the working arrays go before the tables are built: peak memory is the tables'
+        for name in ("t_aware", "src", "seg", "score", "phase", "next_time", "visits",
+                     "n_orders", "rate", "drop", "member", "advocate", "desk_leaves",
+                     "thresholds", "active"):
+            setattr(self, name, None)
+        rec.events = self.events.columns()
+        ab = self.abandon.columns()
         rec.ab_customer, rec.ab_time = ab["customer"], ab["time"]
-        rec.purchases = self.purchases.columns({"customer": np.int64, "time": float,
-                                                "value": float, "discount": float})
-        rec.referrals = self.referrals.columns({"referrer": np.int64, "customer": np.int64,
-                                                "time": float})
-        rec.members = self.members.columns({"customer": np.int64, "time": float})["customer"]
-        rec.score = (np.arange(n), self.score[:n])
+        rec.purchases = self.purchases.columns()
+        rec.referrals = self.referrals.columns()
+        rec.members = self.members.columns()["customer"]
+        rec.score = (np.arange(n), score)
         rec.n_sim_events = next(self.env._eid) + self.n_batched_events
         return build_result(self.spec, self.seed, self.replication, rec)
 

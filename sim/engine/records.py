@@ -113,14 +113,15 @@ def build_result(spec: ModelSpec, seed: int, replication: int, rec: RawRecords
         ev_s, ev_e = rec.events["state"], rec.events["score"]
     else:
         flat = np.asarray(rec.events, dtype=float).reshape(-1, 4)
-        ev_c = flat[:, 0].astype(np.int64)
+        ev_c = flat[:, 0].astype(np.int32)
         ev_t = flat[:, 1].copy()
         ev_s = flat[:, 2].astype(np.int16)
         ev_e = flat[:, 3].copy()
 
     first = np.full((n, len(states)), np.inf)
     np.minimum.at(first, (ev_c, ev_s), ev_t)
-    first[np.isinf(first)] = np.nan
+    for col in first.T:  # column by column: no (customers x states) temporary
+        col[np.isinf(col)] = np.nan
     last = np.full(n, -1, dtype=np.int64)  # each customer's last event (appended in order)
     np.maximum.at(last, ev_c, np.arange(ev_c.size))
     final_state = ev_s[last] if n else np.zeros(0, np.int16)

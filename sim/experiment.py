@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import os
+import sys
+import time
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+from tqdm import tqdm
 
 from sim.engine import OUTCOMES, TICKET_OUTCOMES, SimulationResult, simulate
 from sim.metrics import customer_values, daily_table, replication_metrics
 from sim.spec import ModelSpec
 
-__all__ = ["ExperimentResult", "extend", "run_experiment", "run_replications"]
+__all__ = ["ExperimentResult", "estimated_memory_bytes", "extend", "run_experiment",
+           "run_replications"]
 
 
 @dataclass
@@ -101,25 +106,66 @@ def _replicate(spec: ModelSpec, replication: int) -> tuple[SimulationResult, dic
     return result, replication_metrics(result, spec)
 
 
+def _progress_shown(spec: ModelSpec) -> bool:
+    """A bar only for a person watching: on a terminal, never in CI or when piped."""
+    ci = os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
+    return spec.progress and not ci and sys.stderr.isatty()
+
+
 def run_replications(spec: ModelSpec, replications: Sequence[int],
                      n_jobs: int = 1) -> list[tuple[SimulationResult, dict[str, float]]]:
     """Run the given replications of ``spec``, in ``n_jobs`` worker processes.
 
     Replication i always uses the streams of (seed, i), so the results are the same, and in
-    the same order, whatever ``n_jobs`` and however the workers are scheduled.
+    the same order, whatever ``n_jobs`` and however the workers are scheduled. A progress
+    bar (replications done, customers per second) shows on a terminal.
     """
-    if n_jobs <= 1 or len(replications) <= 1:
-        return [_replicate(spec, i) for i in replications]
-    with ProcessPoolExecutor(max_workers=min(n_jobs, len(replications))) as pool:
-        return list(pool.map(_replicate, [spec] * len(replications), replications))
+    reps = list(replications)
+    bar = tqdm(total=len(reps), desc=spec.scenario_name, unit="rep", leave=False,
+               disable=not _progress_shown(spec), file=sys.stderr)
+    start, customers, done = time.perf_counter(), 0, []
+    with bar:
+        for item in _replications(spec, reps, n_jobs):
+            done.append(item)
+            customers += item[0].n_customers
+            bar.set_postfix_str(f"{customers / (time.perf_counter() - start):,.0f} customers/s")
+            bar.update()
+    return done
+
+
+def _replications(spec: ModelSpec, reps: list[int], n_jobs: int
+                  ) -> Iterator[tuple[SimulationResult, dict[str, float]]]:
+    if n_jobs <= 1 or len(reps) <= 1:
+        yield from (_replicate(spec, i) for i in reps)
+        return
+    with ProcessPoolExecutor(max_workers=min(n_jobs, len(reps))) as pool:
+        yield from pool.map(_replicate, [spec] * len(reps), reps)
 
 
 def run_experiment(spec: ModelSpec, replications: Sequence[int] | None = None,
                    n_jobs: int | None = None) -> ExperimentResult:
-    """Run replications 0 .. ``spec.replications`` - 1 (or those given) of ``spec``."""
-    reps = range(spec.replications) if replications is None else replications
+    """Run ``spec``'s replications (``spec.replication_ids``, or those given)."""
+    reps = spec.replication_ids if replications is None else replications
     done = run_replications(spec, reps, spec.n_jobs if n_jobs is None else n_jobs)
     return ExperimentResult(spec, [r for r, _ in done], [m for _, m in done])
+
+
+# Memory per person in the market, measured with benchmarks/run.py at 100k and 1M people
+# on the baseline (peak resident set of one replication minus the interpreter's, and the
+# tables a finished replication keeps), rounded up by about a quarter for other configs.
+ENGINE_BYTES_PER_PERSON = {"agent": 2300, "fast": 300}
+RESULT_BYTES_PER_PERSON = 250
+BASE_BYTES = 400_000_000  # the interpreter with numpy, scipy, simpy, pandas, matplotlib
+
+
+def estimated_memory_bytes(spec: ModelSpec, replications: int | None = None) -> int:
+    """Peak memory estimate of running ``spec``: the engines working at once (one per
+    worker), plus the result tables every replication keeps until the run is summarised."""
+    n = spec.replications if replications is None else replications
+    workers = min(spec.n_jobs, n)
+    m = spec.market_size
+    return int(BASE_BYTES + workers * (ENGINE_BYTES_PER_PERSON[spec.engine] * m + BASE_BYTES)
+               + n * RESULT_BYTES_PER_PERSON * m)
 
 
 def extend(exp: ExperimentResult, more: Sequence[int], n_jobs: int = 1) -> ExperimentResult:

@@ -6,14 +6,16 @@ import json
 import math
 import sys
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from sim.analysis import Estimate
 from sim.spec import ModelSpec
 
-__all__ = ["collect_multirun", "format_comparison", "format_summary", "main",
-           "write_comparison"]
+__all__ = ["collect_blocks", "collect_multirun", "format_comparison", "format_summary", "main",
+           "merged_document", "write_comparison"]
 
 
 def _num(x: float, pct: bool = False) -> str:
@@ -187,29 +189,91 @@ def write_comparison(table: pd.DataFrame, per_replication: dict[str, list[dict]]
     return written
 
 
-def collect_multirun(folder: Path) -> tuple[dict[str, list[dict]], dict[str, str]]:
-    """Per-replication metrics of every job of a Hydra multirun, by scenario name."""
-    runs: dict[str, list[dict]] = {}
-    descriptions: dict[str, str] = {}
-    seeds = set()
+def collect_blocks(folder: Path) -> dict[str, dict[str, Any]]:
+    """Every job's ``metrics.json`` under ``folder``, merged by scenario.
+
+    Jobs of one scenario are replication blocks (``run.first_replication``,
+    ``run.replications``) of one experiment: they must share the model (its fingerprint)
+    and the seed and must not repeat a replication. Their per-replication metrics are put
+    in replication order, so the merge equals running every replication in one job.
+    Returns, per scenario: ``doc`` (the first block's document), ``ids`` (replications,
+    sorted), ``per_replication`` (in that order), ``description``.
+    """
+    blocks: dict[str, list[tuple[Path, dict]]] = {}
     for path in sorted(Path(folder).glob("**/metrics.json")):
         doc = json.loads(path.read_text())
         if "per_replication" not in doc or "scenario" not in doc:
             continue  # e.g. an earlier comparison's own metrics.json
-        name = doc["scenario"]["name"]
-        if name in runs:
-            raise ValueError(f"{path}: scenario {name!r} appears in two jobs")
-        runs[name] = [{k: (math.nan if v is None else v) for k, v in m.items()}
-                      for m in doc["per_replication"]]
-        descriptions[name] = doc["scenario"].get("description", "")
-        seeds.add((doc["seed"], doc["replications"]))
-    if "baseline" not in runs:
+        if Path(path).parent == Path(folder):
+            continue  # an earlier merge written here
+        blocks.setdefault(doc["scenario"]["name"], []).append((path, doc))
+    if not blocks:
+        raise ValueError(f"no job's metrics.json under {folder}")
+    merged = {}
+    for name, jobs in blocks.items():
+        ids: dict[int, dict] = {}
+        first_path, first = jobs[0]
+        for path, doc in jobs:
+            if (doc.get("fingerprint"), doc["seed"]) != (first.get("fingerprint"), first["seed"]):
+                raise ValueError(f"{path} and {first_path}: scenario {name!r} with a different "
+                                 "model or seed; blocks of one experiment must differ only in "
+                                 "run.first_replication and run.replications")
+            rep_ids = doc.get("replication_ids", list(range(len(doc["per_replication"]))))
+            for i, m in zip(rep_ids, doc["per_replication"], strict=True):
+                if i in ids:
+                    raise ValueError(f"{path}: replication {i} of scenario {name!r} appears in "
+                                     "two jobs")
+                ids[i] = {k: (math.nan if v is None else v) for k, v in m.items()}
+        order = sorted(ids)
+        merged[name] = {"doc": first, "ids": order, "per_replication": [ids[i] for i in order],
+                        "description": first["scenario"].get("description", "")}
+    return merged
+
+
+def collect_multirun(folder: Path) -> tuple[dict[str, list[dict]], dict[str, str]]:
+    """Per-replication metrics of every scenario of a Hydra multirun (blocks merged)."""
+    merged = collect_blocks(folder)
+    if "baseline" not in merged:
         raise ValueError(f"no job of scenario 'baseline' under {folder}: run the sweep with "
                          "scenario=baseline,...")
-    if len(seeds) > 1:
-        raise ValueError(f"jobs under {folder} differ in seed or replications {sorted(seeds)}: "
-                         "a paired comparison needs the same")
-    return runs, descriptions
+    base = merged["baseline"]
+    for name, m in merged.items():
+        if m["doc"]["seed"] != base["doc"]["seed"] or m["ids"] != base["ids"]:
+            raise ValueError(f"scenario {name!r} and the baseline differ in seed or replications "
+                             f"under {folder}: a paired comparison needs the same")
+    return ({name: m["per_replication"] for name, m in merged.items()},
+            {name: m["description"] for name, m in merged.items()})
+
+
+def merged_document(block: dict[str, Any]) -> dict[str, Any]:
+    """One scenario's merged blocks as the ``metrics.json`` a single job would write."""
+    from sim.analysis import estimate
+
+    per_rep = block["per_replication"]
+    doc = dict(block["doc"])
+    doc.update(replications=len(per_rep), first_replication=block["ids"][0],
+               replication_ids=block["ids"], per_replication=per_rep,
+               metrics={k: estimate(np.array([m[k] for m in per_rep], dtype=float)).as_dict()
+                        for k in per_rep[0]})
+    return doc
+
+
+def _write_merged(block: dict[str, Any], folder: Path) -> int:
+    from sim import io
+
+    doc = merged_document(block)
+    rows = [{"metric": k, **v} for k, v in doc["metrics"].items()]
+    written = [io.write_json(doc, folder / "metrics.json"),
+               io.write_table(pd.DataFrame(rows), folder / "metrics.csv")]
+    ids = block["ids"]
+    print(f"scenario {doc['scenario']['name']!r}: replications {ids[0]}..{ids[-1]} "
+          f"({len(ids)}) merged from blocks")
+    for name in ("conversion_rate", "ltv.mean", "cac", "npv"):
+        if name in doc["metrics"]:
+            m = doc["metrics"][name]
+            print(f"  {name}: {m['mean']:.6g} [{m['low']:.6g}, {m['high']:.6g}]")
+    print(f"wrote {', '.join(p.name for p in written)} to {folder}")
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -225,6 +289,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-plots", action="store_true")
     args = parser.parse_args(argv)
     try:
+        blocks = collect_blocks(args.folder)
+        if len(blocks) == 1:  # one scenario in blocks: its merged metrics
+            return _write_merged(next(iter(blocks.values())), args.folder)
         runs, descriptions = collect_multirun(args.folder)
         base = runs.pop("baseline")
         table = compare(base, runs, rank_by=args.rank_by)
@@ -240,3 +307,4 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
+

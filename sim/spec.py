@@ -221,19 +221,28 @@ class ModelSpec:
     def fingerprint(self) -> str:
         """A digest of everything that decides a replication's numbers (the model and the
         seed, not which replications run or how): blocks of one experiment share it."""
-        h = hashlib.sha256()
-        for f in dataclasses.fields(self):
-            if f.name in EXECUTION_FIELDS:
-                continue
-            value = getattr(self, f.name)
-            h.update(f.name.encode())
-            h.update(value.tobytes() if isinstance(value, np.ndarray) else repr(value).encode())
-        return h.hexdigest()[:16]
+        fields = [(f.name, _canonical(getattr(self, f.name))) for f in dataclasses.fields(self)
+                  if f.name not in EXECUTION_FIELDS]
+        return hashlib.sha256(repr(fields).encode()).hexdigest()[:16]
 
     @property
     def channel_names(self) -> tuple[str, ...]:
         """Awareness sources: the channels, then word of mouth and referrals."""
         return (*(c.name for c in self.channels), WORD_OF_MOUTH, REFERRAL)
+
+
+def _canonical(value: Any) -> Any:
+    """A representation independent of the process (sets sorted, arrays by content)."""
+    if dataclasses.is_dataclass(value):
+        return tuple((f.name, _canonical(getattr(value, f.name)))
+                     for f in dataclasses.fields(value))
+    if isinstance(value, frozenset | set):
+        return tuple(sorted(_canonical(v) for v in value))
+    if isinstance(value, tuple | list):
+        return tuple(_canonical(v) for v in value)
+    if isinstance(value, np.ndarray):
+        return hashlib.sha256(value.tobytes()).hexdigest()
+    return value
 
 
 # ------------------------------------------------------------------- model functions

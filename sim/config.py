@@ -246,7 +246,7 @@ class RunConfig:
     seed: int = 20261123
     replications: int = 10
     horizon_days: float = 365.0
-    engine: str = "agent"
+    engine: str = "auto"  # agent | fast | auto (agent below 50,000 people, fast from there)
     # fast engine: population feedback (word of mouth, referrals, social proof) is read once
     # per tick of this many days
     tick_days: float = 1.0

@@ -45,6 +45,10 @@ REFERRAL = "referral"
 DAYS_PER_MONTH = 365.25 / 12
 LEVERS = ("content", "usability", "social_proof")
 ENGINES = ("agent", "fast")
+# run.engine=auto (the default): the agent engine for small markets, where it is exact and
+# quicker (the fast engine has a fixed cost per simulated day), the fast one at scale; the
+# crossover measured on the baseline is between 20,000 and 100,000 people
+AUTO_FAST_FROM = 50_000
 # run settings that choose which replications run and how, never their numbers
 EXECUTION_FIELDS = frozenset({
     "replications", "first_replication", "n_jobs", "progress", "memory_guard",
@@ -563,8 +567,8 @@ def build_spec(cfg: Any) -> ModelSpec:
     if not (isinstance(r["max_replications"], int) and r["max_replications"] >= 2):
         chk.add("run.max_replications", r["max_replications"], "an integer >= 2")
     chk.number("run.tick_days", r["tick_days"], 0, 30, lo_open=True)
-    if r["engine"] not in ENGINES:
-        chk.add("run.engine", r["engine"], f"one of {', '.join(ENGINES)}")
+    if r["engine"] not in (*ENGINES, "auto"):
+        chk.add("run.engine", r["engine"], f"one of {', '.join(ENGINES)}, auto")
     chk.number("scenario.cost_per_day", c["scenario"]["cost_per_day"], 0)
 
     if chk.problems:
@@ -663,7 +667,8 @@ def build_spec(cfg: Any) -> ModelSpec:
         horizon_days=float(r["horizon_days"]),
         seed=int(r["seed"]),
         replications=int(r["replications"]),
-        engine=r["engine"],
+        engine=(r["engine"] if r["engine"] != "auto"
+                else "fast" if m["size"] >= AUTO_FAST_FROM else "agent"),
         tick_days=float(r["tick_days"]),
         n_jobs=int(r["n_jobs"]),
         first_replication=int(r["first_replication"]),

@@ -136,3 +136,72 @@ def write_json(doc: dict[str, Any], path: Path) -> Path:
     return atomic_write(Path(path), lambda f: json.dump(_clean(doc), f, indent=2,
                                                        allow_nan=False))
 
+
+# ---------------------------------------------------------------- calibration (sim.calibrate)
+__all__ += ["file_sha256", "read_csv_text", "write_new_text"]
+
+
+def read_csv_text(path: Path) -> pd.DataFrame:
+    """A CSV file with a header row, every cell as text (no type guessing), column names
+    stripped; the caller parses and checks the values.
+
+    Raises
+    ------
+    ValueError : a one-line message when the file is missing, empty, not UTF-8 text or not
+        a well-formed CSV (with the line the parser stopped at).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"{path}: no such file")
+    try:
+        table = pd.read_csv(path, dtype=str, keep_default_na=False, na_filter=False,
+                            encoding="utf-8-sig", skip_blank_lines=True)
+    except pd.errors.EmptyDataError:
+        raise ValueError(f"{path}: the file is empty (expected a header row and one row "
+                         "per record)") from None
+    except pd.errors.ParserError as err:
+        raise ValueError(f"{path}: not a well-formed CSV file: "
+                         f"{str(err).strip().splitlines()[-1]}") from None
+    except UnicodeDecodeError as err:
+        raise ValueError(f"{path}: not UTF-8 text ({err.reason} at byte {err.start})") from None
+    table.columns = [str(c).strip() for c in table.columns]
+    return table
+
+
+def file_sha256(path: Path) -> str:
+    """SHA-256 of a file's bytes (hex), for provenance."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def write_new_text(text: str, path: Path, overwrite: bool = False) -> Path:
+    """Write ``text`` atomically; unless ``overwrite``, refuse to replace an existing file.
+
+    Raises
+    ------
+    FileExistsError : the file exists and ``overwrite`` is False.
+    """
+    path = Path(path)
+    if path.exists() and not overwrite:
+        raise FileExistsError(f"{path} exists already (pass --force to replace it)")
+    return write_text(text, path)
+
+
+def available_memory_bytes() -> int | None:
+    """Memory the system can give a new run now (Linux MemAvailable), None if unknown."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return None

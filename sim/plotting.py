@@ -287,3 +287,150 @@ def forest_figure(table, metrics: list[str], title: str):
     fig.suptitle(title, x=0.01, ha="left", fontsize=10)
     fig.tight_layout()
     return fig
+
+
+# ------------------------------------------------------- calibration (sim.calibrate)
+__all__ += ["panels", "plot_dwell_fit", "plot_exit_probabilities", "plot_holdout",
+            "plot_repeat_histogram", "plot_spend_fit", "plot_tracking",
+            "plot_value_distribution"]
+
+
+def panels(n: int, ncols: int = 3, size: tuple[float, float] = (4.6, 3.2)):
+    """A figure with ``n`` panels on a grid of ``ncols`` columns: (figure, list of Axes);
+    unused cells are hidden."""
+    ncols = max(1, min(ncols, n))
+    nrows = -(-n // ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(size[0] * ncols, size[1] * nrows),
+                             squeeze=False)
+    flat = list(axes.ravel())
+    for ax in flat[n:]:
+        ax.set_visible(False)
+    return fig, flat[:n]
+
+
+def plot_repeat_histogram(labels: list[str], observed: np.ndarray, expected: np.ndarray,
+                          ax: Axes | None = None) -> Axes:
+    """Customers by number of repeat purchases in the calibration period: observed counts
+    against the fitted model's expectation (each customer observed for their own time)."""
+    if ax is None:
+        _, ax = plt.subplots(figsize=(7, 4))
+    x = np.arange(len(labels))
+    ax.bar(x - 0.2, observed, width=0.4, color="#3b6ea8", label="observed")
+    ax.bar(x + 0.2, expected, width=0.4, color="#b23a48", alpha=0.8, label="model (BG/NBD)")
+    ax.set_xticks(x, labels)
+    ax.set_xlabel("repeat purchases in the calibration period")
+    ax.set_ylabel("customers")
+    ax.legend(frameon=False)
+    ax.spines[["top", "right"]].set_visible(False)
+    return ax
+
+
+def plot_tracking(dates: np.ndarray, actual: np.ndarray, expected: np.ndarray,
+                  calibration_end: np.datetime64, ax: Axes | None = None) -> Axes:
+    """Cumulative repeat purchases of the calibration customers over calendar time,
+    observed against the model's expectation; a line marks the end of calibration."""
+    if ax is None:
+        _, ax = plt.subplots(figsize=(8, 4))
+    ax.plot(dates, actual, color="#1d3f66", lw=1.8, label="observed")
+    ax.plot(dates, expected, color="#b23a48", ls="--", lw=1.5, label="model (BG/NBD)")
+    ax.axvline(calibration_end, color="grey", lw=0.8, ls=":")
+    ax.text(calibration_end, ax.get_ylim()[1] * 0.97, " end of calibration", fontsize=8,
+            va="top", color="grey")
+    ax.set_ylabel("cumulative repeat purchases")
+    ax.legend(frameon=False, loc="upper left")
+    ax.spines[["top", "right"]].set_visible(False)
+    return ax
+
+
+def plot_holdout(labels: list[str], actual: np.ndarray, predicted: np.ndarray,
+                 ax: Axes | None = None) -> Axes:
+    """Mean purchases per customer in the holdout period by the number of repeat
+    purchases in the calibration period: observed against the model's conditional
+    expectation."""
+    if ax is None:
+        _, ax = plt.subplots(figsize=(7, 4))
+    x = np.arange(len(labels))
+    ax.plot(x, actual, "-o", color="#1d3f66", label="observed")
+    ax.plot(x, predicted, "--s", color="#b23a48", label="model (BG/NBD, conditional)")
+    ax.set_xticks(x, labels)
+    ax.set_xlabel("repeat purchases in the calibration period")
+    ax.set_ylabel("purchases per customer in the holdout")
+    ax.legend(frameon=False)
+    ax.spines[["top", "right"]].set_visible(False)
+    return ax
+
+
+def plot_spend_fit(values: np.ndarray, grid: np.ndarray, density: np.ndarray,
+                   ax: Axes | None = None) -> Axes:
+    """Mean repeat-purchase value per repeat buyer: histogram against the density the
+    fitted Gamma-Gamma model implies for these customers (axis cut at P99)."""
+    if ax is None:
+        _, ax = plt.subplots(figsize=(7, 4))
+    upper = float(np.percentile(values, 99))
+    ax.hist(values[values <= upper], bins=50, density=True, color="#3b6ea8", alpha=0.75,
+            label="observed")
+    keep = grid <= upper
+    ax.plot(grid[keep], density[keep], color="#b23a48", lw=1.8, label="model (Gamma-Gamma)")
+    ax.set_xlabel("mean value of a customer's repeat purchases")
+    ax.set_ylabel("density")
+    ax.legend(frameon=False)
+    ax.spines[["top", "right"]].set_visible(False)
+    return ax
+
+
+def plot_value_distribution(values: np.ndarray, xlabel: str, ax: Axes | None = None) -> Axes:
+    """Histogram of a value per customer (axis cut at P99.5) with P10, P50, P90 and the
+    mean marked."""
+    if ax is None:
+        _, ax = plt.subplots(figsize=(7, 4))
+    values = values[np.isfinite(values)]
+    upper = np.percentile(values, 99.5)
+    ax.hist(values[values <= upper], bins=60, color="#3b6ea8", alpha=0.8)
+    for name, v, style in [*((f"P{q}", np.percentile(values, q), ":") for q in (10, 50, 90)),
+                           ("mean", values.mean(), "--")]:
+        ax.axvline(v, color="black" if name == "mean" else "#b23a48", ls=style, lw=1.2,
+                   label=f"{name} {v:,.2f}")
+    ax.legend(frameon=False, fontsize=9)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("customers")
+    ax.spines[["top", "right"]].set_visible(False)
+    return ax
+
+
+def plot_dwell_fit(durations: np.ndarray, completed: np.ndarray,
+                   curves: dict[str, tuple[np.ndarray, np.ndarray]], max_days: float,
+                   ylabel: str = "share of visits not yet ended",
+                   ax: Axes | None = None) -> Axes:
+    """Share of visits still in the stage by days since entering it: Kaplan-Meier of the
+    visit lengths (unfinished visits censored) against each fitted dwell family's curve
+    ``curves[label] = (days, share)``, up to ``max_days``."""
+    if ax is None:
+        _, ax = plt.subplots(figsize=(6, 4))
+    t, s = kaplan_meier(durations, completed)
+    ax.step(np.r_[0, t], np.r_[1, s], where="post", color="black", lw=1.6,
+            label="observed (Kaplan-Meier)")
+    for (label, (days, surv)), color in zip(curves.items(), plt.cm.tab10.colors, strict=False):
+        ax.plot(days, surv, color=color, lw=1.2, ls="--", label=label)
+    ax.set_xlim(0, max_days)
+    ax.set_ylim(0, 1.02)
+    ax.set_xlabel("days in the stage")
+    ax.set_ylabel(ylabel)
+    ax.legend(frameon=False, fontsize=8)
+    ax.spines[["top", "right"]].set_visible(False)
+    return ax
+
+
+def plot_exit_probabilities(targets: list[str], prob: np.ndarray, low: np.ndarray,
+                            high: np.ndarray, ax: Axes | None = None) -> Axes:
+    """A stage's exit probabilities with their 95% confidence intervals."""
+    if ax is None:
+        _, ax = plt.subplots(figsize=(5, 0.45 * len(targets) + 1.2))
+    y = np.arange(len(targets))[::-1]
+    ax.barh(y, prob, color="#3b6ea8", alpha=0.85)
+    ax.errorbar(prob, y, xerr=[prob - low, high - prob], fmt="none", ecolor="black",
+                capsize=3)
+    ax.set_yticks(y, targets)
+    ax.set_xlim(0, 1)
+    ax.set_xlabel("probability after a visit (95% CI)")
+    ax.spines[["top", "right"]].set_visible(False)
+    return ax

@@ -1,0 +1,1352 @@
+"""Calibrate the simulator from your own data: ``python -m sim.calibrate``.
+
+``transactions FILE``: a transaction log (one row per transaction: customer, date, amount)
+fitted with the BG/NBD repeat-buying model and the Gamma-Gamma spend model; writes
+``retention/fitted_<name>.yaml`` and ``economics/fitted_<name>.yaml`` into the config folder
+and a report (parameters with standard errors, diagnostics, figures, expected LTV per
+customer) into the output folder.
+
+``journey FILE``: a journey event log (one row each time a customer enters a stage) fitted
+stage by stage (dwell time and exit probabilities, censored at the end of the data); writes
+``journey/fitted_<name>.yaml`` and a report.
+
+Conventions: a customer's transactions on the same calendar day are one purchase (amounts
+summed); the first purchase starts the customer's clock and only later purchases are
+repeats. Times in the written configs are days, as in the simulator; the LTV discounts
+continuously at ln(1 + annual rate) / 365 per day, as the simulator does. Bad input gives
+one line naming the problem and the file line, and exit status 2.
+
+References
+----------
+Fader, P. S., Hardie, B. G. S. & Lee, K. L. (2005). "Counting your customers" the easy
+way: an alternative to the Pareto/NBD model. *Marketing Science* 24(2), 275-284.
+Fader, P. S., Hardie, B. G. S. & Lee, K. L. (2005). RFM and CLV: using iso-value curves for
+customer base analysis. *Journal of Marketing Research* 42(4), 415-430.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import datetime as dt
+import functools
+import math
+import re
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from sim import fit as fm
+from sim import fit_journey as fj
+from sim import io, plotting
+from sim.config import CONFIG_DIR, compose_config, to_container
+from sim.distributions import CV_RANGE
+from sim.fit import CalibrationError
+from sim.spec import POST_STATES, SpecError, build_spec
+
+__all__ = [
+    "JourneyData",
+    "JourneyFit",
+    "TransactionData",
+    "TransactionFit",
+    "calibrate_journey",
+    "calibrate_transactions",
+    "fit_journey",
+    "fit_transactions",
+    "journey_from_run",
+    "journey_yaml",
+    "main",
+    "prepare_journey",
+    "prepare_transactions",
+    "retention_yaml",
+    "transactions_from_run",
+]
+
+DAYS_PER_YEAR = 365.0  # the simulator's discounting: ln(1 + annual rate) / 365 per day
+DAYS_PER_UNIT = {"day": 1.0, "week": 7.0}
+HIST_BINS = 8  # repeat purchases 0 .. 6 and 7+, as in Fader, Hardie & Lee (2005)
+Z95 = 1.959964
+
+
+def _g(x: float, digits: int = 4) -> str:
+    """A number for tables: ``digits`` significant digits, '-' for NaN."""
+    if x is None or not np.isfinite(x):
+        return "-"
+    return f"{x:.{digits}g}" if abs(x) < 10 ** digits else f"{x:,.0f}"
+
+
+def _yaml_number(x: float) -> str:
+    return f"{float(x):.6g}" if "e" not in f"{float(x):.6g}" else repr(float(x))
+
+
+def _yaml_key(name: str) -> str:
+    return name if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name) else repr(str(name))
+
+
+def clean_name(text: str) -> str:
+    """A config name from free text: lower case, letters, digits and underscores."""
+    name = re.sub(r"[^a-z0-9_]+", "_", text.lower()).strip("_")
+    return name or "data"
+
+
+# --------------------------------------------------------------------- input checks
+def _line(row: int) -> int:
+    """File line of data row ``row`` (0-based; the header is line 1)."""
+    return int(row) + 2
+
+
+def _require_columns(table: pd.DataFrame, wanted: dict[str, tuple[str, str]],
+                     source: str) -> None:
+    """``wanted``: role -> (column name, option that renames it)."""
+    missing = [(col, opt) for col, opt in wanted.values() if col not in table.columns]
+    if missing:
+        found = ", ".join(repr(c) for c in table.columns) or "none"
+        cols = ", ".join(repr(c) for c, _ in missing)
+        opts = ", ".join(o for _, o in missing)
+        raise CalibrationError(f"{source}: missing column(s) {cols} (found {found}); name "
+                               f"the right ones with {opts}")
+    if len(table) == 0:
+        raise CalibrationError(f"{source}: no data rows after the header")
+
+
+def _parse_times(values: pd.Series, column: str, source: str) -> pd.Series:
+    """ISO dates or date-times; a time zone is dropped (mixed zones: converted to UTC)."""
+    text = values.astype(str).str.strip()
+    blank = text == ""
+    if blank.any():
+        row = int(np.flatnonzero(blank.to_numpy())[0])
+        raise CalibrationError(f"{source}, line {_line(row)}: empty {column}")
+    try:
+        parsed = pd.to_datetime(text, format="ISO8601", errors="coerce")
+    except (ValueError, TypeError):  # mixed time-zone offsets
+        parsed = pd.to_datetime(text, format="ISO8601", errors="coerce", utc=True)
+    bad = parsed.isna().to_numpy()
+    if bad.any():
+        row = int(np.flatnonzero(bad)[0])
+        raise CalibrationError(f"{source}, line {_line(row)}: {column} {text.iloc[row]!r} is "
+                               "not an ISO date (YYYY-MM-DD) or date-time")
+    if getattr(parsed.dt, "tz", None) is not None:
+        parsed = parsed.dt.tz_localize(None)
+    return parsed.astype("datetime64[ns]")
+
+
+def _parse_option_date(text: str | None, option: str) -> pd.Timestamp | None:
+    if text is None:
+        return None
+    try:
+        value = pd.Timestamp(text)
+    except (ValueError, TypeError):
+        value = pd.NaT
+    if pd.isna(value):
+        raise CalibrationError(f"{option} {text!r} is not an ISO date (YYYY-MM-DD) or date-time")
+    return value.tz_localize(None) if value.tzinfo is not None else value
+
+
+def _ids(values: pd.Series, column: str, source: str) -> pd.Series:
+    text = values.astype(str).str.strip()
+    blank = (text == "").to_numpy()
+    if blank.any():
+        raise CalibrationError(f"{source}, line {_line(int(np.flatnonzero(blank)[0]))}: "
+                               f"empty {column}")
+    return text
+
+
+# ------------------------------------------------------------------- transactions
+@dataclass(frozen=True)
+class TransactionData:
+    """A transaction log summarised for the BG/NBD and Gamma-Gamma models.
+
+    ``customers``: one row per customer whose first purchase is on or before the end of
+    calibration: ``customer_id``, ``first_purchase`` (date), ``x`` (repeat purchases in
+    the calibration period), ``t_x`` and ``T`` (ages at the last repeat purchase and at
+    the end of calibration, in ``unit``s), ``mean_repeat_value`` (NaN when x = 0),
+    ``purchases_holdout`` (NaN without a holdout). ``purchases``: every purchase (a
+    customer's day) of those customers up to the end of the data used: ``customer_id``,
+    ``day``, ``amount``, ``repeat`` (not the first).
+    """
+
+    customers: pd.DataFrame
+    purchases: pd.DataFrame
+    unit: str
+    first_date: pd.Timestamp
+    calibration_end: pd.Timestamp
+    holdout_end: pd.Timestamp | None
+    n_rows: int
+    n_merged: int  # transactions merged into another on the same day
+    n_later: int  # transactions after the data used (or of customers first seen later)
+    n_zero: int  # purchases of zero value
+    source: str
+
+    @property
+    def days_per_unit(self) -> float:
+        return DAYS_PER_UNIT[self.unit]
+
+    @property
+    def holdout_units(self) -> float:
+        if self.holdout_end is None:
+            return 0.0
+        return (self.holdout_end - self.calibration_end).days / self.days_per_unit
+
+
+def prepare_transactions(table: pd.DataFrame, source: str = "transactions",
+                         customer_col: str = "customer_id", date_col: str = "date",
+                         amount_col: str = "amount", calibration_end: str | None = None,
+                         holdout_end: str | None = None, unit: str = "day") -> TransactionData:
+    """Check a transaction log and summarise it per customer.
+
+    Raises
+    ------
+    CalibrationError : missing columns, empty data, an empty customer id, a date that is
+        not ISO, an amount that is not a number or is negative (naming the file line), a
+        calibration end before the first purchase, a holdout end not after it, a single
+        customer.
+    """
+    if unit not in DAYS_PER_UNIT:
+        raise CalibrationError(f"--unit {unit!r}: one of {', '.join(DAYS_PER_UNIT)}")
+    _require_columns(table, {"customer": (customer_col, "--customer-col"),
+                             "date": (date_col, "--date-col"),
+                             "amount": (amount_col, "--amount-col")}, source)
+    ids = _ids(table[customer_col], customer_col, source)
+    when = _parse_times(table[date_col], date_col, source)
+    text = table[amount_col].astype(str).str.strip()
+    amount = pd.to_numeric(text, errors="coerce")
+    bad = (amount.isna() | ~np.isfinite(amount)).to_numpy()
+    if bad.any():
+        row = int(np.flatnonzero(bad)[0])
+        raise CalibrationError(f"{source}, line {_line(row)}: {amount_col} {text.iloc[row]!r} "
+                               "is not a number")
+    negative = (amount < 0).to_numpy()
+    if negative.any():
+        row = int(np.flatnonzero(negative)[0])
+        raise CalibrationError(
+            f"{source}, line {_line(row)}: {amount_col} {text.iloc[row]} is negative (refunds "
+            "and returns are not purchases: net them against their purchase or drop them)")
+    day = when.dt.normalize()
+    end = _parse_option_date(calibration_end, "--calibration-end")
+    end = day.max() if end is None else end.normalize()
+    hold = _parse_option_date(holdout_end, "--holdout-end")
+    first_date = day.min()
+    if end < first_date:
+        raise CalibrationError(f"--calibration-end {end.date()} is before the first "
+                               f"transaction ({first_date.date()})")
+    if hold is not None:
+        hold = hold.normalize()
+        if hold <= end:
+            raise CalibrationError(f"--holdout-end {hold.date()} must be after the end of "
+                                   f"calibration ({end.date()}; set it with --calibration-end)")
+    last_used = end if hold is None else hold
+
+    frame = pd.DataFrame({"customer_id": ids, "day": day, "amount": amount.astype(float)})
+    merged = frame.groupby(["customer_id", "day"], sort=True, as_index=False)["amount"].sum()
+    first = merged.groupby("customer_id")["day"].transform("min")
+    keep = (first <= end) & (merged["day"] <= last_used)
+    n_later = int(len(frame) - frame.merge(merged.loc[keep, ["customer_id", "day"]],
+                                           on=["customer_id", "day"]).shape[0])
+    purchases = merged.loc[keep].reset_index(drop=True)
+    purchases["repeat"] = purchases["day"] > first[keep].to_numpy()
+    n_customers = purchases["customer_id"].nunique()
+    if n_customers == 0:
+        raise CalibrationError(f"{source}: no purchase on or before the end of calibration "
+                               f"({end.date()})")
+    if n_customers == 1:
+        raise CalibrationError(
+            f"{source}: only one customer ({purchases['customer_id'].iloc[0]!r}) bought by the "
+            "end of calibration; the models describe a population and need many customers")
+
+    dpu = DAYS_PER_UNIT[unit]
+    cal = purchases[purchases["day"] <= end]
+    g = cal.groupby("customer_id", sort=True)
+    customers = pd.DataFrame({"first_purchase": g["day"].min()})
+    rep = cal[cal["repeat"]].groupby("customer_id")
+    customers["x"] = rep.size().reindex(customers.index, fill_value=0).astype(int)
+    last = rep["day"].max().reindex(customers.index)
+    customers["t_x"] = ((last - customers["first_purchase"]).dt.days.fillna(0) / dpu)
+    customers["T"] = (end - customers["first_purchase"]).dt.days / dpu
+    customers["mean_repeat_value"] = rep["amount"].mean().reindex(customers.index)
+    if hold is not None:
+        later = purchases[purchases["day"] > end].groupby("customer_id").size()
+        customers["purchases_holdout"] = later.reindex(customers.index, fill_value=0)
+    else:
+        customers["purchases_holdout"] = np.nan
+    customers = customers.reset_index()
+    return TransactionData(
+        customers=customers, purchases=purchases, unit=unit, first_date=first_date,
+        calibration_end=end, holdout_end=hold, n_rows=len(frame),
+        n_merged=int(len(frame) - len(merged)), n_later=n_later,
+        n_zero=int((purchases["amount"] == 0).sum()), source=source)
+
+
+@dataclass(frozen=True)
+class TransactionFit:
+    """Fitted repeat buying and spend, with diagnostics and expected LTV per customer."""
+
+    data: TransactionData
+    bgnbd: fm.MLFit  # (r, alpha, a, b), alpha per unit of data.unit
+    spend: fm.MLFit | None  # (p, q, gamma); None with --no-spend
+    histogram: pd.DataFrame  # repeat purchases: observed and expected customers
+    chi_square: dict[str, float]
+    tracking: pd.DataFrame  # day, actual and expected cumulative repeat purchases
+    holdout: pd.DataFrame | None  # by calibration repeat purchases: actual, predicted
+    holdout_summary: dict[str, float] | None
+    customers: pd.DataFrame  # data.customers plus predictions and LTV
+    ltv: dict[str, Any]
+    spend_diagnostics: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def alpha_days(self) -> tuple[float, float]:
+        """alpha converted to days (a rate per unit: alpha_days = units x alpha), with SE."""
+        dpu = self.data.days_per_unit
+        return self.bgnbd["alpha"] * dpu, self.bgnbd.se_of("alpha") * dpu
+
+    def order_value(self) -> dict[str, float]:
+        """The simulator's order value (lognormal mean and cv) matching the fitted
+        Gamma-Gamma mean and cv of a single purchase value, with delta-method SEs."""
+        if self.spend is None:
+            return {}
+        est, cov = self.spend.estimate, self.spend.cov
+        mean, cv = fm.gg_order_value(est)
+        out = {"order_value_mean": mean, "order_value_cv": cv,
+               "order_value_mean_se": math.nan, "order_value_cv_se": math.nan}
+        if np.isfinite(mean):
+            out["order_value_mean_se"] = fm.delta_se(lambda v: fm.gg_order_value(v)[0], est, cov)
+        if np.isfinite(cv):
+            out["order_value_cv_se"] = fm.delta_se(lambda v: fm.gg_order_value(v)[1], est, cov)
+        return out
+
+
+def _histogram(params: np.ndarray, x: np.ndarray, big_t: np.ndarray
+               ) -> tuple[pd.DataFrame, dict[str, float]]:
+    """Observed and expected customers by repeat purchases (0 .. 6, 7+) and a chi-square
+    test (tail bins merged until every expected count is at least 5)."""
+    k = HIST_BINS - 1
+    values, counts = np.unique(big_t, return_counts=True)
+    expected = np.zeros(HIST_BINS)
+    for j in range(k):
+        expected[j] = float(counts @ fm.bgnbd_pmf(params, j, values))
+    expected[k] = max(x.size - expected[:k].sum(), 0.0)
+    observed = np.array([(x == j).sum() for j in range(k)] + [(x >= k).sum()], dtype=float)
+    labels = [str(j) for j in range(k)] + [f"{k}+"]
+    obs, exp = list(observed), list(expected)
+    while len(exp) > 2 and exp[-1] < 5:
+        exp[-2] += exp.pop()
+        obs[-2] += obs.pop()
+    o, e = np.array(obs), np.array(exp)
+    stat = float(((o - e) ** 2 / np.where(e > 0, e, np.nan)).sum())
+    df = len(e) - 1 - 4
+    p = float(stats.chi2.sf(stat, df)) if df >= 1 else math.nan
+    table = pd.DataFrame({"repeat_purchases": labels, "observed": observed,
+                          "expected": expected})
+    return table, {"statistic": stat, "df": df, "p_value": p, "bins": len(e)}
+
+
+def _tracking(data: TransactionData, params: np.ndarray) -> pd.DataFrame:
+    """Cumulative repeat purchases of the calibration customers by day: observed, and the
+    model's expectation sum_i E[X(day - first_i)] (unconditional, as in Fader, Hardie &
+    Lee 2005, figure 2)."""
+    start = data.first_date
+    stop = data.holdout_end or data.calibration_end
+    n_days = (stop - start).days + 1
+    first_day = (data.customers["first_purchase"] - start).dt.days.to_numpy()
+    cohort = np.bincount(first_day, minlength=n_days)[:n_days].astype(float)
+    ages = np.arange(n_days) / data.days_per_unit
+    ex = fm.bgnbd_expected(params, ages)
+    expected = np.convolve(cohort, ex)[:n_days]
+    rep = data.purchases[data.purchases["repeat"]]
+    day = (rep["day"] - start).dt.days.to_numpy()
+    actual = np.cumsum(np.bincount(day, minlength=n_days)[:n_days])
+    return pd.DataFrame({"date": start + pd.to_timedelta(np.arange(n_days), unit="D"),
+                         "actual": actual, "expected": expected})
+
+
+def fit_transactions(data: TransactionData, spend: bool = True, n_starts: int = 6,
+                     annual_discount_rate: float = 0.10, gross_margin: float = 1.0,
+                     ltv_years: float = 3.0) -> TransactionFit:
+    """Fit BG/NBD (and Gamma-Gamma with ``spend``) and compute the diagnostics and LTVs.
+
+    LTV per customer = gross_margin x expected value of a purchase (Gamma-Gamma,
+    conditional on the customer's repeat purchases) x discounted expected purchases over
+    the next ``ltv_years`` after the end of calibration (continuous discounting at
+    ln(1 + annual_discount_rate) / 365 per day, the simulator's). The LTV of a new customer
+    uses the simulator's convention: the first purchase's margin undiscounted plus the
+    discounted repeat purchases of the following ``ltv_years``.
+
+    Raises
+    ------
+    CalibrationError : the data cannot support a fit (no repeat buyers, parameters not
+        identified).
+    """
+    c = data.customers
+    x, t_x, big_t = c["x"].to_numpy(float), c["t_x"].to_numpy(float), c["T"].to_numpy(float)
+    if not np.any(x > 0):
+        raise CalibrationError(
+            f"{data.source}: no customer bought again on a later day within the calibration "
+            f"period ({len(c)} customers, each with purchases on one day only), so repeat "
+            "buying cannot be fitted")
+    bg = fm.fit_bgnbd(x, t_x, big_t, n_starts=n_starts)
+    params = bg.estimate
+    gg = None
+    spend_diag: dict[str, Any] = {}
+    if spend:
+        buyers = (x > 0) & (c["mean_repeat_value"].fillna(0).to_numpy() > 0)
+        if buyers.sum() < 2:
+            raise CalibrationError(f"{data.source}: fewer than two customers with repeat "
+                                   "purchases of positive value; the spend model cannot be "
+                                   "fitted (use --no-spend to fit repeat buying only)")
+        m = c["mean_repeat_value"].to_numpy(float)[buyers]
+        try:
+            gg = fm.fit_gamma_gamma(x[buyers], m, n_starts=n_starts)
+        except CalibrationError as err:
+            raise CalibrationError(f"{err} (use --no-spend to fit repeat buying only)") from None
+        if gg["q"] <= 1:
+            raise CalibrationError("Gamma-Gamma: q <= 1, so the mean purchase value is "
+                                   "infinite; the spend model does not fit these data (use "
+                                   "--no-spend)")
+        corr = float(np.corrcoef(x[buyers], m)[0, 1]) if buyers.sum() > 2 else math.nan
+        grid = np.linspace(0, float(np.percentile(m, 99.5)) * 1.05, 300)[1:]
+        xs, nx = np.unique(x[buyers], return_counts=True)
+        dens = sum(w * np.exp(fm.gg_loglik(gg.estimate, np.full(grid.size, xv), grid))
+                   for xv, w in zip(xs, nx, strict=True)) / nx.sum()
+        spend_diag = {"n_buyers": int(buyers.sum()), "n_excluded_zero_value":
+                      int(((x > 0) & ~buyers).sum()), "corr_frequency_value": corr,
+                      "values": m, "grid": grid, "density": dens}
+    hist, chi = _histogram(params, x, big_t)
+    tracking = _tracking(data, params)
+
+    table = c.copy()
+    table["p_alive"] = fm.bgnbd_p_alive(params, x, t_x, big_t)
+    holdout = holdout_summary = None
+    if data.holdout_end is not None:
+        pred = fm.bgnbd_conditional_expected(params, data.holdout_units, x, t_x, big_t)
+        table["predicted_holdout"] = pred
+        actual = table["purchases_holdout"].to_numpy(float)
+        group = np.minimum(x, HIST_BINS - 1).astype(int)
+        labels = [str(j) for j in range(HIST_BINS - 1)] + [f"{HIST_BINS - 1}+"]
+        rows = []
+        for j, label in enumerate(labels):
+            sel = group == j
+            if sel.any():
+                rows.append({"repeat_purchases": label, "customers": int(sel.sum()),
+                             "actual_mean": float(actual[sel].mean()),
+                             "predicted_mean": float(pred[sel].mean())})
+        holdout = pd.DataFrame(rows)
+        holdout_summary = {
+            "customers": len(actual), "actual_total": float(actual.sum()),
+            "predicted_total": float(pred.sum()),
+            "mean_absolute_error": float(np.abs(actual - pred).mean()),
+            "rmse": float(np.sqrt(((actual - pred) ** 2).mean())),
+            "correlation": float(np.corrcoef(actual, pred)[0, 1]) if actual.std() > 0
+            else math.nan,
+            "weeks" if data.unit == "week" else "days": data.holdout_units,
+        }
+
+    dpu = data.days_per_unit
+    delta = math.log1p(annual_discount_rate) / DAYS_PER_YEAR * dpu
+    horizon = ltv_years * DAYS_PER_YEAR / dpu
+    table["expected_purchases"] = fm.bgnbd_conditional_expected(params, horizon, x, t_x, big_t)
+    det = fm.bgnbd_discounted_purchases(params, x, t_x, big_t, delta, horizon)
+    table["discounted_purchases"] = det
+    det_new = float(fm.bgnbd_discounted_purchases(params, np.zeros(1), np.zeros(1),
+                                                  np.zeros(1), delta, horizon)[0])
+    ltv: dict[str, Any] = {
+        "annual_discount_rate": annual_discount_rate, "gross_margin": gross_margin,
+        "horizon_years": ltv_years,
+        "discount_rate_per_day": math.log1p(annual_discount_rate) / DAYS_PER_YEAR,
+        "new_customer_discounted_repeat_purchases": det_new,
+        "new_customer_expected_repeat_purchases":
+            float(fm.bgnbd_expected(params, np.array([horizon]))[0]),
+    }
+    if gg is not None:
+        value = fm.gg_conditional_mean(gg.estimate, x, c["mean_repeat_value"].fillna(0))
+        table["expected_value"] = value
+        table["ltv"] = gross_margin * value * det
+        mean_value = fm.gg_order_value(gg.estimate)[0]
+        ltv |= {"new_customer_ltv": gross_margin * mean_value * (1 + det_new),
+                "customer_ltv_mean": float(table["ltv"].mean()),
+                "customer_ltv_total": float(table["ltv"].sum()),
+                **{f"customer_ltv_p{q}": float(np.percentile(table["ltv"], q))
+                   for q in (10, 50, 90)}}
+    return TransactionFit(data, bg, gg, hist, chi, tracking, holdout, holdout_summary, table,
+                          ltv, spend_diag)
+
+
+def _provenance(source_name: str, sha: str, command: str, lines: Sequence[str]) -> str:
+    out = [f"# Fitted by `{command}` on {dt.date.today().isoformat()}",
+           f"# source: {source_name}, sha256 {sha}", *(f"# {line}" for line in lines)]
+    return "\n".join(out) + "\n"
+
+
+def retention_yaml(result: TransactionFit, name: str, source_name: str, sha: str) -> str:
+    """``retention/fitted_<name>.yaml``: BG/NBD in the simulator's parametrisation (days)
+    with the provenance in comments (the schema has no place for it)."""
+    d, bg = result.data, result.bgnbd
+    alpha_days, alpha_days_se = result.alpha_days
+    period = f"{d.first_date.date()} to {d.calibration_end.date()}"
+    lines = [
+        "Repeat buying, BG/NBD (Fader, Hardie & Lee 2005): lambda ~ Gamma(r, alpha_days) per "
+        "day, drop-out p ~ Beta(a, b) after each repeat purchase.",
+        f"calibration period: {period}" + (f", holdout to {d.holdout_end.date()}"
+                                           if d.holdout_end is not None else ""),
+        f"customers: {len(d.customers)}, repeat buyers: {int((d.customers['x'] > 0).sum())}, "
+        f"fitted in {d.unit}s, log-likelihood {bg.loglik:.6g}",
+        "estimates (standard errors): " + ", ".join(
+            f"{n} {_g(bg[n])} ({_g(bg.se_of(n), 3)})" for n in ("r", "a", "b"))
+        + f", alpha_days {_g(alpha_days)} ({_g(alpha_days_se, 3)})"
+        + (" = 7 x alpha_weeks" if d.unit == "week" else ""),
+        f"use: python -m sim retention=fitted_{name}"
+        + (f" economics=fitted_{name}" if result.spend is not None else "")
+        + "   (add --config-dir DIR when written outside the built-in configs/)",
+    ]
+    head = _provenance(source_name, sha, "python -m sim.calibrate transactions", lines)
+    body = (f"model: repeat_purchase\nrepeat:\n  r: {_yaml_number(bg['r'])}\n"
+            f"  alpha_days: {_yaml_number(alpha_days)}\n  a: {_yaml_number(bg['a'])}\n"
+            f"  b: {_yaml_number(bg['b'])}\n")
+    return head + body
+
+
+def economics_yaml(result: TransactionFit, name: str, source_name: str, sha: str) -> str:
+    """``economics/fitted_<name>.yaml``: the baseline economics with the order value's mean
+    and cv from the Gamma-Gamma fit."""
+    assert result.spend is not None
+    ov, gg = result.order_value(), result.spend
+    cv = ov["order_value_cv"]
+    lo, hi = 0.01, 10.0  # spec: order_value_cv in (0, 10]
+    note = ""
+    if not lo <= cv <= hi:
+        note = f" (fitted cv {_g(cv)} is outside [{lo:g}, {hi:g}]; the nearest value is used)"
+        cv = min(max(cv, lo), hi) if np.isfinite(cv) else hi
+    lines = [
+        "Order value: the simulator's lognormal (mean, cv) matched to the mean and cv of a "
+        "single purchase value under the fitted Gamma-Gamma model (Fader, Hardie & Lee 2005):",
+        "mean = p gamma / (q - 1), cv^2 = (p + q - 1) / (p (q - 2)). Gross margin and "
+        "discount rate are the baseline's.",
+        "Gamma-Gamma estimates (standard errors): " + ", ".join(
+            f"{n} {_g(gg[n])} ({_g(gg.se_of(n), 3)})" for n in fm.GG_NAMES)
+        + f"; {gg.n_obs} repeat buyers, log-likelihood {gg.loglik:.6g}",
+        f"order_value_mean {_g(ov['order_value_mean'])} "
+        f"({_g(ov['order_value_mean_se'], 3)}), order_value_cv {_g(ov['order_value_cv'])} "
+        f"({_g(ov['order_value_cv_se'], 3)}){note}",
+        f"use: python -m sim retention=fitted_{name} economics=fitted_{name}",
+    ]
+    head = _provenance(source_name, sha, "python -m sim.calibrate transactions", lines)
+    return head + ("defaults:\n  - baseline\n  - _self_\n"
+                   f"order_value_mean: {_yaml_number(ov['order_value_mean'])}\n"
+                   f"order_value_cv: {_yaml_number(cv)}\n")
+
+
+@functools.cache
+def _baseline() -> dict[str, Any]:
+    return to_container(compose_config([]))
+
+
+def _check_config(section: str, value: dict[str, Any], referral_entry: str | None = None
+                  ) -> None:
+    """The fitted section composed into the baseline must pass ``build_spec``."""
+    cfg = copy.deepcopy(_baseline())
+    cfg[section] = value if section == "journey" else cfg[section] | value
+    if referral_entry is not None:
+        cfg["advocacy"]["referral_entry_stage"] = referral_entry
+    try:
+        build_spec(cfg)
+    except SpecError as err:
+        raise CalibrationError(f"the fitted {section} config does not validate: "
+                               + "; ".join(f"{p} = {v!r}: {a}" for p, v, a in err.problems)
+                               ) from None
+
+
+def transactions_report(result: TransactionFit, name: str, written: Sequence[Path]) -> str:
+    """The Markdown report of a transaction fit."""
+    d, bg = result.data, result.bgnbd
+    unit = d.unit
+    lo, hi = bg.interval()
+    alpha_days, alpha_days_se = result.alpha_days
+    n_rep = int((d.customers["x"] > 0).sum())
+    out = [
+        f"# Calibration from {d.source}: repeat buying and spend",
+        "",
+        f"Transactions: {d.n_rows:,} rows; {d.n_merged:,} merged into another purchase of the "
+        f"same customer and day; {d.n_later:,} after the data used or of customers first "
+        f"seen after the calibration period. Calibration period {d.first_date.date()} to "
+        f"{d.calibration_end.date()}"
+        + (f", holdout to {d.holdout_end.date()}" if d.holdout_end is not None else "")
+        + f". {len(d.customers):,} customers, {n_rep:,} of them bought again "
+        f"({int(d.customers['x'].sum()):,} repeat purchases). Time unit: {unit}.",
+        "",
+        "## Repeat buying (BG/NBD, Fader, Hardie & Lee 2005)",
+        "",
+        f"lambda ~ Gamma(r, alpha) purchases per {unit}; after each repeat purchase the "
+        "customer drops out with probability p ~ Beta(a, b).",
+        "",
+        "| parameter | estimate | standard error | 95% CI |",
+        "|---|---|---|---|",
+        *(f"| {n} | {_g(bg[n])} | {_g(bg.se_of(n), 3)} | [{_g(lo[i])}, {_g(hi[i])}] |"
+          for i, n in enumerate(bg.names)),
+        f"| alpha_days (simulator) | {_g(alpha_days)} | {_g(alpha_days_se, 3)} | "
+        f"[{_g(alpha_days - Z95 * alpha_days_se)}, {_g(alpha_days + Z95 * alpha_days_se)}] |",
+        "",
+        f"Log-likelihood {bg.loglik:.6g} ({bg.n_obs:,} customers). Convergence: "
+        f"{bg.n_starts} starting points, {bg.n_converged} converged, {bg.n_at_best} reached "
+        "the best log-likelihood; Hessian positive definite.",
+        *(f"\n**Warning:** {w}" for w in bg.warnings),
+        "",
+        f"Mean purchase rate r / alpha = {_g(bg['r'] / bg['alpha'])} per {unit} (one purchase "
+        f"every {_g(alpha_days / bg['r'])} days while active); mean drop-out probability "
+        f"a / (a + b) = {_g(bg['a'] / (bg['a'] + bg['b']))}.",
+        "",
+        "### Repeat purchases in the calibration period",
+        "",
+        "| repeat purchases | observed customers | expected customers |",
+        "|---|---|---|",
+        *(f"| {r.repeat_purchases} | {r.observed:,.0f} | {r.expected:,.1f} |"
+          for r in result.histogram.itertuples()),
+        "",
+        f"Chi-square test (tail bins merged to expected counts of at least 5): "
+        f"statistic {result.chi_square['statistic']:.4g}, {result.chi_square['df']} degrees of "
+        f"freedom, p = {_g(result.chi_square['p_value'], 3)}.",
+    ]
+    if result.holdout is not None and result.holdout_summary is not None:
+        hs = result.holdout_summary
+        out += [
+            "",
+            "### Holdout",
+            "",
+            f"Purchases per customer in the holdout period ({_g(d.holdout_units)} {unit}s), "
+            "actual against the model's conditional expectation, by repeat purchases in "
+            "calibration:",
+            "",
+            "| repeat purchases | customers | actual mean | predicted mean |",
+            "|---|---|---|---|",
+            *(f"| {r.repeat_purchases} | {r.customers:,} | {r.actual_mean:.3f} | "
+              f"{r.predicted_mean:.3f} |" for r in result.holdout.itertuples()),
+            "",
+            f"Total: actual {hs['actual_total']:,.0f}, predicted {hs['predicted_total']:,.1f}; "
+            f"per customer: mean absolute error {hs['mean_absolute_error']:.3f}, RMSE "
+            f"{hs['rmse']:.3f}, correlation {_g(hs['correlation'], 3)}.",
+        ]
+    if result.spend is not None:
+        gg = result.spend
+        glo, ghi = gg.interval()
+        ov = result.order_value()
+        sd = result.spend_diagnostics
+        out += [
+            "",
+            "## Spend (Gamma-Gamma, Fader, Hardie & Lee 2005)",
+            "",
+            "The value of each repeat purchase ~ Gamma(p, nu), nu ~ Gamma(q, gamma) across "
+            f"customers; fitted on the mean repeat-purchase value of {gg.n_obs:,} repeat buyers"
+            + (f" ({sd['n_excluded_zero_value']} with a zero mean left out)"
+               if sd.get("n_excluded_zero_value") else "") + ".",
+            "",
+            "| parameter | estimate | standard error | 95% CI |",
+            "|---|---|---|---|",
+            *(f"| {n} | {_g(gg[n])} | {_g(gg.se_of(n), 3)} | [{_g(glo[i])}, {_g(ghi[i])}] |"
+              for i, n in enumerate(gg.names)),
+            f"| order_value_mean (simulator) | {_g(ov['order_value_mean'])} | "
+            f"{_g(ov['order_value_mean_se'], 3)} | |",
+            f"| order_value_cv (simulator) | {_g(ov['order_value_cv'])} | "
+            f"{_g(ov['order_value_cv_se'], 3)} | |",
+            "",
+            f"Log-likelihood {gg.loglik:.6g}. Convergence: {gg.n_starts} starting points, "
+            f"{gg.n_converged} converged, {gg.n_at_best} reached the best log-likelihood.",
+            *(f"\n**Warning:** {w}" for w in gg.warnings),
+            "",
+            "The model assumes spend is independent of purchase frequency: the correlation "
+            f"between repeat purchases and mean value is {_g(sd['corr_frequency_value'], 3)}.",
+        ]
+    lt = result.ltv
+    out += [
+        "",
+        "## Expected value",
+        "",
+        f"Discounting as in the simulator: continuously at ln(1 + {lt['annual_discount_rate']:g})"
+        f" / 365 per day; horizon {lt['horizon_years']:g} years; gross margin "
+        f"{lt['gross_margin']:g} of the amounts.",
+        "",
+        f"A new customer makes {lt['new_customer_expected_repeat_purchases']:.3f} repeat "
+        "purchases in that horizon on average "
+        f"({lt['new_customer_discounted_repeat_purchases']:.3f} discounted).",
+    ]
+    if "new_customer_ltv" in lt:
+        out += [
+            f"Expected LTV of a new customer (the simulator's convention: first margin now, "
+            f"then the discounted repeat margins): {lt['new_customer_ltv']:,.2f}.",
+            "",
+            f"Existing customers, from the end of calibration: mean expected LTV "
+            f"{lt['customer_ltv_mean']:,.2f} (P10 {lt['customer_ltv_p10']:,.2f}, P50 "
+            f"{lt['customer_ltv_p50']:,.2f}, P90 {lt['customer_ltv_p90']:,.2f}), total "
+            f"{lt['customer_ltv_total']:,.0f}; per customer in `customers.csv`.",
+        ]
+    out += ["", "## Files", "", *(f"- `{p.name}` ({p.parent.name}/)" for p in written), "",
+            "Run the simulator with the fitted parameters:", "", "```",
+            f"python -m sim retention=fitted_{name}"
+            + (f" economics=fitted_{name}" if result.spend is not None else ""), "```", "",
+            "(with `--config-dir DIR` first when the configs were written to a folder of "
+            "your own, DIR/retention/...).", ""]
+    return "\n".join(out)
+
+
+def _fit_doc(f: fm.MLFit) -> dict[str, Any]:
+    lo, hi = f.interval()
+    return {"parameters": {n: {"estimate": float(f.estimate[i]), "se": float(f.se[i]),
+                               "low": float(lo[i]), "high": float(hi[i])}
+                           for i, n in enumerate(f.names)},
+            "covariance": f.cov.tolist(), "loglik": f.loglik, "n": f.n_obs,
+            "starts": f.n_starts, "converged": f.n_converged, "at_best": f.n_at_best,
+            "warnings": list(f.warnings)}
+
+
+def calibrate_transactions(path: Path, name: str | None = None, config_dir: Path | None = None,
+                           out_dir: Path | None = None, force: bool = False,
+                           plots: bool = True, **options: Any) -> tuple[TransactionFit, list[Path]]:
+    """Read, fit, write the configs and the report; returns the fit and the files written.
+
+    ``options`` go to ``prepare_transactions`` (column names, periods, unit) and
+    ``fit_transactions`` (spend, n_starts, annual_discount_rate, gross_margin, ltv_years).
+    """
+    path = Path(path)
+    name = clean_name(name or path.stem)
+    config_dir = Path(config_dir) if config_dir is not None else CONFIG_DIR
+    out_dir = Path(out_dir) if out_dir is not None else Path("outputs", "calibration",
+                                                               f"transactions_{name}")
+    prep = {k: options.pop(k) for k in ("customer_col", "date_col", "amount_col",
+                                         "calibration_end", "holdout_end", "unit")
+            if k in options}
+    targets = [config_dir / "retention" / f"fitted_{name}.yaml"]
+    if options.get("spend", True):
+        targets.append(config_dir / "economics" / f"fitted_{name}.yaml")
+    for target in targets:  # before the work, not after
+        if target.exists() and not force:
+            raise FileExistsError(f"{target} exists already (pass --force to replace it)")
+    data = prepare_transactions(io.read_csv_text(path), source=path.name, **prep)
+    result = fit_transactions(data, **options)
+    sha = io.file_sha256(path)
+    bg = result.bgnbd
+    alpha_days = result.alpha_days[0]
+    _check_config("retention", {"model": "repeat_purchase",
+                                "repeat": {"r": bg["r"], "alpha_days": alpha_days,
+                                           "a": bg["a"], "b": bg["b"]}})
+    written = [io.write_new_text(retention_yaml(result, name, path.name, sha), targets[0],
+                                 overwrite=force)]
+    if result.spend is not None:
+        text = economics_yaml(result, name, path.name, sha)
+        ov = result.order_value()
+        _check_config("economics", {"order_value_mean": ov["order_value_mean"]})
+        written.append(io.write_new_text(text, targets[1], overwrite=force))
+
+    keep = [c for c in result.customers.columns]
+    written.append(io.write_table(result.customers[keep], out_dir / "customers.csv"))
+    written.append(io.write_table(result.histogram, out_dir / "repeat_histogram.csv"))
+    written.append(io.write_table(result.tracking, out_dir / "tracking.csv"))
+    if result.holdout is not None:
+        written.append(io.write_table(result.holdout, out_dir / "holdout.csv"))
+    doc = {
+        "source": {"file": path.name, "sha256": sha, "rows": data.n_rows},
+        "periods": {"first_purchase": str(data.first_date.date()),
+                    "calibration_end": str(data.calibration_end.date()),
+                    "holdout_end": None if data.holdout_end is None
+                    else str(data.holdout_end.date())},
+        "unit": data.unit, "fitted_on": dt.date.today().isoformat(),
+        "bgnbd": _fit_doc(bg) | {"alpha_days": {"estimate": alpha_days,
+                                                "se": result.alpha_days[1]}},
+        "gamma_gamma": None if result.spend is None
+        else _fit_doc(result.spend) | result.order_value()
+        | {"corr_frequency_value": result.spend_diagnostics["corr_frequency_value"]},
+        "chi_square": result.chi_square,
+        "holdout": result.holdout_summary,
+        "ltv": result.ltv,
+        "configs": [p.name for p in written[:2] if p.suffix == ".yaml"],
+    }
+    written.append(io.write_json(doc, out_dir / "fit.json"))
+    if plots:
+        written += _transaction_figures(result, out_dir)
+    report = transactions_report(result, name, written)
+    written.append(io.write_text(report, out_dir / "report.md"))
+    return result, written
+
+
+def _save(ax: Any, path: Path, title: str) -> Path:
+    ax.set_title(title, fontsize=10, loc="left")
+    fig = ax.figure
+    fig.tight_layout()
+    saved = io.save_figure(fig, path)
+    plotting.close(fig)
+    return saved
+
+
+def _transaction_figures(result: TransactionFit, out_dir: Path) -> list[Path]:
+    d = result.data
+    h, chi = result.histogram, result.chi_square
+    written = [_save(plotting.plot_repeat_histogram(
+        list(h["repeat_purchases"]), h["observed"].to_numpy(), h["expected"].to_numpy()),
+        out_dir / "repeat_histogram.png",
+        f"Repeat purchases, {d.source}: chi-square {chi['statistic']:.3g} "
+        f"(df {chi['df']}, p = {_g(chi['p_value'], 2)})")]
+    t = result.tracking
+    written.append(_save(plotting.plot_tracking(
+        t["date"].to_numpy(), t["actual"].to_numpy(), t["expected"].to_numpy(),
+        np.datetime64(d.calibration_end)), out_dir / "tracking.png",
+        "Cumulative repeat purchases: observed vs BG/NBD"))
+    if result.holdout is not None:
+        ho = result.holdout
+        written.append(_save(plotting.plot_holdout(
+            list(ho["repeat_purchases"]), ho["actual_mean"].to_numpy(),
+            ho["predicted_mean"].to_numpy()), out_dir / "holdout.png",
+            "Holdout: purchases per customer, observed vs predicted"))
+    if result.spend is not None:
+        sd = result.spend_diagnostics
+        written.append(_save(plotting.plot_spend_fit(sd["values"], sd["grid"], sd["density"]),
+                             out_dir / "spend.png", "Mean repeat-purchase value per customer"))
+        written.append(_save(plotting.plot_value_distribution(
+            result.customers["ltv"].to_numpy(),
+            f"expected LTV per customer over {result.ltv['horizon_years']:g} years "
+            "(discounted; axis cut at P99.5)"), out_dir / "ltv.png",
+            "Expected LTV of the existing customers"))
+    return written
+
+
+# ------------------------------------------------------------------------- journey
+@dataclass(frozen=True)
+class JourneyData:
+    """A journey event log cut into visits of the prospect stages (see
+    ``sim.fit_journey.stage_visits``); ``channel_visits`` per channel when given."""
+
+    order: tuple[str, ...]  # prospect stages, the entry stage first
+    visits: dict[str, fj.StageVisits]
+    channel_visits: dict[str, dict[str, fj.StageVisits]]
+    channel_customers: dict[str, int]
+    n_rows: int
+    n_customers: int
+    n_after: int  # rows after a customer's checkout or loss, or after the end
+    start: pd.Timestamp
+    end: pd.Timestamp
+    lost_recorded: bool
+    resolution_days: float
+    source: str
+
+
+def prepare_journey(table: pd.DataFrame, source: str = "events",
+                    customer_col: str = "customer_id", stage_col: str = "stage",
+                    timestamp_col: str = "timestamp", channel_col: str | None = "channel",
+                    end: str | None = None, checkout: Sequence[str] = ("checkout", "purchase"),
+                    lost: str = "lost") -> JourneyData:
+    """Check a journey event log and cut it into stage visits.
+
+    Stages named in ``checkout`` end a customer's prospect path as the exit ``checkout``;
+    ``lost`` ends it as a loss (when the log never names ``lost``, losses are inferred from
+    customers whose entries stop). Every other stage is a prospect stage; the entry stage
+    is the one most customers start in, the others follow in the order customers reach
+    them.
+
+    Raises
+    ------
+    CalibrationError : missing columns, no rows, empty ids or stages, bad timestamps,
+        a single customer, a stage name the simulator reserves, no customer reaching the
+        checkout.
+    """
+    _require_columns(table, {"customer": (customer_col, "--customer-col"),
+                             "stage": (stage_col, "--stage-col"),
+                             "timestamp": (timestamp_col, "--timestamp-col")}, source)
+    ids = _ids(table[customer_col], customer_col, source)
+    stages = _ids(table[stage_col], stage_col, source)
+    when = _parse_times(table[timestamp_col], timestamp_col, source)
+    stop = _parse_option_date(end, "--end")
+    stop = when.max() if stop is None else stop
+    if stop < when.min():
+        raise CalibrationError(f"--end {stop} is before the first entry ({when.min()})")
+    checkout_set = frozenset(checkout)
+    seen = set(stages.unique())
+    has_lost = lost in seen
+    reserved = sorted((seen - checkout_set - {lost}) & set(POST_STATES))
+    in_window = (when <= stop).to_numpy()
+    n_customers = ids[in_window].nunique()
+    if n_customers < 2:
+        who = f" ({ids[in_window].iloc[0]!r})" if n_customers else ""
+        raise CalibrationError(f"{source}: {n_customers} customer{who} by the end of the data; "
+                               "the funnel needs many customers")
+    start = when.min()
+    time_days = ((when - start) / pd.Timedelta(days=1)).to_numpy(float)
+    stop_days = (stop - start) / pd.Timedelta(days=1)
+    whole_days = bool((when == when.dt.normalize()).all())
+    resolution = 1.0 if whole_days else 1.0 / 86400
+    codes, _ = pd.factorize(ids)
+    rows = np.flatnonzero(in_window)
+    order_idx = rows[np.lexsort((rows, time_days[rows], codes[rows]))]
+    cust, stg, t = codes[order_idx], stages.to_numpy()[order_idx], time_days[order_idx]
+
+    # prospect stages and their order: the most common first stage, then by the mean rank
+    # of first entry among the customers who reach them
+    is_end = np.isin(stg, list(checkout_set | {lost}))
+    new_customer = np.r_[True, cust[1:] != cust[:-1]]
+    seg_id = np.cumsum(new_customer) - 1
+    ended = np.maximum.accumulate(np.where(is_end, np.arange(cust.size), -1))
+    first_row = np.flatnonzero(new_customer)
+    before_end = ended < first_row[seg_id]  # no checkout / loss yet on this customer's path
+    path = before_end & ~is_end
+    if reserved and np.isin(stg[path], reserved).any():
+        raise CalibrationError(f"{source}: stage {reserved[0]!r} is a name the simulator "
+                               "reserves; list it in --checkout if it means the customer went "
+                               "on to buy, or rename it")
+    firsts = pd.Series(stg[first_row][path[first_row]])
+    if firsts.empty:
+        raise CalibrationError(f"{source}: no customer starts in a prospect stage")
+    entry = firsts.value_counts().index[0]
+    ranks: dict[str, list[int]] = {}
+    frame = pd.DataFrame({"c": cust[path], "s": stg[path]}).drop_duplicates()
+    frame["rank"] = frame.groupby("c").cumcount()
+    for s, r in frame.groupby("s")["rank"]:
+        ranks[str(s)] = r.tolist()
+    others = sorted((s for s in ranks if s != entry), key=lambda s: (np.mean(ranks[s]), s))
+    order = (entry, *others)
+    visits = fj.stage_visits(cust, stg, t, stop_days, order, checkout_set,
+                             lost if has_lost else None, resolution)
+    if not any("checkout" in v.targets for v in visits.values()):
+        raise CalibrationError(f"{source}: no customer reached a checkout stage "
+                               f"({', '.join(sorted(checkout_set))}); name it with --checkout")
+    # rows used: the prospect path and the entry that ends it (its first checkout or loss)
+    previous_end = np.r_[-1, ended[:-1]]
+    first_end = is_end & (previous_end < first_row[seg_id])
+    n_after = int(len(table) - path.sum() - first_end.sum())
+    channel_visits: dict[str, dict[str, fj.StageVisits]] = {}
+    channel_customers: dict[str, int] = {}
+    if channel_col is not None and channel_col in table.columns:
+        chan = table[channel_col].astype(str).str.strip().to_numpy()[order_idx]
+        first_channel = pd.Series(chan[first_row], index=cust[first_row])
+        per_row = first_channel.reindex(cust).to_numpy()
+        for name in sorted(set(first_channel)):
+            if not name:
+                continue
+            sel = per_row == name
+            channel_visits[name] = fj.stage_visits(cust[sel], stg[sel], t[sel], stop_days,
+                                                   order, checkout_set,
+                                                   lost if has_lost else None, resolution)
+            channel_customers[name] = int((first_channel == name).sum())
+    return JourneyData(order, visits, channel_visits, channel_customers, len(table),
+                       int(n_customers), n_after, start, stop, has_lost, resolution,
+                       source)
+
+
+@dataclass(frozen=True)
+class JourneyFit:
+    """Every stage's fit, the channel multipliers and the stage order."""
+
+    data: JourneyData
+    stages: dict[str, fj.StageFit]
+    channels: pd.DataFrame  # channel, customers, multiplier, se, low, high
+
+    def exit_table(self) -> pd.DataFrame:
+        rows = []
+        for name, f in self.stages.items():
+            for e in f.exits:
+                rows.append({"stage": name, "exit": e.target, "probability": e.prob,
+                             "se": e.se, "low": e.low, "high": e.high, "visits": e.count})
+        return pd.DataFrame(rows)
+
+    def stage_table(self) -> pd.DataFrame:
+        rows = []
+        for name, f in self.stages.items():
+            for kind, c in f.candidates.items():
+                ci = c.interval()
+                rows.append({"stage": name, "kind": kind, "chosen": kind == f.dwell.kind,
+                             "mean_days": c.mean_days, "mean_se": c.mean_se,
+                             "mean_low": ci["mean_days"][0], "mean_high": ci["mean_days"][1],
+                             "cv": c.cv, "cv_se": c.cv_se, "cv_low": ci["cv"][0],
+                             "cv_high": ci["cv"][1], "loglik": c.loglik, "aic": c.aic,
+                             "completed_visits": f.n_completed, "open_visits": f.n_open})
+        return pd.DataFrame(rows)
+
+
+def fit_journey(data: JourneyData) -> JourneyFit:
+    """Fit every prospect stage, then the channels' forward-odds multipliers."""
+    fits = {name: fj.fit_stage(data.visits[name]) for name in data.order}
+    rows = []
+    for name, visits in data.channel_visits.items():
+        m, se, lo, hi = fj.channel_multiplier(fits, visits, data.order)
+        rows.append({"channel": name, "customers": data.channel_customers[name],
+                     "multiplier": m, "se": se, "low": lo, "high": hi})
+    return JourneyFit(data, fits, pd.DataFrame(rows))
+
+
+def _journey_dict(result: JourneyFit, name: str) -> dict[str, Any]:
+    """The fitted journey as the simulator's ``journey`` group."""
+    stages: dict[str, Any] = {}
+    for stage in result.data.order:
+        f = result.stages[stage]
+        dw = f.dwell
+        dwell: dict[str, Any] = {"kind": dw.kind, "mean_days": float(f"{dw.mean_days:.6g}")}
+        if dw.kind in CV_RANGE:
+            lo, hi = CV_RANGE[dw.kind]
+            dwell["cv"] = float(f"{min(max(dw.cv, lo), hi):.6g}")
+        exits = {e.target: float(f"{e.prob:.6f}") for e in f.exits if e.target != fj.LOST
+                 and e.prob > 0}
+        excess = sum(exits.values()) - 1.0
+        if excess > 0:  # rounding: take it from the largest exit
+            top = max(exits, key=exits.__getitem__)
+            exits[top] = round(exits[top] - excess, 9)
+        stages[stage] = {"dwell": dwell, "exits": exits, "levers": [], "experience": 0.0}
+    report = {s: [s] for s in result.data.order} | {
+        "purchase": ["purchase"], "retention": ["retention"], "advocacy": ["advocacy"]}
+    return {"name": f"fitted_{name}", "description": f"fitted from {result.data.source}",
+            "stages": stages, "report": report, "content_quality": 1.0,
+            "site_usability": 1.0, "social_proof": 0.0}
+
+
+def referral_entry(order: Sequence[str]) -> tuple[str, str | None]:
+    """Where referred prospects can enter the fitted journey: the baseline's
+    ``advocacy.referral_entry_stage`` when the journey has it, else the second stage (the
+    first after awareness), with the override to pass."""
+    default = _baseline()["advocacy"]["referral_entry_stage"]
+    if default in order:
+        return default, None
+    entry = order[1] if len(order) > 1 else order[0]
+    return entry, f"advocacy.referral_entry_stage={entry}"
+
+
+def journey_yaml(result: JourneyFit, name: str, source_name: str, sha: str) -> str:
+    """``journey/fitted_<name>.yaml``: the stage graph with fitted dwell times and exits,
+    the provenance and every estimate's 95% CI in comments."""
+    d = result.data
+    j = _journey_dict(result, name)
+    lines = [
+        f"Journey fitted from {d.n_customers:,} customers' stage entries, "
+        f"{d.start.date()} to {d.end.date()}; losses "
+        + ("recorded in the log" if d.lost_recorded else
+           "inferred (customers whose entries stop may be lost or still in the stage)") + ".",
+        "Dwell kind chosen by AIC; exits are the probabilities after a visit (the rest is "
+        "lost). Levers and experience points are not estimated (none set here).",
+        f"use: python -m sim journey=fitted_{name}{_extra(d.order)}   (add --config-dir DIR "
+        "when written outside the built-in configs/)",
+    ]
+    out = [_provenance(source_name, sha, "python -m sim.calibrate journey", lines).rstrip("\n")]
+    out += [f"name: {j['name']}", f"description: {j['description']!r}", "stages:"]
+    for stage, st in j["stages"].items():
+        f = result.stages[stage]
+        dw = f.dwell
+        ci = dw.interval()
+        dwell = ", ".join(f"{k}: {v}" for k, v in st["dwell"].items())
+        out.append(f"  {_yaml_key(stage)}:")
+        note = "" if dw.kind == "fixed" else (
+            f"  # mean 95% CI [{_g(ci['mean_days'][0])}, {_g(ci['mean_days'][1])}]"
+            + (f", cv [{_g(ci['cv'][0])}, {_g(ci['cv'][1])}]" if dw.kind != "exponential"
+               else ""))
+        out.append(f"    dwell: {{{dwell}}}{note}")
+        exits = ", ".join(f"{_yaml_key(k)}: {v:.6g}" for k, v in st["exits"].items())
+        cis = "; ".join(f"{e.target} {e.prob:.4f} [{e.low:.4f}, {e.high:.4f}]" for e in f.exits)
+        out.append(f"    exits: {{{exits}}}")
+        out.append(f"    # exit probabilities [95% CI]: {cis}")
+        out.append("    levers: []")
+        out.append("    experience: 0.0")
+    out.append("report:")
+    for label, states in j["report"].items():
+        out.append(f"  {_yaml_key(label)}: [{', '.join(_yaml_key(s) for s in states)}]")
+    out += ["content_quality: 1.0", "site_usability: 1.0", "social_proof: 0.0"]
+    return "\n".join(out) + "\n"
+
+
+def _extra(order: Sequence[str]) -> str:
+    override = referral_entry(order)[1]
+    return f" {override}" if override else ""
+
+
+def journey_report(result: JourneyFit, name: str, written: Sequence[Path]) -> str:
+    d = result.data
+    out = [
+        f"# Calibration from {d.source}: the pre-purchase funnel",
+        "",
+        f"{d.n_rows:,} rows, {d.n_customers:,} customers, {d.start} to {d.end}; "
+        f"{d.n_after:,} rows after a customer's checkout or loss (or after the end) are not "
+        "part of the funnel. Losses are "
+        + ("recorded in the log; a customer still in a stage at the end is censored."
+           if d.lost_recorded else
+           "not in the log: a customer whose entries stop is either still in the stage or was "
+           "lost, and the likelihood weighs both (S(c) + F(c) P(lost)).")
+        + f" Timestamp resolution {'1 day' if d.resolution_days == 1 else '1 second'} "
+        "(visits recorded with zero length lasted less).",
+        "",
+        f"Stages in order: {', '.join(d.order)} (the entry stage first).",
+        "",
+        "## Dwell times",
+        "",
+        "| stage | kind | mean days [95% CI] | cv [95% CI] | completed / open visits | "
+        "AIC of each kind |",
+        "|---|---|---|---|---|---|",
+    ]
+    for stage in d.order:
+        f = result.stages[stage]
+        dw = f.dwell
+        ci = dw.interval()
+        aics = ", ".join(f"{k} {c.aic:,.1f}" for k, c in f.candidates.items()
+                         if np.isfinite(c.aic))
+        out.append(f"| {stage} | {dw.kind} | {_g(dw.mean_days)} [{_g(ci['mean_days'][0])}, "
+                   f"{_g(ci['mean_days'][1])}] | {_g(dw.cv)} [{_g(ci['cv'][0])}, "
+                   f"{_g(ci['cv'][1])}] | {f.n_completed:,} / {f.n_open:,} | {aics or '-'} |")
+    out += ["", "## Exit probabilities", "", "| stage | exit | probability | SE | 95% CI | "
+            "visits |", "|---|---|---|---|---|---|"]
+    for row in result.exit_table().itertuples():
+        out.append(f"| {row.stage} | {row.exit} | {row.probability:.4f} | {row.se:.4f} | "
+                   f"[{row.low:.4f}, {row.high:.4f}] | {row.visits:,} |")
+    warnings = [w for f in result.stages.values() for w in f.warnings]
+    if warnings:
+        out += ["", *(f"**Warning:** {w}" for w in warnings)]
+    if len(result.channels):
+        out += ["", "## Channels", "",
+                "Odds multiplier on the forward exits of each channel's customers against the "
+                "pooled fit (as the simulator's `channels.<name>.quality`, relative to the "
+                "average customer):", "", "| channel | customers | multiplier | 95% CI |",
+                "|---|---|---|---|"]
+        for r in result.channels.itertuples():
+            out.append(f"| {r.channel} | {r.customers:,} | {_g(r.multiplier, 3)} | "
+                       f"[{_g(r.low, 3)}, {_g(r.high, 3)}] |")
+    out += ["", "## Files", "", *(f"- `{p.name}` ({p.parent.name}/)" for p in written), "",
+            "Run the simulator on the fitted journey:", "", "```",
+            f"python -m sim journey=fitted_{name}{_extra(d.order)}", "```", "",
+            "(with `--config-dir DIR` first when the config was written to a folder of your "
+            "own, DIR/journey/...). Levers and experience points are left empty: add them "
+            "to the file to let interventions act on the fitted stages.", ""]
+    return "\n".join(out)
+
+
+def calibrate_journey(path: Path, name: str | None = None, config_dir: Path | None = None,
+                      out_dir: Path | None = None, force: bool = False, plots: bool = True,
+                      **options: Any) -> tuple[JourneyFit, list[Path]]:
+    """Read, fit, write ``journey/fitted_<name>.yaml`` and the report."""
+    path = Path(path)
+    name = clean_name(name or path.stem)
+    config_dir = Path(config_dir) if config_dir is not None else CONFIG_DIR
+    out_dir = Path(out_dir) if out_dir is not None else Path("outputs", "calibration",
+                                                               f"journey_{name}")
+    target = config_dir / "journey" / f"fitted_{name}.yaml"
+    if target.exists() and not force:
+        raise FileExistsError(f"{target} exists already (pass --force to replace it)")
+    data = prepare_journey(io.read_csv_text(path), source=path.name, **options)
+    result = fit_journey(data)
+    _check_config("journey", _journey_dict(result, name), referral_entry(data.order)[0])
+    sha = io.file_sha256(path)
+    written = [io.write_new_text(journey_yaml(result, name, path.name, sha), target,
+                                 overwrite=force)]
+    written.append(io.write_table(result.stage_table(), out_dir / "dwell.csv"))
+    written.append(io.write_table(result.exit_table(), out_dir / "exits.csv"))
+    if len(result.channels):
+        written.append(io.write_table(result.channels, out_dir / "channels.csv"))
+    doc = {"source": {"file": path.name, "sha256": sha, "rows": data.n_rows},
+           "period": {"start": str(data.start), "end": str(data.end)},
+           "fitted_on": dt.date.today().isoformat(), "order": list(data.order),
+           "lost_recorded": data.lost_recorded, "resolution_days": data.resolution_days,
+           "dwell": result.stage_table().to_dict(orient="records"),
+           "exits": result.exit_table().to_dict(orient="records"),
+           "channels": result.channels.to_dict(orient="records"),
+           "config": target.name}
+    written.append(io.write_json(doc, out_dir / "fit.json"))
+    if plots:
+        written += _journey_figures(result, out_dir)
+    written.append(io.write_text(journey_report(result, name, written), out_dir / "report.md"))
+    return result, written
+
+
+def _journey_figures(result: JourneyFit, out_dir: Path) -> list[Path]:
+    order = result.data.order
+    fig, axes = plotting.panels(len(order))
+    for ax, stage in zip(axes, order, strict=True):
+        v, f = result.data.visits[stage], result.stages[stage]
+        lengths = np.r_[v.durations, np.zeros(v.n_instant), v.open_days]
+        done = np.r_[np.ones(v.n_completed, bool), np.zeros(v.open_days.size, bool)]
+        top = 1.5 * float(np.percentile(v.durations, 99)) if v.durations.size else 1.0
+        days = np.linspace(0, max(top, 1e-6), 200)
+        # without recorded losses a visit "ends" at a recorded exit: the share without one
+        # by day t is p_lost + (1 - p_lost) S(t), what Kaplan-Meier estimates then
+        inferred = not v.lost_recorded
+        curves = {}
+        for kind, c in f.candidates.items():
+            if kind == "fixed":
+                surv = (days < c.mean_days).astype(float)
+            else:
+                surv = np.exp(fj.dwell_logsf(kind, c.theta, days))
+            if inferred:
+                surv = c.lost_prob + (1 - c.lost_prob) * surv
+            curves[f"{kind}{' (chosen)' if kind == f.dwell.kind else ''}"] = (days, surv)
+        plotting.plot_dwell_fit(lengths, done, curves, max_days=days[-1],
+                                ylabel="share of visits without a recorded exit" if inferred
+                                else "share of visits not yet ended", ax=ax)
+        ax.set_title(stage, fontsize=10, loc="left")
+    fig.suptitle(f"Dwell times, {result.data.source}", x=0.01, ha="left", fontsize=10)
+    fig.tight_layout()
+    written = [io.save_figure(fig, out_dir / "dwell.png")]
+    plotting.close(fig)
+    fig, axes = plotting.panels(len(order))
+    for ax, stage in zip(axes, order, strict=True):
+        ex = result.stages[stage].exits
+        plotting.plot_exit_probabilities([e.target for e in ex], np.array([e.prob for e in ex]),
+                                         np.array([e.low for e in ex]),
+                                         np.array([e.high for e in ex]), ax=ax)
+        ax.set_title(stage, fontsize=10, loc="left")
+    fig.suptitle(f"Exit probabilities, {result.data.source}", x=0.01, ha="left", fontsize=10)
+    fig.tight_layout()
+    written.append(io.save_figure(fig, out_dir / "exits.png"))
+    plotting.close(fig)
+    return written
+
+
+# ------------------------------------------------------------ simulator output as input
+def transactions_from_run(purchases: pd.DataFrame, start: str = "2024-01-01") -> pd.DataFrame:
+    """The simulator's orders (``run.purchases()`` of one replication: ``customer``,
+    ``time`` in days, ``value``) as a transaction log: ``customer_id``, ``date`` (ISO
+    date-time, day 0 = ``start``), ``amount``."""
+    when = pd.Timestamp(start) + pd.to_timedelta(purchases["time"].to_numpy(float), unit="D")
+    return pd.DataFrame({"customer_id": purchases["customer"].to_numpy(),
+                         "date": when.strftime("%Y-%m-%dT%H:%M:%S.%f"),
+                         "amount": np.round(purchases["value"].to_numpy(float), 2)})
+
+
+def journey_from_run(events: pd.DataFrame, channels: pd.Series | None = None,
+                     start: str = "2024-01-01") -> pd.DataFrame:
+    """The simulator's state entries (``run.events(replication)``: ``customer``, ``time``,
+    ``state``) as a journey event log: ``customer_id``, ``stage``, ``timestamp`` (ISO,
+    day 0 = ``start``) and, given each customer's source ``channels`` (indexed by
+    customer), ``channel``."""
+    when = pd.Timestamp(start) + pd.to_timedelta(events["time"].to_numpy(float), unit="D")
+    out = pd.DataFrame({"customer_id": events["customer"].to_numpy(),
+                        "stage": events["state"].astype(str).to_numpy(),
+                        "timestamp": when.strftime("%Y-%m-%dT%H:%M:%S.%f")})
+    if channels is not None:
+        out["channel"] = channels.reindex(events["customer"].to_numpy()).astype(str).to_numpy()
+    return out
+
+
+# ----------------------------------------------------------------------------- CLI
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m sim.calibrate",
+        description="Fit the simulator's repeat buying and spend to a transaction log, or its "
+                    "funnel to a journey event log, and write configs the simulator uses.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--name", help="config name: writes fitted_<name>.yaml (default: the "
+                                       "file name)")
+    common.add_argument("--config-dir", type=Path, default=None,
+                        help="folder of config groups to write into (default: the built-in "
+                             "configs/); use it with python -m sim --config-dir DIR")
+    common.add_argument("--out", type=Path, default=None,
+                        help="report folder (default: outputs/calibration/<command>_<name>)")
+    common.add_argument("--force", action="store_true", help="replace existing configs")
+    common.add_argument("--no-plots", action="store_true", help="write no figures")
+    common.add_argument("--customer-col", default="customer_id")
+
+    t = sub.add_parser("transactions", parents=[common],
+                       help="BG/NBD repeat buying and Gamma-Gamma spend from transactions")
+    t.add_argument("file", type=Path, help="CSV: customer_id, date, amount (one row per "
+                                           "transaction)")
+    t.add_argument("--date-col", default="date")
+    t.add_argument("--amount-col", default="amount")
+    t.add_argument("--calibration-end", help="last day of the calibration period (default: "
+                                             "the last date in the file)")
+    t.add_argument("--holdout-end", help="last day of a holdout period after the calibration "
+                                         "period, to test the predictions")
+    t.add_argument("--unit", choices=sorted(DAYS_PER_UNIT), default="day",
+                   help="time unit of the fit (the configs are always in days)")
+    t.add_argument("--no-spend", action="store_true", help="fit repeat buying only")
+    t.add_argument("--gross-margin", type=float, default=1.0,
+                   help="share of the amounts kept as margin, for the LTV (default 1)")
+    t.add_argument("--annual-discount-rate", type=float, default=0.10)
+    t.add_argument("--ltv-years", type=float, default=3.0, help="LTV horizon (default 3)")
+    t.add_argument("--starts", type=int, default=6, help="starting points of the optimiser")
+
+    j = sub.add_parser("journey", parents=[common],
+                       help="stage dwell times and exit probabilities from a journey event log")
+    j.add_argument("file", type=Path, help="CSV: customer_id, stage, timestamp (one row each "
+                                           "time a customer enters a stage), optional channel")
+    j.add_argument("--stage-col", default="stage")
+    j.add_argument("--timestamp-col", default="timestamp")
+    j.add_argument("--channel-col", default="channel",
+                   help="optional column: the channel that brought the customer")
+    j.add_argument("--end", help="end of the data (default: the last timestamp); customers "
+                                 "still in a stage then are censored")
+    j.add_argument("--checkout", default="checkout,purchase",
+                   help="comma-separated stages that mean the customer went to buy "
+                        "(default: checkout,purchase)")
+    j.add_argument("--lost", default="lost", help="the stage that records a lost prospect, "
+                                                  "if the log has one (default: lost)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m sim.calibrate {transactions,journey} FILE [options]``; see ``--help``."""
+    args = _parser().parse_args(argv)
+    common = {"name": args.name, "config_dir": args.config_dir, "out_dir": args.out,
+              "force": args.force, "plots": not args.no_plots}
+    try:
+        if args.command == "transactions":
+            if not 0 < args.gross_margin <= 1 or args.annual_discount_rate < 0 \
+                    or args.ltv_years <= 0 or args.starts < 1:
+                raise CalibrationError("--gross-margin must be in (0, 1], "
+                                       "--annual-discount-rate >= 0, --ltv-years > 0 and "
+                                       "--starts >= 1")
+            result, written = calibrate_transactions(
+                args.file, customer_col=args.customer_col, date_col=args.date_col,
+                amount_col=args.amount_col, calibration_end=args.calibration_end,
+                holdout_end=args.holdout_end, unit=args.unit, spend=not args.no_spend,
+                n_starts=args.starts, annual_discount_rate=args.annual_discount_rate,
+                gross_margin=args.gross_margin, ltv_years=args.ltv_years, **common)
+            summary = _transactions_summary(result)
+        else:
+            checkout = tuple(s.strip() for s in args.checkout.split(",") if s.strip())
+            result, written = calibrate_journey(
+                args.file, customer_col=args.customer_col, stage_col=args.stage_col,
+                timestamp_col=args.timestamp_col, channel_col=args.channel_col,
+                end=args.end, checkout=checkout, lost=args.lost, **common)
+            summary = _journey_summary(result)
+    except (CalibrationError, ValueError, FileExistsError, OSError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    print(summary)
+    configs = [p for p in written if p.suffix == ".yaml"]
+    print("\nwrote " + ", ".join(str(p) for p in configs))
+    print(f"report: {written[-1]} (and {len(written) - len(configs) - 1} more files in "
+          f"{written[-1].parent})")
+    return 0
+
+
+def _transactions_summary(result: TransactionFit) -> str:
+    bg = result.bgnbd
+    lines = [f"BG/NBD ({result.data.unit}s), {bg.n_obs:,} customers, log-likelihood "
+             f"{bg.loglik:.6g}:"]
+    lines += [f"  {n:<6} {_g(bg[n]):>10}  (SE {_g(bg.se_of(n), 3)})" for n in bg.names]
+    a_days, a_se = result.alpha_days
+    lines.append(f"  alpha_days {_g(a_days)} (SE {_g(a_se, 3)})")
+    if result.spend is not None:
+        gg = result.spend
+        ov = result.order_value()
+        lines.append(f"Gamma-Gamma, {gg.n_obs:,} repeat buyers, log-likelihood {gg.loglik:.6g}:")
+        lines += [f"  {n:<6} {_g(gg[n]):>10}  (SE {_g(gg.se_of(n), 3)})" for n in gg.names]
+        lines.append(f"  order value mean {_g(ov['order_value_mean'])}, cv "
+                     f"{_g(ov['order_value_cv'])}")
+    chi = result.chi_square
+    lines.append(f"chi-square (repeat purchase histogram): {chi['statistic']:.4g}, df "
+                 f"{chi['df']}, p = {_g(chi['p_value'], 3)}")
+    for w in (*bg.warnings, *(result.spend.warnings if result.spend else ())):
+        lines.append(f"warning: {w}")
+    return "\n".join(lines)
+
+
+def _journey_summary(result: JourneyFit) -> str:
+    lines = [f"Funnel from {result.data.n_customers:,} customers; losses "
+             + ("recorded" if result.data.lost_recorded else "inferred") + ":"]
+    override = referral_entry(result.data.order)[1]
+    if override:
+        lines.append(f"  note: the journey has no stage "
+                     f"{_baseline()['advocacy']['referral_entry_stage']!r} for referred "
+                     f"prospects: run the simulator with {override}")
+    for stage in result.data.order:
+        f = result.stages[stage]
+        exits = ", ".join(f"{e.target} {e.prob:.3f}" for e in f.exits)
+        lines.append(f"  {stage}: {f.dwell.kind} mean {_g(f.dwell.mean_days)} days, cv "
+                     f"{_g(f.dwell.cv)}; exits {exits}")
+        lines += [f"  warning: {w}" for w in f.warnings]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

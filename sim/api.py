@@ -22,10 +22,11 @@ from sim.analysis import (
 )
 from sim.analysis import compare as analysis_compare
 from sim.config import compose_config, scenario_names
-from sim.experiment import ExperimentResult, extend, run_experiment
+from sim.experiment import ExperimentResult, estimated_memory_bytes, extend, run_experiment
 from sim.spec import ModelSpec, SpecError, build_spec
 
-__all__ = ["Comparison", "Run", "compare", "run", "scenario_list"]
+__all__ = ["Comparison", "MemoryGuardError", "Run", "check_memory", "compare", "run",
+           "scenario_list"]
 
 
 @dataclass
@@ -178,6 +179,35 @@ class Run:
                 f"{self.experiment.n_replications} replications x {s.horizon_days:g} days")
 
 
+class MemoryGuardError(SpecError):
+    """The requested run would not fit in the memory that is free."""
+
+
+def check_memory(spec: ModelSpec, replications: int | None = None) -> None:
+    """Refuse, before anything runs, a run whose estimated peak memory exceeds what the
+    machine has free (``run.memory_guard=false`` skips the check)."""
+    from sim import io
+
+    if not spec.memory_guard:
+        return
+    n = replications or (spec.max_replications if spec.target_rel_half_width is not None
+                         else spec.replications)
+    need, free = estimated_memory_bytes(spec, n), io.available_memory_bytes()
+    if free is None or need <= free:
+        return
+    gb = 1e9
+    raise MemoryGuardError([(
+        "market.size",
+        spec.market_size,
+        f"a run that fits in memory: {n} replications of {spec.market_size:,} people with "
+        f"the {spec.engine} engine and n_jobs={spec.n_jobs} need about {need / gb:.1f} GB, "
+        f"{free / gb:.1f} GB is available. Reduce market.size"
+        f"{', use run.engine=fast' if spec.engine != 'fast' else ''}, lower run.n_jobs, "
+        f"or split the replications into blocks (run.first_replication, "
+        f"run.replications) merged with python -m sim.report; run.memory_guard=false "
+        f"runs it anyway")])
+
+
 def run(cfg: DictConfig | None = None, overrides: Sequence[str] = (),
         replications: int | None = None) -> Run:
     """Compose (or take) a config, validate it, run every replication, summarise.
@@ -199,8 +229,10 @@ def run(cfg: DictConfig | None = None, overrides: Sequence[str] = (),
     elif overrides:
         raise ValueError("pass either cfg or overrides, not both")
     spec = build_spec(cfg)
+    first = spec.first_replication
+    check_memory(spec, replications)
     if replications is not None:
-        exp = run_experiment(spec, range(replications))
+        exp = run_experiment(spec, range(first, first + replications))
         return Run(exp, summarize(exp))
     exp = run_experiment(spec)
     target = spec.target_rel_half_width
@@ -217,7 +249,8 @@ def run(cfg: DictConfig | None = None, overrides: Sequence[str] = (),
         k = exp.n_replications
         while not precise(k) and k < spec.max_replications:
             if k == exp.n_replications:
-                more = range(k, min(k + max(spec.n_jobs, 1), spec.max_replications))
+                more = range(first + k,
+                             first + min(k + max(spec.n_jobs, 1), spec.max_replications))
                 exp = extend(exp, more, spec.n_jobs)
             k += 1
         exp = ExperimentResult(spec, exp.results[:k], exp.metrics[:k])

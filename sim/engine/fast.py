@@ -335,6 +335,9 @@ class FastModel:
             end = min(t1, day + 1.0) if day < last_day else t1
             c = self.reach_total[day] + wom
             k = self.n_aware
+            if c <= 0 and ref <= 0:  # nobody can become aware in this stretch
+                t = end
+                continue
             # expected arrivals in [t, end) plus a margin; extended if it falls short
             guess = int((m - k) * min(1.0, (c + ref / max(m - k, 1)) * (end - t)) * 1.2) + 64
             while True:

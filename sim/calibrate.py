@@ -82,7 +82,9 @@ def _g(x: float, digits: int = 4) -> str:
 
 
 def _yaml_number(x: float) -> str:
-    return f"{float(x):.6g}" if "e" not in f"{float(x):.6g}" else repr(float(x))
+    """Six significant digits; exponents with a mantissa dot, as YAML 1.1 floats need."""
+    text = f"{float(x):.6g}"
+    return f"{float(x):.5e}" if "e" in text else text
 
 
 def _yaml_key(name: str) -> str:
@@ -509,17 +511,25 @@ def retention_yaml(result: TransactionFit, name: str, source_name: str, sha: str
     return head + body
 
 
-def economics_yaml(result: TransactionFit, name: str, source_name: str, sha: str) -> str:
-    """``economics/fitted_<name>.yaml``: the baseline economics with the order value's mean
-    and cv from the Gamma-Gamma fit."""
-    assert result.spend is not None
-    ov, gg = result.order_value(), result.spend
+def economics_values(result: TransactionFit) -> tuple[dict[str, float], str]:
+    """The fitted ``economics`` keys (the cv brought into the simulator's range) and a note
+    when it had to be."""
+    ov = result.order_value()
     cv = ov["order_value_cv"]
     lo, hi = 0.01, 10.0  # spec: order_value_cv in (0, 10]
     note = ""
     if not lo <= cv <= hi:
         note = f" (fitted cv {_g(cv)} is outside [{lo:g}, {hi:g}]; the nearest value is used)"
         cv = min(max(cv, lo), hi) if np.isfinite(cv) else hi
+    return {"order_value_mean": ov["order_value_mean"], "order_value_cv": cv}, note
+
+
+def economics_yaml(result: TransactionFit, name: str, source_name: str, sha: str) -> str:
+    """``economics/fitted_<name>.yaml``: the baseline economics with the order value's mean
+    and cv from the Gamma-Gamma fit."""
+    assert result.spend is not None
+    ov, gg = result.order_value(), result.spend
+    values, note = economics_values(result)
     lines = [
         "Order value: the simulator's lognormal (mean, cv) matched to the mean and cv of a "
         "single purchase value under the fitted Gamma-Gamma model (Fader, Hardie & Lee 2005):",
@@ -535,13 +545,20 @@ def economics_yaml(result: TransactionFit, name: str, source_name: str, sha: str
     ]
     head = _provenance(source_name, sha, "python -m sim.calibrate transactions", lines)
     return head + ("defaults:\n  - baseline\n  - _self_\n"
-                   f"order_value_mean: {_yaml_number(ov['order_value_mean'])}\n"
-                   f"order_value_cv: {_yaml_number(cv)}\n")
+                   f"order_value_mean: {_yaml_number(values['order_value_mean'])}\n"
+                   f"order_value_cv: {_yaml_number(values['order_value_cv'])}\n")
 
 
 @functools.cache
 def _baseline() -> dict[str, Any]:
     return to_container(compose_config([]))
+
+
+def _read(path: Path) -> pd.DataFrame:
+    try:
+        return io.read_csv_text(path)
+    except ValueError as err:  # missing, empty or malformed file: one line
+        raise CalibrationError(str(err)) from None
 
 
 def _check_config(section: str, value: dict[str, Any], referral_entry: str | None = None
@@ -722,7 +739,7 @@ def calibrate_transactions(path: Path, name: str | None = None, config_dir: Path
     for target in targets:  # before the work, not after
         if target.exists() and not force:
             raise FileExistsError(f"{target} exists already (pass --force to replace it)")
-    data = prepare_transactions(io.read_csv_text(path), source=path.name, **prep)
+    data = prepare_transactions(_read(path), source=path.name, **prep)
     result = fit_transactions(data, **options)
     sha = io.file_sha256(path)
     bg = result.bgnbd
@@ -734,12 +751,10 @@ def calibrate_transactions(path: Path, name: str | None = None, config_dir: Path
                                  overwrite=force)]
     if result.spend is not None:
         text = economics_yaml(result, name, path.name, sha)
-        ov = result.order_value()
-        _check_config("economics", {"order_value_mean": ov["order_value_mean"]})
+        _check_config("economics", economics_values(result)[0])
         written.append(io.write_new_text(text, targets[1], overwrite=force))
 
-    keep = [c for c in result.customers.columns]
-    written.append(io.write_table(result.customers[keep], out_dir / "customers.csv"))
+    written.append(io.write_table(result.customers, out_dir / "customers.csv"))
     written.append(io.write_table(result.histogram, out_dir / "repeat_histogram.csv"))
     written.append(io.write_table(result.tracking, out_dir / "tracking.csv"))
     if result.holdout is not None:
@@ -1027,14 +1042,15 @@ def journey_yaml(result: JourneyFit, name: str, source_name: str, sha: str) -> s
         f = result.stages[stage]
         dw = f.dwell
         ci = dw.interval()
-        dwell = ", ".join(f"{k}: {v}" for k, v in st["dwell"].items())
+        dwell = ", ".join(f"{k}: {v if isinstance(v, str) else _yaml_number(v)}"
+                          for k, v in st["dwell"].items())
         out.append(f"  {_yaml_key(stage)}:")
         note = "" if dw.kind == "fixed" else (
             f"  # mean 95% CI [{_g(ci['mean_days'][0])}, {_g(ci['mean_days'][1])}]"
             + (f", cv [{_g(ci['cv'][0])}, {_g(ci['cv'][1])}]" if dw.kind != "exponential"
                else ""))
         out.append(f"    dwell: {{{dwell}}}{note}")
-        exits = ", ".join(f"{_yaml_key(k)}: {v:.6g}" for k, v in st["exits"].items())
+        exits = ", ".join(f"{_yaml_key(k)}: {_yaml_number(v)}" for k, v in st["exits"].items())
         cis = "; ".join(f"{e.target} {e.prob:.4f} [{e.low:.4f}, {e.high:.4f}]" for e in f.exits)
         out.append(f"    exits: {{{exits}}}")
         out.append(f"    # exit probabilities [95% CI]: {cis}")
@@ -1122,7 +1138,7 @@ def calibrate_journey(path: Path, name: str | None = None, config_dir: Path | No
     target = config_dir / "journey" / f"fitted_{name}.yaml"
     if target.exists() and not force:
         raise FileExistsError(f"{target} exists already (pass --force to replace it)")
-    data = prepare_journey(io.read_csv_text(path), source=path.name, **options)
+    data = prepare_journey(_read(path), source=path.name, **options)
     result = fit_journey(data)
     _check_config("journey", _journey_dict(result, name), referral_entry(data.order)[0])
     sha = io.file_sha256(path)
@@ -1298,7 +1314,7 @@ def main(argv: list[str] | None = None) -> int:
                 timestamp_col=args.timestamp_col, channel_col=args.channel_col,
                 end=args.end, checkout=checkout, lost=args.lost, **common)
             summary = _journey_summary(result)
-    except (CalibrationError, ValueError, FileExistsError, OSError) as err:
+    except (CalibrationError, FileExistsError, OSError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     print(summary)

@@ -14,8 +14,8 @@ import pandas as pd
 from sim.analysis import Estimate
 from sim.spec import ModelSpec
 
-__all__ = ["collect_blocks", "collect_multirun", "format_comparison", "format_summary", "main",
-           "merged_document", "write_comparison"]
+__all__ = ["collect_blocks", "collect_multirun", "format_comparison", "format_merged",
+           "format_summary", "main", "merged_document", "write_comparison", "write_merged"]
 
 
 def _num(x: float, pct: bool = False) -> str:
@@ -258,22 +258,25 @@ def merged_document(block: dict[str, Any]) -> dict[str, Any]:
     return doc
 
 
-def _write_merged(block: dict[str, Any], folder: Path) -> int:
+def write_merged(block: dict[str, Any], folder: Path) -> tuple[dict[str, Any], list[Path]]:
+    """One scenario's merged blocks: ``metrics.json`` and ``metrics.csv`` into ``folder``."""
     from sim import io
 
     doc = merged_document(block)
     rows = [{"metric": k, **v} for k, v in doc["metrics"].items()]
-    written = [io.write_json(doc, folder / "metrics.json"),
-               io.write_table(pd.DataFrame(rows), folder / "metrics.csv")]
-    ids = block["ids"]
-    print(f"scenario {doc['scenario']['name']!r}: replications {ids[0]}..{ids[-1]} "
-          f"({len(ids)}) merged from blocks")
+    return doc, [io.write_json(doc, folder / "metrics.json"),
+                 io.write_table(pd.DataFrame(rows), folder / "metrics.csv")]
+
+
+def format_merged(doc: dict[str, Any]) -> str:
+    ids = doc["replication_ids"]
+    out = [f"scenario {doc['scenario']['name']!r}: replications {ids[0]}..{ids[-1]} "
+           f"({len(ids)}) merged from blocks"]
     for name in ("conversion_rate", "ltv.mean", "cac", "npv"):
         if name in doc["metrics"]:
             m = doc["metrics"][name]
-            print(f"  {name}: {m['mean']:.6g} [{m['low']:.6g}, {m['high']:.6g}]")
-    print(f"wrote {', '.join(p.name for p in written)} to {folder}")
-    return 0
+            out.append(f"  {name}: {m['mean']:.6g} [{m['low']:.6g}, {m['high']:.6g}]")
+    return "\n".join(out)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -291,7 +294,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         blocks = collect_blocks(args.folder)
         if len(blocks) == 1:  # one scenario in blocks: its merged metrics
-            return _write_merged(next(iter(blocks.values())), args.folder)
+            doc, written = write_merged(next(iter(blocks.values())), args.folder)
+            print(format_merged(doc))
+            print(f"wrote {', '.join(p.name for p in written)} to {args.folder}")
+            return 0
         runs, descriptions = collect_multirun(args.folder)
         base = runs.pop("baseline")
         table = compare(base, runs, rank_by=args.rank_by)

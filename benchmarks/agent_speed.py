@@ -30,14 +30,10 @@ Run ``python benchmarks/agent_speed.py --help`` for the options. Nothing is writ
 from __future__ import annotations
 
 import argparse
-import contextlib
 import gc
-import importlib.util
 import json
 import multiprocessing
 import os
-import platform
-import resource
 import sys
 import time
 import tracemalloc
@@ -45,11 +41,19 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from types import ModuleType
-from typing import Any
 
-import numpy as np
 import simpy
+from _common import (
+    MB,
+    NAIVE_FILE,
+    Run,
+    environment,
+    fmt,
+    load_naive,
+    machine_busy_seconds,
+    measure_rss,
+    naive_journeys,
+)
 
 from sim.config import compose_config
 from sim.engine.agent import AgentModel
@@ -58,9 +62,6 @@ from sim.spec import ModelSpec, build_spec
 RAW_EVENTS = 1_000_000  # timeouts in the raw loop, as in naive_reference.raw_timeouts
 RAW_PER_PROCESS = 100  # timeouts per process
 TARGET_EVENT_RATIO = 0.5  # agent events/s over raw timeout events/s
-MB = 1_000_000  # bytes; memory is reported in decimal megabytes
-NAIVE_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "bench"
-NAIVE_FILE = NAIVE_DIR / "naive_reference.py"
 MEMORY_METHOD = (
     "one run in a fresh spawned child process per case; peak RSS = peak resident set size "
     "of that whole process (interpreter and imports included); RSS B/cust = (peak RSS - RSS "
@@ -69,16 +70,6 @@ MEMORY_METHOD = (
 
 
 # ----------------------------------------------------------------------------- cases
-@dataclass
-class Run:
-    """One timed execution of a case."""
-
-    seconds: float  # wall time, perf_counter
-    n_customers: int | None  # customers simulated (None: the case has no customers)
-    n_events: int  # SimPy scheduled events, next(env._eid), unless event_count says otherwise
-    event_count: str = "scheduled"  # or "own": the model's own count of timeouts
-
-
 def raw_timeouts(n_events: int = RAW_EVENTS, per_process: int = RAW_PER_PROCESS) -> Run:
     """SimPy's raw timeout loop: ``n_events // per_process`` processes of 1.0-day timeouts.
 
@@ -97,66 +88,6 @@ def raw_timeouts(n_events: int = RAW_EVENTS, per_process: int = RAW_PER_PROCESS)
     env.run()
     seconds = time.perf_counter() - t0
     return Run(seconds, None, next(env._eid))  # SimPy's scheduled-event count
-
-
-def load_naive() -> ModuleType | None:
-    """The naive reference module beside the repository, or None when it is not there."""
-    if not NAIVE_FILE.is_file():
-        return None
-    spec = importlib.util.spec_from_file_location("naive_reference", NAIVE_FILE)
-    if spec is None or spec.loader is None:
-        return None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-class _SimpyWithRecordedEnvironments:
-    """Stands in for the ``simpy`` module inside the naive module: same names, but it keeps
-    every Environment it creates so that its scheduled-event count can be read afterwards."""
-
-    def __init__(self) -> None:
-        self.created: list[simpy.Environment] = []
-
-    def Environment(self, *args: Any, **kwargs: Any) -> simpy.Environment:
-        env = simpy.Environment(*args, **kwargs)
-        self.created.append(env)
-        return env
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(simpy, name)
-
-
-@contextlib.contextmanager
-def _recording_environments(module: ModuleType) -> Iterator[_SimpyWithRecordedEnvironments]:
-    """Swap ``module.simpy`` for a recorder for the duration of the block."""
-    recorder = _SimpyWithRecordedEnvironments()
-    original = getattr(module, "simpy", None)
-    module.simpy = recorder  # type: ignore[attr-defined]
-    try:
-        yield recorder
-    finally:
-        module.simpy = original  # type: ignore[attr-defined]
-
-
-def naive_journeys(module: ModuleType, n_customers: int, replications: int = 1) -> Run:
-    """``module.simpy_journeys(n_customers, seed)`` for seeds 1..replications, summed.
-
-    The reference times only its ``env.run``. Events are the Environment's scheduled-event
-    count; should the module stop creating it through ``simpy.Environment``, its own count
-    of timeouts is used instead and ``Run.event_count`` says so.
-    """
-    seconds, n_events, event_count = 0.0, 0, "scheduled"
-    for r in range(replications):
-        with _recording_environments(module) as recorder:
-            dt, stats = module.simpy_journeys(n_customers, seed=1 + r)
-        seconds += dt
-        if recorder.created:
-            n_events += sum(next(env._eid) for env in recorder.created)
-        else:
-            event_count = "own"
-            n_events += int(stats["events"])
-    return Run(seconds, n_customers * replications, n_events, event_count)
 
 
 def agent_spec(market_size: int | None = None) -> ModelSpec:
@@ -219,34 +150,6 @@ class Memory:
         return self.traced_peak / self.n_customers if self.n_customers else None
 
 
-def _proc_status_bytes(key: str) -> int | None:
-    """A ``kB`` field of /proc/self/status (Linux) in bytes, or None without /proc."""
-    try:
-        with open("/proc/self/status") as fh:
-            for line in fh:
-                if line.startswith(key + ":"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        return None
-    return None
-
-
-def _reset_peak_rss() -> bool:
-    """Reset the kernel's peak-RSS mark (VmHWM) to the current RSS; Linux >= 4.0 only."""
-    try:
-        with open("/proc/self/clear_refs", "w") as fh:
-            fh.write("5")
-    except OSError:
-        return False
-    return True
-
-
-def _ru_maxrss_bytes() -> int:
-    """getrusage(RUSAGE_SELF).ru_maxrss in bytes (it is KiB on Linux, bytes on macOS)."""
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return rss if sys.platform == "darwin" else rss * 1024
-
-
 def _memory_child(case: str, market_size: int) -> Memory:
     """In a fresh process: the peak memory of one run of ``case``, measured twice.
 
@@ -275,16 +178,7 @@ def _memory_child(case: str, market_size: int) -> Memory:
     else:
         raise ValueError(f"unknown case {case!r}")
 
-    gc.collect()
-    if _reset_peak_rss() and (rss_before := _proc_status_bytes("VmRSS")) is not None:
-        n_customers = run().n_customers
-        rss_peak = _proc_status_bytes("VmHWM") or 0
-        rss_method = "VmHWM of /proc/self/status, reset via /proc/self/clear_refs before the run"
-    else:
-        rss_before = _ru_maxrss_bytes()
-        n_customers = run().n_customers
-        rss_peak = _ru_maxrss_bytes()
-        rss_method = "getrusage(RUSAGE_SELF).ru_maxrss (includes the parent's RSS at fork)"
+    rss_before, rss_peak, n_customers, rss_method = measure_rss(run)
     gc.collect()
     tracemalloc.start()
     run()
@@ -342,47 +236,20 @@ def _result(case: str, best: Run, all_seconds: list[float], memory: Memory | Non
     return res
 
 
-def _fmt(x: float | None, spec: str = ",.0f") -> str:
-    return "n/a" if x is None else format(x, spec)
-
-
 def format_table(rows: list[CaseResult]) -> str:
     """A plain-text table: case, customers/s, events/s, peak memory, bytes per customer."""
     head = ("case", "customers", "events", "best s", "customers/s", "events/s",
             "peak RSS MB", "RSS B/cust", "traced MB", "traced B/cust")
-    body = [(r.case, _fmt(r.n_customers), _fmt(r.n_events), f"{r.seconds:.3f}",
-             _fmt(r.customers_per_s), _fmt(r.events_per_s), _fmt(r.peak_rss_mb, ".1f"),
-             _fmt(r.rss_bytes_per_customer), _fmt(r.traced_peak_mb, ".1f"),
-             _fmt(r.traced_bytes_per_customer)) for r in rows]
+    body = [(r.case, fmt(r.n_customers), fmt(r.n_events), f"{r.seconds:.3f}",
+             fmt(r.customers_per_s), fmt(r.events_per_s), fmt(r.peak_rss_mb, ".1f"),
+             fmt(r.rss_bytes_per_customer), fmt(r.traced_peak_mb, ".1f"),
+             fmt(r.traced_bytes_per_customer)) for r in rows]
     widths = [max(len(c) for c in col) for col in zip(head, *body, strict=True)]
     lines = ["  ".join(c.ljust(w) if i == 0 else c.rjust(w)
                        for i, (c, w) in enumerate(zip(line, widths, strict=True)))
              for line in (head, *body)]
     lines.insert(1, "  ".join("-" * w for w in widths))
     return "\n".join(lines)
-
-
-def _machine_busy_seconds() -> float | None:
-    """CPU seconds all CPUs have spent busy since boot (Linux /proc/stat), else None."""
-    try:
-        with open("/proc/stat") as fh:
-            ticks = [int(x) for x in fh.readline().split()[1:9]]
-    except (OSError, ValueError):
-        return None
-    user, nice, system, _idle, _iowait, irq, softirq, steal = ticks
-    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
-
-
-def environment() -> dict[str, Any]:
-    """Interpreter, library versions and machine, for the record."""
-    return {
-        "python": platform.python_version(),
-        "implementation": platform.python_implementation(),
-        "numpy": np.__version__,
-        "simpy": simpy.__version__,
-        "platform": platform.platform(),
-        "cpu_count": os.cpu_count(),
-    }
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -432,9 +299,9 @@ def main(argv: list[str] | None = None) -> int:
         cases["naive_simpy"] = lambda: naive_journeys(naive, market_size, args.replications)
     cases["agent"] = lambda: agent_runs(spec, args.replications)
 
-    busy0, cpu0, wall0 = _machine_busy_seconds(), time.process_time(), time.perf_counter()
+    busy0, cpu0, wall0 = machine_busy_seconds(), time.process_time(), time.perf_counter()
     timed = time_cases(cases, args.repeats)
-    busy1, cpu1, wall1 = _machine_busy_seconds(), time.process_time(), time.perf_counter()
+    busy1, cpu1, wall1 = machine_busy_seconds(), time.process_time(), time.perf_counter()
     if busy0 is not None and busy1 is not None:
         # CPUs kept busy by everything else (other processes, the hypervisor's steal)
         others = max(0.0, (busy1 - busy0) - (cpu1 - cpu0)) / (wall1 - wall0)

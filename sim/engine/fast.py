@@ -100,40 +100,32 @@ def standard_gamma(shape: float, key: int, customer: np.ndarray, base: np.ndarra
                    ) -> np.ndarray:
     """Gamma(shape, 1) draws by Marsaglia-Tsang, attempt a on counters base + 2a, 2a + 1.
 
-    The first three attempts are made at once (one of them is accepted with probability
-    above 0.9999 for every shape); the rare rest try again one attempt at a time. Shapes
-    below 1 use Gamma(shape + 1) * U^(1 / shape) with U on counter base + 127.
+    Every draw makes its first attempt (accepted with probability above 0.95 for every
+    shape); the rejected ones try again, one attempt at a time. Shapes below 1 use
+    Gamma(shape + 1) * U^(1 / shape) with U on counter base + 127.
     """
     a = shape + 1.0 if shape < 1.0 else shape
     d = a - 1.0 / 3.0
     c = 1.0 / math.sqrt(9.0 * d)
     base = np.broadcast_to(np.asarray(base, dtype=np.int64), customer.shape)
-    first = 3  # attempts drawn together
-    cols = np.arange(2 * first + 1)
-    cols[-1] = SLOTS_PER_DRAW - 1  # the boost uniform for shape < 1
-    u = uniforms(key, customer[:, None], base[:, None] + cols)
-
-    def attempt(z: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    out = np.empty(customer.size)
+    todo = np.arange(customer.size)
+    cu, cb = customer, base
+    for attempt in range((SLOTS_PER_DRAW - 2) // 2):
+        u = uniforms(key, cu[:, None], cb[:, None] + (2 * attempt + np.arange(2)))
+        z = special.ndtri(u[:, 0])
         v = 1.0 + c * z
         v3 = np.maximum(v, 1e-100) ** 3
-        ok = (v > 0) & (np.log(w) < 0.5 * z * z + d - d * v3 + d * np.log(v3))
-        return ok, d * v3
-
-    ok, x = attempt(special.ndtri(u[:, 0:2 * first:2]), u[:, 1:2 * first:2])
-    pick = ok.argmax(axis=1)
-    out = x[np.arange(customer.size), pick]
-    todo = np.flatnonzero(~ok[np.arange(customer.size), pick])
-    for n in range(first, (SLOTS_PER_DRAW - 2) // 2):
-        if not todo.size:
+        ok = (v > 0) & (np.log(u[:, 1]) < 0.5 * z * z + d - d * v3 + d * np.log(v3))
+        out[todo[ok]] = d * v3[ok]
+        if ok.all():
             break
-        cu, cb = customer[todo], base[todo] + 2 * n
-        ok1, x1 = attempt(special.ndtri(uniforms(key, cu, cb)), uniforms(key, cu, cb + 1))
-        out[todo[ok1]] = x1[ok1]
-        todo = todo[~ok1]
-    if todo.size:  # pragma: no cover - probability below 1e-80 per draw
+        todo = todo[~ok]
+        cu, cb = customer[todo], base[todo]
+    else:  # pragma: no cover - probability below 1e-80 per draw
         raise RuntimeError("gamma sampler: no acceptance in 63 attempts")
     if shape < 1.0:
-        out *= u[:, -1] ** (1.0 / shape)
+        out *= uniforms(key, customer, base + SLOTS_PER_DRAW - 1) ** (1.0 / shape)
     return out
 
 
@@ -166,8 +158,9 @@ class _Columns:
     system; thousands of small chunks would fragment the heap instead.
     """
 
-    def __init__(self, **dtypes: type):
-        self.cols = {name: np.empty(1024, dtype) for name, dtype in dtypes.items()}
+    def __init__(self, capacity: int = 1024, **dtypes: type):
+        # untouched capacity costs address space, not memory: pages come when written
+        self.cols = {name: np.empty(max(capacity, 1024), dtype) for name, dtype in dtypes.items()}
         self.n = 0
 
     def add(self, **cols) -> None:
@@ -262,8 +255,9 @@ class FastModel:
         self.seg_rate_per_day = (spec.advocacy.referral_rate_per_day
                                  * np.asarray(spec.segment_referral))
         # records
-        self.events = _Columns(customer=np.int32, time=float, state=np.int16, score=float)
-        self.purchases = _Columns(customer=np.int64, time=float, value=float, discount=float)
+        self.events = _Columns(3 * m, customer=np.int32, time=float, state=np.int16, score=float)
+        self.purchases = _Columns(m // 4, customer=np.int64, time=float, value=float,
+                                  discount=float)
         self.abandon = _Columns(customer=np.int64, time=float)
         self.referrals = _Columns(referrer=np.int64, customer=np.int64, time=float)
         self.members = _Columns(customer=np.int64, time=float)

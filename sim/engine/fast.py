@@ -13,14 +13,16 @@ Word of mouth and referrals (the awareness hazard's A(t) and R(t)) and social pr
 live odds shift from the advocate share) use the advocates active at the start of the
 tick, and a referral is credited to one of those advocates. Within a tick awareness is
 still exact for that hazard (order statistics of exponential thresholds, as in the agent
-engine). With ``tick_days`` = 1 the advocate count lags by at most one day.
+engine). With ``tick_days`` = 1 the advocate count these mechanisms see lags the true one
+by less than one day.
 
 The service desk is the same SimPy Resource as in the agent engine, driven by callbacks:
 a ticket arrives at its exact time, waits for an agent, reneges when its patience runs
 out, is handled and resolved or not. A ticket's end moves the customer on (score, leave,
-next purchase) in the next tick's batch at the exact end time. One corner is bounded by
-the tick: a ticket raised by a purchase that follows the customer's previous ticket within
-the same tick joins the queue at the tick boundary (``late_tickets`` counts them).
+next purchase) in a batch at the end of its tick, at the exact end time. One corner is
+bounded by the tick: a ticket raised by a purchase that follows the customer's previous
+ticket within the same tick joins the queue at the tick's end, and the tickets table
+records that time as its arrival (``late_tickets`` counts them).
 
 Randomness is counter-based and tied to customers (DESIGN.md section 5): the uniform for
 (purpose, customer, counter) is the SplitMix64 output function applied to a 64-bit key of
@@ -297,7 +299,8 @@ class FastModel:
                                    for p, fw in zip(st.probs, st.forward, strict=True)])
                     row = g * n_src + c
                     fwd[s, row, :n], other[s, row, :n] = f, o
-                    fwd[s, row, n:], other[s, row, n:] = f[-1], o[-1]
+                    if n:  # a stage without exits loses every visitor: weights stay 0
+                        fwd[s, row, n:], other[s, row, n:] = f[-1], o[-1]
                     lost[s, row] = max(0.0, 1.0 - sum(st.probs))
         self.fwd, self.other, self.lost = fwd, other, lost
         self.social = np.array([spec.social_proof > 0 and "social_proof" in st.levers
@@ -698,7 +701,9 @@ class FastModel:
             self._awareness(t0, t1)
             self._advance(t1)
             self.env.run(until=t1)
-        self._advance(horizon)  # tickets that ended in the last tick
+            # customers whose ticket ended in this tick move on now (churn, next order),
+            # so the next tick's feedback already sees an advocate who left
+            self._advance(t1)
         return self._result()
 
     def _result(self) -> SimulationResult:
@@ -706,7 +711,9 @@ class FastModel:
         rec.aware_time = self.t_aware[:n].copy()
         rec.source = self.src[:n].copy()
         rec.segment = self.seg[:n].copy()
-        score = self.score[:n].copy()
+        # a buyer's score moves between state entries; the others' is their last event's
+        buyers = np.flatnonzero(self.n_orders[:n] > 0)
+        score = self.score[buyers]
         # the working arrays go before the tables are built: peak memory is the tables'
         for name in ("t_aware", "src", "seg", "score", "phase", "next_time", "visits",
                      "n_orders", "rate", "drop", "member", "advocate", "desk_leaves",
@@ -718,7 +725,7 @@ class FastModel:
         rec.purchases = self.purchases.columns()
         rec.referrals = self.referrals.columns()
         rec.members = self.members.columns()["customer"]
-        rec.score = (np.arange(n), score)
+        rec.score = (buyers, score)
         rec.n_sim_events = next(self.env._eid) + self.n_batched_events
         return build_result(self.spec, self.seed, self.replication, rec)
 

@@ -314,15 +314,17 @@ def payback_table(exp: ExperimentResult, level: float = 0.95) -> pd.DataFrame:
 
 
 def finance_table(per_replication: Mapping[str, Sequence[Mapping[str, float]]],
-                  specs: Mapping[str, ModelSpec] | None = None, baseline: str = "baseline",
+                  specs: Mapping[str, ModelSpec | Mapping[str, float]] | None = None,
+                  baseline: str = "baseline",
                   level: float = 0.95) -> pd.DataFrame:
     """The finance summary: one row per scenario, its unit economics with t intervals.
 
     Parameters
     ----------
     per_replication : scenario name -> the per-replication metrics of its run.
-    specs : scenario name -> its spec, for ``horizon_days`` and ``annual_discount_rate``
-        (NaN where not given).
+    specs : scenario name -> its spec, or a mapping with ``horizon_days`` and
+        ``annual_discount_rate`` (such as a run's ``metrics.json``), for those two
+        columns (NaN where not given).
     baseline : with more than one scenario and this one among them, add the paired
         differences from it (``ltv_mean_difference``, ``npv_difference``, each with its
         interval; common random numbers, as in ``compare``).
@@ -337,12 +339,16 @@ def finance_table(per_replication: Mapping[str, Sequence[Mapping[str, float]]],
     rows = []
     for name, metrics in per_replication.items():
         spec = specs.get(name)
+        if isinstance(spec, ModelSpec):
+            terms = (spec.horizon_days, math.expm1(spec.discount_rate_per_day * 365))
+        else:
+            terms = tuple(float(spec[k]) if spec and k in spec else float("nan")
+                          for k in ("horizon_days", "annual_discount_rate"))
         row: dict[str, object] = {
             "scenario": name,
             "replications": len(metrics),
-            "horizon_days": spec.horizon_days if spec else float("nan"),
-            "annual_discount_rate": (math.expm1(spec.discount_rate_per_day * 365) if spec
-                                     else float("nan")),
+            "horizon_days": terms[0],
+            "annual_discount_rate": terms[1],
             "discounting": FINANCE_CONVENTION,
         }
         for column, metric in FINANCE_METRICS.items():

@@ -33,6 +33,7 @@ import functools
 import math
 import re
 import sys
+import textwrap
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -479,7 +480,10 @@ def fit_transactions(data: TransactionData, spend: bool = True, n_starts: int = 
 
 def _provenance(source_name: str, sha: str, command: str, lines: Sequence[str]) -> str:
     out = [f"# Fitted by `{command}` on {dt.date.today().isoformat()}",
-           f"# source: {source_name}, sha256 {sha}", *(f"# {line}" for line in lines)]
+           f"# source: {source_name}, sha256 {sha}",
+           *(f"# {part}" for line in lines
+             for part in textwrap.wrap(line, 94, break_on_hyphens=False,
+                                       subsequent_indent="  "))]
     return "\n".join(out) + "\n"
 
 
@@ -503,6 +507,10 @@ def retention_yaml(result: TransactionFit, name: str, source_name: str, sha: str
         f"use: python -m sim retention=fitted_{name}"
         + (f" economics=fitted_{name}" if result.spend is not None else "")
         + "   (add --config-dir DIR when written outside the built-in configs/)",
+        "acting on top of the fit: segment multipliers (market.segments), loyalty and "
+        "messaging, and experience (experience.churn_per_point, experience.leave_after_bad); "
+        "to simulate the fitted population as it was, keep loyalty and messaging off and "
+        "add experience.churn_per_point=0 experience.leave_after_bad=0",
     ]
     head = _provenance(source_name, sha, "python -m sim.calibrate transactions", lines)
     body = (f"model: repeat_purchase\nrepeat:\n  r: {_yaml_number(bg['r'])}\n"
@@ -1208,11 +1216,20 @@ def _journey_figures(result: JourneyFit, out_dir: Path) -> list[Path]:
 
 # ------------------------------------------------------------ simulator output as input
 def transactions_from_run(purchases: pd.DataFrame, start: str = "2024-01-01") -> pd.DataFrame:
-    """The simulator's orders (``run.purchases()`` of one replication: ``customer``,
-    ``time`` in days, ``value``) as a transaction log: ``customer_id``, ``date`` (ISO
-    date-time, day 0 = ``start``), ``amount``."""
+    """The simulator's orders (``run.purchases()``: ``customer``, ``time`` in days,
+    ``value`` and, for several replications, ``replication``) as a transaction log:
+    ``customer_id``, ``date`` (ISO date-time, day 0 = ``start``), ``amount``.
+
+    Customer numbers restart in every replication, so when the orders come from more than
+    one replication the ids become ``"<replication>-<customer>"``: each replication's
+    customers are distinct people of one larger sample, never merged into one history.
+    """
     when = pd.Timestamp(start) + pd.to_timedelta(purchases["time"].to_numpy(float), unit="D")
-    return pd.DataFrame({"customer_id": purchases["customer"].to_numpy(),
+    ids = purchases["customer"].to_numpy()
+    if "replication" in purchases and purchases["replication"].nunique() > 1:
+        ids = (purchases["replication"].astype(str) + "-"
+               + purchases["customer"].astype(str)).to_numpy()
+    return pd.DataFrame({"customer_id": ids,
                          "date": when.strftime("%Y-%m-%dT%H:%M:%S.%f"),
                          "amount": np.round(purchases["value"].to_numpy(float), 2)})
 

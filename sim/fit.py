@@ -99,8 +99,11 @@ class MLFit:
         return {n: float(v) for n, v in zip(self.names, self.estimate, strict=True)}
 
     def interval(self, z: float = 1.959964) -> tuple[np.ndarray, np.ndarray]:
-        """Wald interval ``estimate +- z * se`` (95% by default)."""
-        return self.estimate - z * self.se, self.estimate + z * self.se
+        """Wald intervals on the log scale, where the parameters (all positive) are fitted:
+        ``estimate * exp(-+ z * se / estimate)`` (95% by default). Always positive, unlike
+        ``estimate -+ z * se`` for a parameter whose SE is large against it."""
+        f = np.exp(z * self.se / self.estimate)
+        return self.estimate / f, self.estimate * f
 
 
 def numerical_hessian(f: Callable[[np.ndarray], float], x: np.ndarray,

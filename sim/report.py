@@ -156,9 +156,10 @@ def write_comparison(table: pd.DataFrame, per_replication: dict[str, list[dict]]
     finance.csv (one row per scenario: unit economics with CIs and the paired LTV and NPV
     differences from the baseline) and comparison.png (forest plots) into ``out_dir``.
 
-    ``finance`` is that table when the caller has it with the runs' specs
-    (``Comparison.finance()``); otherwise it is built from ``per_replication``, without
-    the horizon and discount rate (left empty).
+    ``finance`` is that table when the caller has it (``Comparison.finance()``, or
+    ``finance_table`` with each job's ``metrics.json`` as ``python -m sim.report`` does);
+    otherwise it is built from ``per_replication``, without the horizon and discount
+    rate (left empty).
     """
     from sim import io, plotting
     from sim.analysis import finance_table
@@ -284,7 +285,7 @@ def main(argv: list[str] | None = None) -> int:
     Hydra multirun (``python -m sim -m scenario=baseline,a,b``) from their job directories."""
     import argparse
 
-    from sim.analysis import compare
+    from sim.analysis import compare, finance_table
 
     parser = argparse.ArgumentParser(prog="python -m sim.report", description=main.__doc__)
     parser.add_argument("folder", type=Path)
@@ -304,8 +305,11 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, KeyError, OSError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    written = write_comparison(table, {"baseline": base, **runs}, descriptions, args.rank_by,
-                               args.folder, plots=not args.no_plots)
+    per_replication = {"baseline": base, **runs}
+    # each job's metrics.json holds its horizon and discount rate
+    finance = finance_table(per_replication, {k: blocks[k]["doc"] for k in per_replication})
+    written = write_comparison(table, per_replication, descriptions, args.rank_by,
+                               args.folder, plots=not args.no_plots, finance=finance)
     print(format_comparison(table, args.rank_by, len(base)))
     print(f"wrote {', '.join(p.name for p in written)} to {args.folder}")
     return 0

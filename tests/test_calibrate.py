@@ -308,6 +308,18 @@ def test_gamma_gamma_matches_integration(params: tuple[float, float, float]) -> 
         p * (g + m * x) / (q + p * x - 1), rel=1e-12)
 
 
+def test_parameter_intervals_are_log_scale_wald() -> None:
+    """The fits run on log(theta), so the 95% interval is exp(log theta -+ 1.96 se/theta):
+    positive even when the SE exceeds the estimate, and symmetric on the log scale."""
+    est, se = np.array([0.2, 5.0]), np.array([0.3, 0.5])
+    f = fit.MLFit(("x", "y"), est, se, np.diag(se**2), -1.0, 10, 1, 1, 1)
+    lo, hi = f.interval()
+    assert np.all(lo > 0)
+    np.testing.assert_allclose(np.log(hi) - np.log(est), stats.norm.ppf(0.975) * se / est,
+                               rtol=1e-6)
+    np.testing.assert_allclose(np.log(est) - np.log(lo), np.log(hi) - np.log(est))
+
+
 @pytest.mark.parametrize("kind", fj.FIT_KINDS)
 def test_dwell_families_match_scipy(kind: str) -> None:
     """Log density and survival of each dwell family against scipy.stats, and the native
@@ -443,6 +455,21 @@ def _simulator_round_trip(name: str, holdout: bool = False) -> None:
         diff = (c["purchases_holdout"] - c["predicted_holdout"]).to_numpy()
         se = diff.std(ddof=1) / math.sqrt(diff.size)
         assert abs(diff.mean()) <= K_SE * se, f"{name} holdout: {diff.mean():.4f} (SE {se:.3g})"
+
+
+def test_transactions_from_run_keeps_replications_apart() -> None:
+    """Customer numbers restart in every replication: exported together, the same number
+    in two replications is two customers (two histories), and one replication keeps the
+    simulator's own numbers."""
+    orders = pd.DataFrame({"replication": [0, 0, 1, 1, 1], "customer": [7, 7, 7, 3, 7],
+                           "time": [1.0, 5.0, 2.0, 4.0, 9.0],
+                           "value": [10.0, 20.0, 30.0, 40.0, 50.0]})
+    log = calibrate.transactions_from_run(orders, START)
+    assert log["customer_id"].tolist() == ["0-7", "0-7", "1-7", "1-3", "1-7"]
+    data = calibrate.prepare_transactions(log)
+    assert len(data.customers) == 3
+    one = calibrate.transactions_from_run(orders[orders["replication"] == 1], START)
+    assert one["customer_id"].tolist() == [7, 3, 7]
 
 
 def test_transactions_round_trip_simulator() -> None:

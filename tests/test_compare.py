@@ -617,6 +617,10 @@ def test_multirun_report_matches_compare(cli_dir: Path, sweep: Path) -> None:
     from_sweep = pd.read_csv(sweep / "comparison.csv")
     direct = pd.read_csv(out / "comparison.csv")
     pd.testing.assert_frame_equal(from_sweep, direct, check_exact=True)
+    # the finance table too, horizon and discount rate read from each job's metrics.json
+    pd.testing.assert_frame_equal(pd.read_csv(sweep / "finance.csv"),
+                                  pd.read_csv(out / "finance.csv"), check_exact=True)
+    assert pd.read_csv(sweep / "finance.csv")["horizon_days"].notna().all()
     assert (sweep / "comparison.md").read_text() == (out / "comparison.md").read_text()
     assert load(sweep)["crn_variance_ratio"] == load(out)["crn_variance_ratio"]
 

@@ -128,8 +128,8 @@ def run_replications(spec: ModelSpec, replications: Sequence[int],
         for item in _replications(spec, reps, n_jobs):
             done.append(item)
             customers += item[0].n_customers
+            bar.update()  # then the postfix, whose refresh shows the new count at once
             bar.set_postfix_str(f"{customers / (time.perf_counter() - start):,.0f} customers/s")
-            bar.update()
     return done
 
 

@@ -612,7 +612,8 @@ def transactions_report(result: TransactionFit, name: str, written: Sequence[Pat
         *(f"| {n} | {_g(bg[n])} | {_g(bg.se_of(n), 3)} | [{_g(lo[i])}, {_g(hi[i])}] |"
           for i, n in enumerate(bg.names)),
         f"| alpha_days (simulator) | {_g(alpha_days)} | {_g(alpha_days_se, 3)} | "
-        f"[{_g(alpha_days - Z95 * alpha_days_se)}, {_g(alpha_days + Z95 * alpha_days_se)}] |",
+        # alpha_days = alpha x days per unit: alpha's log-scale interval, scaled
+        f"[{_g(lo[1] * d.days_per_unit)}, {_g(hi[1] * d.days_per_unit)}] |",
         "",
         f"Log-likelihood {bg.loglik:.6g} ({bg.n_obs:,} customers). Convergence: "
         f"{bg.n_starts} starting points, {bg.n_converged} converged, {bg.n_at_best} reached "

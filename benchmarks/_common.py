@@ -23,6 +23,7 @@ import platform
 import resource
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -171,6 +172,30 @@ def machine_busy_seconds() -> float | None:
         return None
     user, nice, system, _idle, _iowait, irq, softirq, steal = ticks
     return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
+
+
+class BusyMeter:
+    """How busy other work kept the machine over a span of this process's timing.
+
+    ``start()`` before timing, ``note(env_info, notes)`` after it: records the CPUs kept
+    busy by everything else (other processes, the hypervisor's steal) in
+    ``env_info["other_cpus_busy_while_timing"]`` and, above a quarter of a CPU, says so in
+    ``notes``.
+    """
+
+    def start(self) -> None:
+        self.busy, self.cpu, self.wall = (machine_busy_seconds(), time.process_time(),
+                                          time.perf_counter())
+
+    def note(self, env_info: dict, notes: list[str]) -> None:
+        busy, cpu, wall = machine_busy_seconds(), time.process_time(), time.perf_counter()
+        if self.busy is None or busy is None:
+            return
+        others = max(0.0, (busy - self.busy) - (cpu - self.cpu)) / (wall - self.wall)
+        env_info["other_cpus_busy_while_timing"] = round(others, 2)
+        if others > 0.25:
+            notes.append(f"other work kept {others:.2f} of {os.cpu_count()} CPUs busy while "
+                         "timing: absolute rates are noisy, the interleaved ratios less so")
 
 
 def load_average() -> tuple[float, float, float] | None:

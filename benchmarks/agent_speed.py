@@ -33,7 +33,6 @@ import argparse
 import gc
 import json
 import multiprocessing
-import os
 import sys
 import time
 import tracemalloc
@@ -46,11 +45,11 @@ import simpy
 from _common import (
     MB,
     NAIVE_FILE,
+    BusyMeter,
     Run,
     environment,
     fmt,
     load_naive,
-    machine_busy_seconds,
     measure_rss,
     naive_journeys,
 )
@@ -299,16 +298,10 @@ def main(argv: list[str] | None = None) -> int:
         cases["naive_simpy"] = lambda: naive_journeys(naive, market_size, args.replications)
     cases["agent"] = lambda: agent_runs(spec, args.replications)
 
-    busy0, cpu0, wall0 = machine_busy_seconds(), time.process_time(), time.perf_counter()
+    meter = BusyMeter()
+    meter.start()
     timed = time_cases(cases, args.repeats)
-    busy1, cpu1, wall1 = machine_busy_seconds(), time.process_time(), time.perf_counter()
-    if busy0 is not None and busy1 is not None:
-        # CPUs kept busy by everything else (other processes, the hypervisor's steal)
-        others = max(0.0, (busy1 - busy0) - (cpu1 - cpu0)) / (wall1 - wall0)
-        env_info["other_cpus_busy_while_timing"] = round(others, 2)
-        if others > 0.25:
-            notes.append(f"other work kept {others:.2f} of {os.cpu_count()} CPUs busy while "
-                         "timing: absolute rates are noisy, the interleaved ratios less so")
+    meter.note(env_info, notes)
     rows = [_result(name, best, times,
                     measure_memory(name, market_size) if memory else None)
             for name, (best, times) in timed.items()]

@@ -83,7 +83,6 @@ import contextlib
 import gc
 import json
 import multiprocessing
-import os
 import subprocess
 import sys
 import tempfile
@@ -98,6 +97,7 @@ from _common import (
     MB,
     NAIVE_FILE,
     REPO,
+    BusyMeter,
     Run,
     cpu_model,
     environment,
@@ -106,7 +106,6 @@ from _common import (
     git_revision,
     load_average,
     load_naive,
-    machine_busy_seconds,
     measure_rss,
     memory_total_bytes,
     naive_journeys,
@@ -511,7 +510,8 @@ def main(argv: list[str] | None = None) -> int:
         make_case(case, warm, naive)()
 
     rows: list[Row] = []
-    busy0, cpu0, wall0 = machine_busy_seconds(), time.process_time(), time.perf_counter()
+    meter = BusyMeter()
+    meter.start()
     for n in args.sizes:
         repeats = args.repeats or (3 if n < 1_000_000 else 1)
         print(f"  timing {n:,} customers: {', '.join(cases_at(n))}; best of {repeats}",
@@ -519,13 +519,7 @@ def main(argv: list[str] | None = None) -> int:
         timed = time_cases({c: make_case(c, n, naive) for c in cases_at(n)}, repeats)
         rows += [make_row(n, case, runs) for case, runs in timed.items()]
         gc.collect()
-    busy1, cpu1, wall1 = machine_busy_seconds(), time.process_time(), time.perf_counter()
-    if busy0 is not None and busy1 is not None:
-        others = max(0.0, (busy1 - busy0) - (cpu1 - cpu0)) / (wall1 - wall0)
-        env_info["other_cpus_busy_while_timing"] = round(others, 2)
-        if others > 0.25:
-            notes.append(f"other work kept {others:.2f} of {os.cpu_count()} CPUs busy while "
-                         "timing: absolute rates are noisy, the interleaved ratios less so")
+    meter.note(env_info, notes)
     if not args.no_memory:
         for row in rows:
             print(f"  memory {row.size:,} {row.case} (fresh child)", flush=True)

@@ -634,22 +634,6 @@ def test_fast_own_chain_per_segment(fast_own_chain, segment: str) -> None:
     orc.test_own_chain_per_segment(fast_own_chain, segment)
 
 
-def decisions_at_stage(result: SimulationResult, spec: ModelSpec, stage: str
-                       ) -> tuple[np.ndarray, np.ndarray]:
-    """Each visit's decision (the event after entering ``stage``): its time, and whether it
-    went forward (to the checkout)."""
-    ev = result.events
-    entry = np.flatnonzero(ev["state"] == spec.code(stage))
-    order = np.lexsort((np.arange(ev["customer"].size), ev["customer"]))
-    position = np.empty_like(order)
-    position[order] = np.arange(order.size)
-    after = position[entry] + 1
-    decided = after < order.size
-    decided[decided] &= ev["customer"][order[after[decided]]] == ev["customer"][entry[decided]]
-    decision = order[after[decided]]
-    return ev["time"][decision], ev["state"][decision] == spec.code("checkout")
-
-
 SOCIAL_SEED = 5152
 
 
@@ -678,7 +662,7 @@ def test_fast_social_proof_read_per_tick(make_config: MakeConfig, tick_days: flo
     joined = np.sort(ev["time"][ev["state"] == spec.code("advocacy")])
     left = np.sort(c["t_churned"][c["advocate"] & ~np.isnan(c["t_churned"])])
     assert left.size > 50
-    t, forward = decisions_at_stage(result, spec, "consider")
+    t, forward = orc.decisions_at_stage(result, spec, "consider")
     t0 = np.floor(t / tick_days) * tick_days
 
     def active(at: np.ndarray, side: str) -> np.ndarray:
@@ -1188,18 +1172,8 @@ def test_fast_invariants_random_journeys_many(case: tuple[dict[str, Any], int, i
 def test_fast_life_variants(model: str, everything_on: bool) -> None:
     """test_invariants.test_life_variants's busy models on the fast engine (seed 13), in a
     market of 10,000 so that queues form in every variant."""
-    cfg = inv.base_config()
+    cfg = inv.life_variant_config(model, everything_on)
     cfg["market"]["size"] = 10_000
-    cfg["retention"]["model"] = model
-    for flag in ("newsletter", "recommendations", "cross_sell", "thank_you"):
-        cfg["retention"]["messaging"][flag] = everything_on
-    cfg["loyalty"] |= {"enabled": everything_on, "enrol_prob": 0.6}
-    cfg["advocacy"] |= {"program": everything_on, "advocate_prob": 0.5,
-                        "referral_rate_per_day": 0.05}
-    cfg["support"] |= {"issue_prob": 1.0, "agents": 2, "handling_mean_minutes": 2880.0,
-                       "patience_mean_minutes": 60.0}
-    cfg["experience"]["leave_after_bad"] = 0.8
-    cfg["run"]["horizon_days"] = 200
     spec = build_spec(fast(cfg))
     r = simulate_fast_only(spec, 13, 0)
     check_fast(spec, r)

@@ -810,14 +810,10 @@ def test_baseline_invariants_cover_every_outcome() -> None:
     assert r.tickets["arrival"].size
 
 
-@pytest.mark.parametrize(("model", "everything_on"), [
-    ("repeat_purchase", False), ("subscription", False), ("none", False),
-    ("repeat_purchase", True), ("subscription", True),
-])
-def test_life_variants(model: str, everything_on: bool) -> None:
-    """Each retention model, and each with loyalty, every message and the referral programme
-    on, a busy desk of two agents and unforgiving customers: the invariants hold and the
-    mechanisms are exercised."""
+def life_variant_config(model: str, everything_on: bool) -> dict[str, Any]:
+    """A busy variant of the base config: ``model``'s retention; with ``everything_on``,
+    loyalty, every message and the referral programme; a desk of two agents that every
+    purchase reaches, slow handling and impatient, unforgiving customers; 200 days."""
     cfg = base_config()
     cfg["retention"]["model"] = model
     for flag in ("newsletter", "recommendations", "cross_sell", "thank_you"):
@@ -829,7 +825,18 @@ def test_life_variants(model: str, everything_on: bool) -> None:
                        "patience_mean_minutes": 60.0}
     cfg["experience"]["leave_after_bad"] = 0.8
     cfg["run"]["horizon_days"] = 200
-    spec = build_spec(cfg)
+    return cfg
+
+
+@pytest.mark.parametrize(("model", "everything_on"), [
+    ("repeat_purchase", False), ("subscription", False), ("none", False),
+    ("repeat_purchase", True), ("subscription", True),
+])
+def test_life_variants(model: str, everything_on: bool) -> None:
+    """Each retention model, and each with loyalty, every message and the referral programme
+    on, a busy desk of two agents and unforgiving customers: the invariants hold and the
+    mechanisms are exercised."""
+    spec = build_spec(life_variant_config(model, everything_on))
     r = simulate(spec, 13, 0)
     check_all(spec, r)
     c = r.customers

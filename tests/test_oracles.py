@@ -607,7 +607,6 @@ def test_social_proof_follows_live_advocate_share(make_config) -> None:
     spec = build_spec(cfg)
     result = simulate(spec, seed=SOCIAL_SEED, replication=0)
     ev = result.events
-    consider, checkout = spec.code("consider"), spec.code("checkout")
     is_advocacy = ev["state"] == spec.code("advocacy")
     advocacy_times = np.sort(ev["time"][is_advocacy])
     advocates = np.unique(ev["customer"][is_advocacy])
@@ -615,16 +614,7 @@ def test_social_proof_follows_live_advocate_share(make_config) -> None:
     leaving_times = np.sort(ev["time"][left])
     assert leaving_times.size > 50  # churn really takes advocates away
     # each customer visits once; the decision is the event right after the entry
-    entry = np.flatnonzero(ev["state"] == consider)
-    order = np.lexsort((np.arange(ev["customer"].size), ev["customer"]))
-    position = np.empty_like(order)
-    position[order] = np.arange(order.size)
-    after = position[entry] + 1
-    decided = after < order.size
-    decided[decided] &= ev["customer"][order[after[decided]]] == ev["customer"][entry[decided]]
-    decision = order[after[decided]]
-    t = ev["time"][decision]
-    forward = ev["state"][decision] == checkout
+    t, forward = decisions_at_stage(result, spec, "consider")
     active = (np.searchsorted(advocacy_times, t, side="left")
               - np.searchsorted(leaving_times, t, side="left"))
     share = active / spec.market_size
@@ -634,6 +624,22 @@ def test_social_proof_follows_live_advocate_share(make_config) -> None:
     assert abs(forward.sum() - expected) <= K_SE * se, (forward.sum(), expected, se)
     static = SOCIAL_P * forward.size
     assert abs(forward.sum() - static) > 10 * se  # without the lever it would not fit
+
+
+def decisions_at_stage(result: SimulationResult, spec: ModelSpec, stage: str
+                       ) -> tuple[np.ndarray, np.ndarray]:
+    """Each visit's decision (the event after entering ``stage``): its time, and whether it
+    went forward (to the checkout)."""
+    ev = result.events
+    entry = np.flatnonzero(ev["state"] == spec.code(stage))
+    order = np.lexsort((np.arange(ev["customer"].size), ev["customer"]))
+    position = np.empty_like(order)
+    position[order] = np.arange(order.size)
+    after = position[entry] + 1
+    decided = after < order.size
+    decided[decided] &= ev["customer"][order[after[decided]]] == ev["customer"][entry[decided]]
+    decision = order[after[decided]]
+    return ev["time"][decision], ev["state"][decision] == spec.code("checkout")
 
 
 def odds_shift_many(p: float, m: np.ndarray) -> np.ndarray:

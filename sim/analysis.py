@@ -26,8 +26,8 @@ from sim.metrics import (
 from sim.spec import ModelSpec
 
 __all__ = ["FINANCE_METRICS", "HEADLINE", "Estimate", "cohort_table", "compare", "estimate",
-           "extra_cost", "finance_table", "ltv_table", "paired", "payback_table", "roi",
-           "summarize"]
+           "extra_cost", "finance_table", "ltv_comparison", "ltv_table", "paired",
+           "payback_table", "roi", "summarize"]
 
 
 @dataclass(frozen=True)
@@ -217,7 +217,8 @@ def _stack(rows: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
     return {k: np.stack([r[k] for r in rows]) for k in rows[0]}
 
 
-def ltv_table(exp: ExperimentResult, level: float = 0.95) -> pd.DataFrame:
+def ltv_table(exp: ExperimentResult, level: float = 0.95,
+              groups: list[dict[str, np.ndarray]] | None = None) -> pd.DataFrame:
     """LTV by acquisition cohort, segment and source channel, across replications.
 
     One row per group of ``sim.metrics.ltv_groups`` (``dimension`` total, cohort, segment,
@@ -229,8 +230,9 @@ def ltv_table(exp: ExperimentResult, level: float = 0.95) -> pd.DataFrame:
     ``retention_costs_per_customer``) are the replication's group means, averaged over the
     replications in which the group had customers (``n_replications``). The ``total`` row
     repeats the headline metrics (``ltv.mean``, ``ltv.p10`` ... ``cac``, ``ltv_to_cac``).
+    ``groups``: the replications' ``ltv_groups``, when the caller has them already.
     """
-    reps = [ltv_groups(r, exp.spec) for r in exp.results]
+    reps = groups if groups is not None else [ltv_groups(r, exp.spec) for r in exp.results]
     x = _stack(reps)
     first = reps[0]
     cohort = first["dimension"] == "cohort"
@@ -265,6 +267,49 @@ def ltv_table(exp: ExperimentResult, level: float = 0.95) -> pd.DataFrame:
     _with_ci(out, "ltv_to_cac", x["ltv_to_cac"], level)
     out["n_replications"] = (~np.isnan(x["ltv_mean"])).sum(axis=0)
     return pd.DataFrame(out)
+
+
+def ltv_comparison(experiments: Mapping[str, ExperimentResult], baseline: str = "baseline",
+                   level: float = 0.95) -> pd.DataFrame:
+    """``ltv.csv`` of a comparison: each scenario's ``ltv_table`` (column ``scenario``
+    first, the baseline's rows first) with the paired differences from the baseline.
+
+    For every group (total, cohort, segment, channel) the scenario has in common with the
+    baseline, replication by replication (common random numbers):
+    ``ltv_mean_difference`` (per-customer LTV; replications where either side has no
+    customer in the group are left out) and ``ltv_total_difference`` (the group's summed
+    LTV, which moves with both the number of customers and their value; a group without
+    customers counts 0), each with its t interval. Summed over the groups of a dimension,
+    ``ltv_total_difference`` is the total's. NaN for a group the baseline lacks.
+    """
+    groups = {k: [ltv_groups(r, e.spec) for r in e.results] for k, e in experiments.items()}
+    base = _stack(groups[baseline])
+    base_row = {key: j for j, key in enumerate(zip(base["dimension"][0], base["group"][0],
+                                                   strict=True))}
+    order = [baseline, *(k for k in experiments if k != baseline)]
+    frames = []
+    for name in order:
+        table = ltv_table(experiments[name], level, groups[name])
+        x = _stack(groups[name])
+        if x["ltv_mean"].shape[0] != base["ltv_mean"].shape[0]:
+            raise ValueError(f"paired comparison needs the same replications: {name!r} has "
+                             f"{x['ltv_mean'].shape[0]}, {baseline!r} "
+                             f"{base['ltv_mean'].shape[0]}")
+        rows = [base_row.get(key, -1) for key in zip(x["dimension"][0], x["group"][0],
+                                                       strict=True)]
+        diffs: dict[str, list[float]] = {}
+        for column, metric, empty in (("ltv_mean", "ltv_mean", np.nan),
+                                      ("ltv_total", "ltv_sum", 0.0)):
+            est = [estimate(np.nan_to_num(x[metric][:, i], nan=empty)
+                            - np.nan_to_num(base[metric][:, j], nan=empty), level)
+                   if j >= 0 else Estimate(np.nan, np.nan, 0, np.nan, np.nan, np.nan)
+                   for i, j in enumerate(rows)]
+            diffs[f"{column}_difference"] = [e.mean for e in est]
+            diffs[f"{column}_difference_ci_low"] = [e.low for e in est]
+            diffs[f"{column}_difference_ci_high"] = [e.high for e in est]
+        frames.append(pd.concat([pd.DataFrame({"scenario": name}, index=table.index), table,
+                                 pd.DataFrame(diffs, index=table.index)], axis=1))
+    return pd.concat(frames, ignore_index=True)
 
 
 def cohort_table(exp: ExperimentResult, level: float = 0.95) -> pd.DataFrame:

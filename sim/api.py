@@ -16,6 +16,7 @@ from sim.analysis import (
     cohort_table,
     estimate,
     finance_table,
+    ltv_comparison,
     ltv_table,
     payback_table,
     summarize,
@@ -278,6 +279,12 @@ class Comparison:
         differences in LTV and NPV from the baseline (``finance.csv`` of a comparison)."""
         return finance_table({k: r.experiment.metrics for k, r in self.runs.items()},
                              {k: r.spec for k, r in self.runs.items()})
+
+    def ltv(self) -> pd.DataFrame:
+        """LTV by acquisition cohort, segment and channel under every scenario, with the
+        paired differences from the baseline per group (``ltv.csv`` of a comparison; see
+        ``analysis.ltv_comparison``)."""
+        return ltv_comparison({k: r.experiment for k, r in self.runs.items()})
 
     def ranking(self) -> pd.DataFrame:
         """One row per scenario, best first: the ranking metric's difference, ROI, cost."""

@@ -32,7 +32,8 @@ def _compare(cfg: DictConfig, out_dir: Path) -> float:
     descriptions = {k: r.spec.scenario_description for k, r in result.runs.items()}
     per_rep = {k: r.experiment.metrics for k, r in result.runs.items()}
     written = write_comparison(result.table, per_rep, descriptions, result.rank_by, out_dir,
-                               plots=cfg.run.plots, finance=result.finance())
+                               plots=cfg.run.plots, finance=result.finance(),
+                               ltv=result.ltv())
     if cfg.run.summary:
         print(format_comparison(result.table, result.rank_by, result.replications))
         print(f"wrote {', '.join(p.name for p in written)} to {out_dir}")

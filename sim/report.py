@@ -151,10 +151,13 @@ def format_comparison(table: pd.DataFrame, rank_by: str, replications: int) -> s
 
 def write_comparison(table: pd.DataFrame, per_replication: dict[str, list[dict]],
                      descriptions: dict[str, str], rank_by: str, out_dir: Path,
-                     plots: bool = True, finance: pd.DataFrame | None = None) -> list[Path]:
+                     plots: bool = True, finance: pd.DataFrame | None = None,
+                     ltv: pd.DataFrame | None = None) -> list[Path]:
     """comparison.csv, comparison.md, metrics.json (with the CRN variance ratios),
     finance.csv (one row per scenario: unit economics with CIs and the paired LTV and NPV
-    differences from the baseline) and comparison.png (forest plots) into ``out_dir``.
+    differences from the baseline), ltv.csv when ``ltv`` is given (``Comparison.ltv()``:
+    LTV by cohort, segment and channel per scenario, with paired differences) and
+    comparison.png (forest plots) into ``out_dir``.
 
     ``finance`` is that table when the caller has it (``Comparison.finance()``, or
     ``finance_table`` with each job's ``metrics.json`` as ``python -m sim.report`` does);
@@ -182,6 +185,8 @@ def write_comparison(table: pd.DataFrame, per_replication: dict[str, list[dict]]
     if finance is None:
         finance = finance_table(per_replication)
     written.append(io.write_table(finance, out_dir / "finance.csv", io.FINANCE_FLOAT_FORMAT))
+    if ltv is not None:
+        written.append(io.write_table(ltv, out_dir / "ltv.csv", io.FINANCE_FLOAT_FORMAT))
     if plots:
         metrics = list(dict.fromkeys([rank_by, "ltv.mean", "conversion_rate"]))
         fig = plotting.forest_figure(table, metrics, f"Scenarios vs baseline, {n} replications")

@@ -518,6 +518,42 @@ def test_comparison_finance_has_one_row_per_scenario_with_cis(comparison: api.Co
                                   back.drop(columns=["horizon_days", "annual_discount_rate"]))
 
 
+def test_comparison_ltv_by_group_with_paired_differences(comparison: api.Comparison) -> None:
+    """ltv.csv of a comparison: each scenario's own ltv_table, the baseline first, plus
+    paired differences per group. Oracles: the baseline differs from itself by exactly 0;
+    the total row's LTV difference is the comparison table's ltv.mean difference; the
+    group totals' differences add up to the total's in every dimension; and a segment's
+    difference recomputed from the customers tables (sum of LTV per replication, scenario
+    minus baseline, averaged) is the same number."""
+    table = comparison.ltv()
+    names = ["baseline", "remove_hidden_fees", "loyalty_program"]
+    assert list(dict.fromkeys(table["scenario"])) == names
+    diff_cols = [f"{c}_difference{s}" for c in ("ltv_mean", "ltv_total")
+                 for s in ("", "_ci_low", "_ci_high")]
+    for name in names:
+        rows = table[table["scenario"] == name].reset_index(drop=True)
+        own = analysis.ltv_table(comparison.runs[name].experiment)
+        pd.testing.assert_frame_equal(rows.drop(columns=["scenario", *diff_cols]), own)
+    base = table[table["scenario"] == "baseline"]
+    assert (base["ltv_total_difference"] == 0).all()
+    assert (base["ltv_mean_difference"].dropna() == 0).all()
+    for name in names[1:]:
+        rows = table[table["scenario"] == name]
+        total = rows[rows["dimension"] == "total"].iloc[0]
+        ref = comparison.table.query(f"scenario == '{name}' and metric == 'ltv.mean'").iloc[0]
+        assert total["ltv_mean_difference"] == pytest.approx(ref["difference"], rel=1e-9)
+        assert total["ltv_mean_difference_ci_low"] == pytest.approx(ref["difference_low"],
+                                                                    rel=1e-9)
+        for dim in ("cohort", "segment", "channel"):
+            part = rows.loc[rows["dimension"] == dim, "ltv_total_difference"].sum()
+            assert part == pytest.approx(total["ltv_total_difference"], rel=1e-9, abs=1e-6), dim
+        premium = rows[(rows["dimension"] == "segment") & (rows["group"] == "premium")].iloc[0]
+        sums = {k: comparison.runs[k].customers().query("segment == 'premium'")
+                .groupby("replication")["ltv"].sum() for k in ("baseline", name)}
+        assert premium["ltv_total_difference"] == pytest.approx(
+            (sums[name] - sums["baseline"]).mean(), rel=1e-9)
+
+
 def test_cli_compare_writes_finance_csv(tmp_path: Path) -> None:
     out = tmp_path / "compare"
     proc = run_py(tmp_path, "-m", "sim", "run=smoke", "run.plots=false",
@@ -527,6 +563,9 @@ def test_cli_compare_writes_finance_csv(tmp_path: Path) -> None:
     assert list(table["scenario"]) == ["baseline", "remove_hidden_fees"]
     assert list(table.columns) == FINANCE_COLUMNS + DIFFERENCE_COLUMNS
     assert table["annual_discount_rate"].tolist() == pytest.approx([0.1, 0.1])
+    ltv = pd.read_csv(out / "ltv.csv")
+    assert list(dict.fromkeys(ltv["scenario"])) == ["baseline", "remove_hidden_fees"]
+    assert {"ltv_mean_difference", "ltv_total_difference_ci_high"} <= set(ltv.columns)
 
 
 # ---------------------------------------------------------------------------- figures

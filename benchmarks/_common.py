@@ -177,13 +177,13 @@ def machine_busy_seconds() -> float | None:
 class BusyMeter:
     """How busy other work kept the machine over a span of this process's timing.
 
-    ``start()`` before timing, ``note(env_info, notes)`` after it: records the CPUs kept
+    Made before timing, ``note(env_info, notes)`` after it: records the CPUs kept
     busy by everything else (other processes, the hypervisor's steal) in
     ``env_info["other_cpus_busy_while_timing"]`` and, above a quarter of a CPU, says so in
     ``notes``.
     """
 
-    def start(self) -> None:
+    def __init__(self) -> None:
         self.busy, self.cpu, self.wall = (machine_busy_seconds(), time.process_time(),
                                           time.perf_counter())
 

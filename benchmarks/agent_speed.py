@@ -299,7 +299,6 @@ def main(argv: list[str] | None = None) -> int:
     cases["agent"] = lambda: agent_runs(spec, args.replications)
 
     meter = BusyMeter()
-    meter.start()
     timed = time_cases(cases, args.repeats)
     meter.note(env_info, notes)
     rows = [_result(name, best, times,

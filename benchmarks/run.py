@@ -511,7 +511,6 @@ def main(argv: list[str] | None = None) -> int:
 
     rows: list[Row] = []
     meter = BusyMeter()
-    meter.start()
     for n in args.sizes:
         repeats = args.repeats or (3 if n < 1_000_000 else 1)
         print(f"  timing {n:,} customers: {', '.join(cases_at(n))}; best of {repeats}",

@@ -21,6 +21,7 @@ from sim.metrics import (
     cohort_curves,
     cohort_grid,
     ltv_groups,
+    metric_range,
     payback_curve,
 )
 from sim.spec import ModelSpec
@@ -45,8 +46,13 @@ class Estimate:
         return asdict(self)
 
 
-def estimate(values: np.ndarray, level: float = 0.95) -> Estimate:
-    """t confidence interval for the mean of ``values`` (NaNs dropped).
+def estimate(values: np.ndarray, level: float = 0.95,
+             within: tuple[float, float] = (-math.inf, math.inf)) -> Estimate:
+    """t confidence interval for the mean of ``values`` (NaNs dropped), cut at the range
+    ``within`` the quantity lies in (``metrics.metric_range``): a share's interval stays in
+    [0, 1], a count's is never negative. The cut keeps the coverage (the true mean lies in
+    the range, so it is in the cut interval whenever it is in the whole one);
+    ``half_width`` stays the t interval's.
 
     With fewer than two values the interval is NaN: one replication says nothing about
     its own noise.
@@ -63,12 +69,14 @@ def estimate(values: np.ndarray, level: float = 0.95) -> Estimate:
         return Estimate(mean, nan, 1, nan, nan, nan)
     sd = float(x.std(ddof=1))
     hw = float(stats.t.ppf(0.5 + level / 2, n - 1)) * sd / math.sqrt(n)
-    return Estimate(mean, sd, n, hw, mean - hw, mean + hw)
+    low, high = within
+    return Estimate(mean, sd, n, hw, max(mean - hw, low), min(mean + hw, high))
 
 
 def summarize(exp: ExperimentResult, level: float = 0.95) -> dict[str, Estimate]:
     """Every headline metric of an experiment with its confidence interval."""
-    return {name: estimate(exp.metric(name), level) for name in exp.metrics[0]}
+    return {name: estimate(exp.metric(name), level, metric_range(name))
+            for name in exp.metrics[0]}
 
 
 # ------------------------------------------------------------------ comparisons
@@ -190,11 +198,12 @@ FINANCE_METRICS = {
 }
 
 
-def _with_ci(out: dict[str, object], name: str, values: np.ndarray, level: float = 0.95
-             ) -> None:
+def _with_ci(out: dict[str, object], name: str, values: np.ndarray, level: float = 0.95,
+             within: tuple[float, float] = (-math.inf, math.inf)) -> None:
     """Columns ``name`` (mean across replications), ``name_ci_low``, ``name_ci_high``
-    (t interval, see ``estimate``) from ``values`` of shape (replications, rows)."""
-    est = [estimate(values[:, j], level) for j in range(values.shape[1])]
+    (t interval cut at ``within``, see ``estimate``) from ``values`` of shape
+    (replications, rows)."""
+    est = [estimate(values[:, j], level, within) for j in range(values.shape[1])]
     out[name] = [e.mean for e in est]
     out[f"{name}_ci_low"] = [e.low for e in est]
     out[f"{name}_ci_high"] = [e.high for e in est]
@@ -253,7 +262,7 @@ def ltv_table(exp: ExperimentResult, level: float = 0.95,
     for key in ("acquisition_month", "months_observed"):
         out[key][~cohort] = pd.NA
     n = x["customers"]
-    _with_ci(out, "customers", n, level)
+    _with_ci(out, "customers", n, level, metric_range("purchases"))
     _with_ci(out, "ltv_mean", x["ltv_mean"], level)
     for q in (10, 50, 90):
         out[f"ltv_p{q}"] = _mean(x[f"ltv_p{q}"])
@@ -263,7 +272,7 @@ def ltv_table(exp: ExperimentResult, level: float = 0.95,
     out["margin_total"] = _mean(x["margin_sum"])
     out["revenue_total"] = _mean(x["revenue_sum"])
     out["spend"] = _mean(x["spend"])
-    _with_ci(out, "cac", x["cac"], level)
+    _with_ci(out, "cac", x["cac"], level, metric_range("cac"))
     _with_ci(out, "ltv_to_cac", x["ltv_to_cac"], level)
     out["n_replications"] = (~np.isnan(x["ltv_mean"])).sum(axis=0)
     return pd.DataFrame(out)
@@ -332,7 +341,7 @@ def cohort_table(exp: ExperimentResult, level: float = 0.95) -> pd.DataFrame:
         "acquisition_month", "cohort_start_day", "cohort_end_day",
         "months_since_acquisition", "age_days")}
     out["customers"] = n.mean(axis=0)
-    _with_ci(out, "active_share", _per_customer(x["active"], n), level)
+    _with_ci(out, "active_share", _per_customer(x["active"], n), level, (0.0, 1.0))
     _with_ci(out, "discounted_margin_per_customer", _per_customer(x["discounted_margin"], n),
              level)
     _with_ci(out, "ltv_to_date_per_customer", _per_customer(x["ltv_to_date"], n), level)
@@ -352,7 +361,7 @@ def payback_table(exp: ExperimentResult, level: float = 0.95) -> pd.DataFrame:
     out: dict[str, object] = {"age_days": x["age_days"][0],
                               "customers_observable": x["customers_observable"].mean(axis=0)}
     _with_ci(out, "ltv_to_date_per_customer", x["ltv_to_date_per_customer"], level)
-    cac = estimate(exp.metric("cac"), level)
+    cac = estimate(exp.metric("cac"), level, metric_range("cac"))
     out |= {"cac": cac.mean, "cac_ci_low": cac.low, "cac_ci_high": cac.high}
     out["n_replications"] = (~np.isnan(x["ltv_to_date_per_customer"])).sum(axis=0)
     return pd.DataFrame(out)
@@ -397,7 +406,7 @@ def finance_table(per_replication: Mapping[str, Sequence[Mapping[str, float]]],
             "discounting": FINANCE_CONVENTION,
         }
         for column, metric in FINANCE_METRICS.items():
-            e = estimate(_values(metrics, metric), level)
+            e = estimate(_values(metrics, metric), level, metric_range(metric))
             row |= {column: e.mean, f"{column}_ci_low": e.low, f"{column}_ci_high": e.high}
         if len(per_replication) > 1 and baseline in per_replication:
             for column, metric in (("ltv_mean", "ltv.mean"), ("npv", "npv")):

@@ -6,6 +6,8 @@ running averages are kept inside the engines (STYLE.md, "record events, then mea
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from sim.engine.records import SimulationResult
@@ -13,7 +15,7 @@ from sim.spec import ModelSpec
 
 __all__ = ["FINANCE_CONVENTION", "acquisition_months", "cohort_curves", "cohort_grid",
            "cumulative_values", "customer_values", "daily_table", "kaplan_meier",
-           "ltv_groups", "payback_curve", "replication_metrics"]
+           "ltv_groups", "metric_range", "payback_curve", "replication_metrics"]
 
 DAYS_PER_MONTH = 365.25 / 12
 RETENTION_CHECKPOINTS = {"3m": 3 * DAYS_PER_MONTH, "6m": 6 * DAYS_PER_MONTH,
@@ -310,6 +312,33 @@ def replication_metrics(result: SimulationResult, spec: ModelSpec) -> dict[str, 
         scores = ev["score"][sel][first]
         out[f"experience.{state}"] = float(scores.mean()) if scores.size else float("nan")
     return out
+
+
+# The range of every headline metric, by name: confidence intervals are cut at it.
+SHARES = {"conversion_rate", "checkout.abandonment_rate", "checkout.recovery_rate",
+          "repeat_purchase_rate", "paid_back", "support.abandonment_rate",
+          "support.unresolved_rate", "support.utilisation", "referral_share"}
+NONNEGATIVE = {"aware", "purchases", "checkout", "lost", "in_journey", "time_to_purchase",
+               "acquisitions", "spend", "cac", "purchases_per_customer", "churned",
+               "monthly_churn",  # churns per customer-month: a rate, above 1 if lives are short
+               "active_customers", "loyalty_members", "revenue", "first_order_revenue",
+               "discounts", "costs", "roas", "payback_days", "support", "advocates",
+               "advocates_active", "referrals", "referral_acquisitions"}  # names or groups
+
+
+def metric_range(name: str) -> tuple[float, float]:
+    """The values the headline metric ``name`` can take: shares (conversion and other
+    parts of a whole, retention, utilisation) in [0, 1], experience scores in [-2, 2];
+    counts, durations, rates per month and amounts spent or received at least 0; the rest
+    (LTV, LTV:CAC, gross margin, profit, NPV), and any name not listed, unbounded."""
+    group = name.split(".")[0]
+    if name in SHARES or group == "retention" or (group == "funnel" and name.endswith(".rate")):
+        return 0.0, 1.0  # (a step rate can pass 1: a stage may be reached by skipping one)
+    if group == "experience":
+        return -2.0, 2.0
+    if name in NONNEGATIVE or group in NONNEGATIVE or group == "funnel":
+        return 0.0, math.inf
+    return -math.inf, math.inf
 
 
 def daily_table(result: SimulationResult) -> dict[str, np.ndarray]:

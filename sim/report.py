@@ -254,13 +254,14 @@ def collect_multirun(folder: Path) -> tuple[dict[str, list[dict]], dict[str, str
 def merged_document(block: dict[str, Any]) -> dict[str, Any]:
     """One scenario's merged blocks as the ``metrics.json`` a single job would write."""
     from sim.analysis import estimate
+    from sim.metrics import metric_range
 
     per_rep = block["per_replication"]
     doc = dict(block["doc"])
     doc.update(replications=len(per_rep), first_replication=block["ids"][0],
                replication_ids=block["ids"], per_replication=per_rep,
-               metrics={k: estimate(np.array([m[k] for m in per_rep], dtype=float)).as_dict()
-                        for k in per_rep[0]})
+               metrics={k: estimate(np.array([m[k] for m in per_rep], dtype=float), 0.95,
+                                    metric_range(k)).as_dict() for k in per_rep[0]})
     return doc
 
 

@@ -44,6 +44,7 @@ from sim import analysis, api
 from sim.analysis import estimate
 from sim.config import CONFIG_DIR, SCENARIO_DIR, compose_config, register_configs, scenario_names
 from sim.experiment import ExperimentResult, run_experiment
+from sim.metrics import metric_range
 from sim.spec import SpecError, build_spec
 
 SEED = 20261123  # the configured seed (configs/run/*.yaml), stated so tests can be replayed
@@ -649,3 +650,36 @@ def test_paired_interval_is_the_t_interval_of_the_differences(baseline_twice) ->
     assert p["difference_low"] == pytest.approx(11.0 - hw, abs=1e-9)
     assert p["difference_high"] == pytest.approx(11.0 + hw, abs=1e-9)
     assert p["share_better"] == 1.0
+
+
+# the interval of one scenario's metric, cut at the metric's range
+@pytest.mark.parametrize(("name", "values", "cut"), [
+    ("support.abandonment_rate", [0.0, 0.0, 0.0, 0.004], "low"),  # a share near 0
+    ("support.wait_mean_minutes", [0.0, 0.0, 0.06], "low"),  # a duration near 0
+    ("retention.3m", [1.0, 1.0, 0.98], "high"),  # a share near 1
+    ("experience.purchase", [-2.0, -2.0, -1.9], "low"),  # a score near its floor
+    ("npv", [-50.0, 10.0, 20.0], None),  # money can be negative: not cut
+])
+def test_interval_is_the_t_interval_cut_at_the_metric_range(name: str, values: list[float],
+                                                            cut: str | None) -> None:
+    x = np.array(values)
+    hw = stats.t.ppf(0.975, x.size - 1) * x.std(ddof=1) / math.sqrt(x.size)
+    low, high = x.mean() - hw, x.mean() + hw
+    lo, hi = metric_range(name)
+    assert (low < lo) == (cut == "low") and (high > hi) == (cut == "high")  # the case's point
+    e = estimate(x, 0.95, metric_range(name))
+    assert e.half_width == pytest.approx(hw, rel=1e-12)
+    assert e.low == pytest.approx(max(low, lo), rel=1e-12, abs=1e-15)
+    assert e.high == pytest.approx(min(high, hi), rel=1e-12, abs=1e-15)
+    summary = analysis.summarize(ExperimentResult(None, [], [{name: v} for v in values]))
+    assert summary[name] == e  # the run summary (console, metrics.json, plots) cuts it too
+
+
+def test_metric_ranges_cover_every_kind_of_metric(baseline_twice) -> None:
+    """Shares, scores, nonnegative amounts and unbounded money all occur among the
+    baseline's metrics (check_money in test_invariants checks every value lies in its range)."""
+    base, _ = baseline_twice
+    kinds = {metric_range(name) for name in base[0]}
+    assert kinds == {(0.0, 1.0), (-2.0, 2.0), (0.0, math.inf), (-math.inf, math.inf)}
+    assert metric_range("ltv.mean") == metric_range("profit") == (
+        -math.inf, math.inf)

@@ -234,6 +234,17 @@ def test_ltv_table_aggregates_the_replications(costly: sim.Run) -> None:
     assert (cohort["ltv_mean"], cohort["ltv_mean_ci_low"], cohort["ltv_mean_ci_high"]) == (
         pytest.approx(e.mean), pytest.approx(e.low), pytest.approx(e.high))
     assert cohort["n_replications"] == e.n
+    # every row's count and CAC intervals: the t interval of the replications' values, cut
+    # at 0 (metrics.metric_range), as the headline metrics' are
+    per_rep = pd.concat([pd.DataFrame(metrics.ltv_groups(r, costly.spec)) for r in exp.results])
+    for (dim, group), rows in per_rep.groupby(["dimension", "group"]):
+        row = table[(table["dimension"] == dim) & (table["group"] == group)].iloc[0]
+        for key in ("customers", "cac"):
+            if key not in rows or rows[key].isna().all():
+                continue
+            whole = analysis.estimate(rows[key].to_numpy(float))
+            assert row[f"{key}_ci_low"] == pytest.approx(max(whole.low, 0.0), abs=1e-12)
+            assert row[f"{key}_ci_high"] == pytest.approx(whole.high)
 
 
 # ------------------------------------------------------------------------ censoring

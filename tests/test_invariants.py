@@ -15,7 +15,8 @@ For every generated model and seed:
     renewal times follow the retention model, advocacy follows a purchase, every referral
     comes from an active advocate, tickets follow purchases and respect the desk's capacity;
 (d) money reconciles: gross margin, retention costs rebuilt per buyer, profit and NPV from
-    their cash flows, the counts the metrics report;
+    their cash flows, the counts the metrics report; every metric lies in the range its
+    confidence intervals are cut at (``metrics.metric_range``);
 (e) ``metrics.daily_table`` reconciles with the customers table (entries, awareness,
     occupancy, abandonments, orders, revenue and margin, tickets, active customers, and
     conservation of customers every day);
@@ -38,7 +39,7 @@ from hypothesis import strategies as st
 from sim import distributions
 from sim.config import compose_config, to_container
 from sim.engine import OUTCOMES, SimulationResult, simulate
-from sim.metrics import customer_values, daily_table, replication_metrics
+from sim.metrics import customer_values, daily_table, metric_range, replication_metrics
 from sim.spec import CHECKOUT, LEVERS, RETENTION_MODELS, ModelSpec, build_spec
 
 KINDS = ("exponential", "gamma", "lognormal", "weibull", "fixed")
@@ -690,6 +691,9 @@ def check_money(spec: ModelSpec, r: SimulationResult) -> None:
     assert m["referrals"] == r.referrals["customer"].size
     assert m["advocates"] == c["advocate"].sum()
     assert m["loyalty_members"] == c["loyalty_member"].sum()
+    for name, value in m.items():
+        low, high = metric_range(name)
+        assert math.isnan(value) or low <= value <= high, (name, value, low, high)
 
 
 def check_daily(spec: ModelSpec, r: SimulationResult) -> None:

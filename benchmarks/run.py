@@ -36,7 +36,7 @@ How things are counted
     - fast: ``result.n_sim_events`` = ``next(env._eid)`` + ``FastModel.n_batched_events``:
       SimPy's scheduled events (one stop event per tick from ``env.run(until=...)`` and the
       desk's ticket timeouts, requests and releases) plus the customer events processed in
-      vectorised batches, one per customer per batch: an arrival (awareness), a stage
+      vectorised batches, one per customer step: an arrival (awareness), a stage
       exit, a checkout, a cart recovery, a purchase, a renewal, the step after a ticket.
     - naive_simpy: SimPy's scheduled-event count of its Environment.
     - naive_numpy: its own count of journey steps.

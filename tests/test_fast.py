@@ -1185,6 +1185,61 @@ def test_fast_life_variants(model: str, everything_on: bool) -> None:
     assert c["loyalty_member"].any() == everything_on
 
 
+def one_step_per_batch(model: FastModel, due: np.ndarray, until: float) -> None:
+    """Batches cut another way: every customer due takes exactly one step per batch (the
+    fast engine's first design), where ``FastModel._batch`` lets a customer go on to the
+    next step in the same batch when it also falls before ``until``."""
+    phase = model.phase[due]
+    for handle, step in ((model._exits, phase < model.n_stages),
+                         (model._checkout, phase == model.CHECKOUT),
+                         (model._recover, phase == model.RECOVER),
+                         (model._renew, phase == model.RENEW),
+                         (model._after_desk, phase == model.AFTER_DESK),
+                         (model._buy, phase == model.BUY)):
+        if step.any():
+            model.n_batched_events += int(step.sum())
+            handle(due[step])
+
+
+TABLE_KEYS = {"customers": ("id",), "events": ("customer", "time", "state"),
+              "abandonments": ("customer", "time"), "purchases": ("customer", "time"),
+              "referrals": ("customer", "time"), "tickets": ("customer", "arrival")}
+
+
+@pytest.mark.parametrize(("model", "everything_on"), [
+    ("repeat_purchase", True), ("subscription", True), ("none", False), ("baseline", None)])
+def test_batches_cut_another_way_change_only_the_row_order(monkeypatch: pytest.MonkeyPatch,
+                                                           model: str,
+                                                           everything_on: bool | None) -> None:
+    """Customers are independent within a tick: with one step per customer per batch
+    instead of ``_batch``'s several, test_invariants' busy life variants (desk queues,
+    referrals, social proof, loyalty; market 10,000) and the conformance baseline (240
+    days) with a market of 60,000 and the referral programme (many advocates join in each
+    tick: their order must not matter) give the same
+    tables row for row once sorted, bit for bit, and the same event count (seed 17)."""
+    if everything_on is None:
+        cfg = composed(("market.size=60000", "advocacy.program=true"))
+    else:
+        cfg = inv.life_variant_config(model, everything_on)
+        cfg["market"]["size"] = 10_000
+        cfg["journey"]["social_proof"] = 5.0  # (2 in the preset) feedback that matters
+    spec = build_spec(fast(cfg))
+    ours = FastModel(spec, 17, 0)
+    mine = ours.run()
+    monkeypatch.setattr(FastModel, "_batch", one_step_per_batch)
+    other = FastModel(spec, 17, 0)
+    theirs = other.run()
+    assert other.n_batched_events == ours.n_batched_events
+    assert mine.n_sim_events == theirs.n_sim_events
+    assert mine.referrals["customer"].size > 100 and mine.tickets["arrival"].size > 100
+    for name, keys in TABLE_KEYS.items():
+        a = sorted_rows(getattr(mine, name), *keys)
+        b = sorted_rows(getattr(theirs, name), *keys)
+        assert a.keys() == b.keys()
+        for col in a:
+            np.testing.assert_array_equal(a[col], b[col], err_msg=f"{name}.{col}")
+
+
 @pytest.mark.parametrize("journey", ["six_stage", "six_stage_decision", "five_stage",
                                      "four_stage"])
 @pytest.mark.parametrize("retention", ["repeat_purchase", "subscription"])

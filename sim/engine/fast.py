@@ -4,9 +4,16 @@ The same model as the agent engine (``sim/engine/agent.py``, the readable refere
 out for millions of customers. Every customer is a row of a few arrays (segment, source,
 stage, next event time, visits per stage, experience score, buyer traits). Time advances
 in ticks of ``run.tick_days``; within a tick every customer whose next event falls in the
-tick is moved in vectorised batches, one event per customer per batch, until no event of
-the tick is left. Event times are exact and continuous: a customer who leaves a stage at
-t = 3.27 is recorded at 3.27 and enters the next stage at 3.27 plus an exact dwell draw.
+tick is moved in vectorised batches until no event of the tick is left. A batch takes its
+customers through the steps in the order they follow each other (a stage exit, the
+checkout, a recovered cart, a renewal or the step after a ticket, a purchase), one
+vectorised call per step, so a customer may take several steps in one batch and one step
+in each of several batches. Customers are independent within a tick (the feedback below
+is read at its start, referrals go to its advocates in customer order), so how the batches
+are cut changes only the order of rows in the tables and, for late tickets (below), the
+order in which tickets raised at the same instant queue. Event times are exact and
+continuous: a customer who leaves a stage at t = 3.27 is recorded at 3.27 and enters the
+next stage at 3.27 plus an exact dwell draw.
 
 What the tick approximates, and only that: population feedback is read once per tick.
 Word of mouth and referrals (the awareness hazard's A(t) and R(t)) and social proof (the
@@ -247,6 +254,7 @@ class FastModel:
         # population feedback, read once per tick
         self.n_advocates = 0
         self.referral_rate = 0.0
+        self.advocates_by_segment = np.zeros(len(spec.segment_names), np.int64)
         self.advocate_ids: list[np.ndarray] = []
         self.candidates: tuple[np.ndarray, np.ndarray] | None = None
         self._build_exit_tables()
@@ -402,9 +410,10 @@ class FastModel:
     def _credit_referrals(self, k: np.ndarray, t: np.ndarray, position: np.ndarray) -> None:
         """Each referral goes to an advocate active at the tick's start, chosen in
         proportion to referral rates (``position`` in [0, 1) is the draw's place)."""
-        if self.candidates is None:  # once per tick: the advocates active at its start
-            ids = np.concatenate(self.advocate_ids)
-            ids = ids[self.advocate[ids]]
+        if self.candidates is None:  # once per tick: the advocates active at its start,
+            ids = np.concatenate(self.advocate_ids)  # in customer order whatever the order
+            ids = np.sort(ids[self.advocate[ids]], kind="stable")  # they joined in (timsort:
+            # the previous tick's list is sorted already)
             self.advocate_ids = [ids]
             self.candidates = ids, np.cumsum(self.seg_rate_per_day[self.seg[ids]])
         ids, cum = self.candidates
@@ -617,8 +626,10 @@ class FastModel:
         if sign > 0:
             self.advocate_ids.append(k)
         self.n_advocates += sign * k.size
-        rate = float(self.seg_rate_per_day[self.seg[k]].sum())
-        self.referral_rate = self.referral_rate + sign * rate if self.n_advocates else 0.0
+        # from whole counts, not a running sum: the same total whatever the order of joining
+        count = self.advocates_by_segment
+        count += sign * np.bincount(self.seg[k], minlength=count.size)
+        self.referral_rate = float(count @ self.seg_rate_per_day)
 
     # --------------------------------------------------------------- the desk
     def _raise_tickets(self, k: np.ndarray, t: np.ndarray, order: np.ndarray) -> None:
@@ -667,16 +678,22 @@ class FastModel:
         self._decide(k, self.next_time[k], self.n_orders[k] - 1, self.desk_leaves[k])
 
     # --------------------------------------------------------------------- run
-    def _batch(self, due: np.ndarray) -> None:
-        """One event for each customer in ``due``, grouped by what happens next."""
-        phase = self.phase[due]
-        self.n_batched_events += due.size
-        handlers = ((phase < self.n_stages, self._exits), (phase == self.CHECKOUT, self._checkout),
-                    (phase == self.RECOVER, self._recover), (phase == self.RENEW, self._renew),
-                    (phase == self.AFTER_DESK, self._after_desk), (phase == self.BUY, self._buy))
-        for sel, handle in handlers:
-            if sel.any():
-                handle(due[sel])
+    def _batch(self, due: np.ndarray, until: float) -> None:
+        """Move the customers ``due`` on, step by step in the order the steps follow each
+        other: a stage exit, then the checkout, a recovered cart, a renewal or the step
+        after a ticket, then a purchase. A customer whose exit leads to a checkout that
+        also falls before ``until``, and from there to a purchase, takes all three steps
+        in this one batch; each step is a vectorised call over everyone at that step."""
+        for handle, at_step in ((self._exits, lambda ph: ph < self.n_stages),
+                                (self._checkout, lambda ph: ph == self.CHECKOUT),
+                                (self._recover, lambda ph: ph == self.RECOVER),
+                                (self._renew, lambda ph: ph == self.RENEW),
+                                (self._after_desk, lambda ph: ph == self.AFTER_DESK),
+                                (self._buy, lambda ph: ph == self.BUY)):
+            k = due[at_step(self.phase[due]) & (self.next_time[due] < until)]
+            if k.size:
+                self.n_batched_events += k.size
+                handle(k)
 
     def _advance(self, until: float) -> None:
         """Process every customer event before ``until``, batch by batch."""
@@ -686,7 +703,7 @@ class FastModel:
         nt = self.next_time[act]
         due = act[nt < until]
         while due.size:
-            self._batch(due)
+            self._batch(due, until)
             due = due[self.next_time[due] < until]
 
     def run(self) -> SimulationResult:

@@ -87,6 +87,11 @@ class Run:
         """Every state entry of one replication."""
         return self.experiment.events(replication)
 
+    def event_log(self) -> pd.DataFrame:
+        """Every state entry of every customer, all replications, journey by journey, with
+        the state left, channel and segment (``events.csv``)."""
+        return self.experiment.event_log()
+
     def finance(self) -> pd.DataFrame:
         """The finance summary (``finance.csv``): one row with LTV (mean, P10/P50/P90), CAC,
         LTV:CAC, payback, NPV, revenue, margin, spend and profit, each with its 95% CI, and
@@ -112,14 +117,16 @@ class Run:
         """One customer's path: (day, state) in order."""
         return self.experiment.results[replication].journey_of(customer)
 
-    def write(self, out_dir: str | Path, plots: bool = True) -> list[Path]:
+    def write(self, out_dir: str | Path, plots: bool = True, events: bool = False
+              ) -> list[Path]:
         """Write the tables (metrics.json, customers.csv, daily.csv, tickets.csv, the finance
-        tables) and, with ``plots``, the figures (funnel, retention, ltv, activity,
-        experience, cohorts, payback) into ``out_dir``."""
+        tables; with ``events`` also events.csv, the event log) and, with ``plots``, the
+        figures (funnel, retention, ltv, activity, experience, cohorts, payback) into
+        ``out_dir``."""
         from sim import io, plotting
 
         out_dir = Path(out_dir)
-        written = io.write_outputs(self.experiment, self.summary, out_dir)
+        written = io.write_outputs(self.experiment, self.summary, out_dir, events=events)
         if plots:
             for name, fig in self.figures().items():
                 written.append(io.save_figure(fig, out_dir / f"{name}.png"))

@@ -51,7 +51,7 @@ def _app(cfg: DictConfig) -> float:
     except SpecError as err:
         print(f"error: {err}", file=sys.stderr)
         sys.exit(2)
-    written = result.write(out_dir, plots=cfg.run.plots)
+    written = result.write(out_dir, plots=cfg.run.plots, events=cfg.run.events)
     if cfg.run.summary:
         print(format_summary(result.summary, result.spec, result.experiment.n_replications))
         print(f"\nwrote {', '.join(p.name for p in written)} to {out_dir}")

@@ -263,6 +263,7 @@ class RunConfig:
     max_replications: int = 200
     summary: bool = True  # print the summary table on the console
     plots: bool = True
+    events: bool = False  # also write events.csv: every state entry of every customer
 
 
 @dataclass

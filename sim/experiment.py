@@ -90,6 +90,35 @@ class ExperimentResult:
             ignore_index=True,
         )
 
+    def event_log(self) -> pd.DataFrame:
+        """Every state entry of every customer, all replications, one customer's journey
+        after another in the order it happened: replication, customer, time (days),
+        ``state`` entered, ``from_state`` (the state left, empty for the first entry: the
+        stage a lost prospect dropped out of, the step before a purchase), the customer's
+        ``channel`` and ``segment``, and the ``experience`` score on entering."""
+        frames = []
+        for r in self.results:
+            ev, c, states = r.events, r.customers, list(r.states)
+            # both engines append a customer's entries in the order they happen
+            order = np.argsort(ev["customer"], kind="stable")
+            customer, state = ev["customer"][order], ev["state"][order]
+            first = np.ones(customer.size, dtype=bool)
+            first[1:] = customer[1:] != customer[:-1]
+            previous = np.where(first, -1, np.roll(state, 1))
+            frames.append(pd.DataFrame({
+                "replication": r.replication,
+                "customer": customer,
+                "time": ev["time"][order],
+                "state": pd.Categorical.from_codes(state, categories=states),
+                "from_state": pd.Categorical.from_codes(previous, categories=states),
+                "channel": pd.Categorical.from_codes(c["channel"][customer],
+                                                     categories=list(r.channels)),
+                "segment": pd.Categorical.from_codes(c["segment"][customer],
+                                                     categories=list(r.segments)),
+                "experience": ev["score"][order],
+            }))
+        return pd.concat(frames, ignore_index=True)
+
     def events(self, replication: int = 0) -> pd.DataFrame:
         """Every state entry of one replication: customer, time (days), state name."""
         r = self.results[replication]

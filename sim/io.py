@@ -158,10 +158,12 @@ def metrics_document(exp: ExperimentResult, summary: dict[str, Estimate]) -> dic
     })
 
 
-def write_outputs(exp: ExperimentResult, summary: dict[str, Estimate], out_dir: Path) -> list[Path]:
+def write_outputs(exp: ExperimentResult, summary: dict[str, Estimate], out_dir: Path,
+                  events: bool = False) -> list[Path]:
     """Write ``metrics.json`` and ``metrics.csv`` (one row per metric, for spreadsheets),
-    ``customers.csv``, ``daily.csv``, ``purchases.csv`` (the transaction log), ``tickets.csv``
-    and the finance tables of ``write_finance``."""
+    ``customers.csv``, ``daily.csv``, ``purchases.csv`` (the transaction log), ``tickets.csv``,
+    with ``events`` ``events.csv`` (``ExperimentResult.event_log``), and the finance tables
+    of ``write_finance``."""
     out_dir = Path(out_dir)
     doc = metrics_document(exp, summary)
     written = [atomic_write(out_dir / "metrics.json",
@@ -172,10 +174,10 @@ def write_outputs(exp: ExperimentResult, summary: dict[str, Estimate], out_dir: 
     rows = [{"metric": k, **v.as_dict()} for k, v in summary.items()]
     written.append(atomic_write(out_dir / "metrics.csv",
                                 lambda f: to_csv(pd.DataFrame(rows), f)))
-    for name in ("daily", "purchases", "tickets"):
+    for name in ("daily", "purchases", "tickets", *(("event_log",) if events else ())):
         table = getattr(exp, name)()
-        written.append(atomic_write(out_dir / f"{name}.csv",
-                                    lambda f, t=table: to_csv(t, f)))
+        file = "events.csv" if name == "event_log" else f"{name}.csv"
+        written.append(atomic_write(out_dir / file, lambda f, t=table: to_csv(t, f)))
     return written + write_finance(exp, out_dir)
 
 

@@ -188,6 +188,63 @@ def test_tickets_csv_has_one_row_per_ticket(smoke: Smoke) -> None:
     assert (tickets["wait_minutes"] >= 0).all()
 
 
+EVENT_COLUMNS = ["replication", "customer", "time", "state", "from_state", "channel",
+                 "segment", "experience"]
+
+
+def check_event_log(log: pd.DataFrame, customers: pd.DataFrame, states: tuple[str, ...],
+                    rel: float = 1e-12) -> None:
+    """The event log against the customers table: one customer's journey after another,
+    each in time order; ``from_state`` is the state of the row before (empty for the first);
+    the first entry of every state is the customer's ``t_<state>``; channel and segment
+    are the customer's; the last entry is the customer's final state."""
+    assert list(log.columns) == EVENT_COLUMNS
+    log = log.astype({"state": str, "from_state": object, "channel": str, "segment": str})
+    key = ["replication", "customer"]
+    new_customer = (log[key] != log[key].shift()).any(axis=1)
+    assert (log[key].drop_duplicates().values == customers[["replication", "id"]].values).all()
+    assert (log["time"].diff()[~new_customer] >= 0).all()
+    previous = log["state"].shift()
+    assert log.loc[new_customer, "from_state"].isna().all()
+    assert (log.loc[~new_customer, "from_state"] == previous[~new_customer]).all()
+    assert (log.loc[new_customer, "state"] == states[0]).all()
+    who = customers.set_index(["replication", "id"])
+    rows = who.loc[pd.MultiIndex.from_frame(log[key])]
+    assert (rows["channel"].astype(str).values == log["channel"].values).all()
+    assert (rows["segment"].astype(str).values == log["segment"].values).all()
+    last = log[~log.duplicated(key, keep="last")]
+    assert (last["state"].values == who["state"].astype(str).values).all()
+    first = log.groupby([*key, "state"])["time"].min().unstack()
+    for state in states:
+        expected = who[f"t_{state}"].to_numpy()
+        got = first[state].reindex(who.index).to_numpy() if state in first else expected * 0
+        assert ((abs(got - expected) <= rel * abs(expected) + 1e-9)
+                | (pd.isna(got) & pd.isna(expected))).all(), state
+    lost = log[log["state"] == "lost"]
+    assert set(lost["from_state"]) <= set(states[:states.index("checkout") + 1])
+
+
+def test_events_csv_only_when_asked(smoke: Smoke, tmp_path: Path,
+                                    smoke_spec: sim.ModelSpec) -> None:
+    """``run.events=true`` adds events.csv (the smoke run without it writes none): every
+    state entry with readable names, checked against customers.csv (%.6g in both)."""
+    assert "events.csv" not in outputs_in(smoke.out)
+    proc = run_cli(tmp_path, "run=smoke", "run.events=true", "run.plots=false",
+                   f"hydra.run.dir={tmp_path / 'run'}")
+    assert proc.returncode == 0, proc.stderr
+    assert "events.csv" in proc.stdout
+    log = pd.read_csv(tmp_path / "run" / "events.csv")
+    customers = pd.read_csv(tmp_path / "run" / "customers.csv")
+    check_event_log(log, customers, smoke_spec.states, rel=1e-5)
+    assert (log["state"] == "lost").sum() > 0 and (log["state"] == "purchase").sum() > 0
+
+
+@pytest.mark.parametrize("engine", ["agent", "fast"])
+def test_api_event_log(engine: str) -> None:
+    run = sim.run(overrides=["run=smoke", f"run.engine={engine}"])
+    check_event_log(run.event_log(), run.customers(), run.spec.states)
+
+
 def test_overrides_change_the_outputs(smoke: Smoke, tmp_path: Path) -> None:
     proc = run_cli(tmp_path, "run=smoke", "checkout.hidden_fees=false", "market.size=5000",
                    f"hydra.run.dir={tmp_path / 'run'}")

@@ -262,7 +262,7 @@ def ltv_table(exp: ExperimentResult, level: float = 0.95,
     for key in ("acquisition_month", "months_observed"):
         out[key][~cohort] = pd.NA
     n = x["customers"]
-    _with_ci(out, "customers", n, level, metric_range("purchases"))
+    _with_ci(out, "customers", n, level, (0.0, math.inf))
     _with_ci(out, "ltv_mean", x["ltv_mean"], level)
     for q in (10, 50, 90):
         out[f"ltv_p{q}"] = _mean(x[f"ltv_p{q}"])

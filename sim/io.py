@@ -168,16 +168,12 @@ def write_outputs(exp: ExperimentResult, summary: dict[str, Estimate], out_dir: 
     doc = metrics_document(exp, summary)
     written = [atomic_write(out_dir / "metrics.json",
                             lambda f: json.dump(doc, f, indent=2, allow_nan=False))]
-    customers = exp.customers()
-    written.append(atomic_write(out_dir / "customers.csv",
-                                lambda f: to_csv(customers, f)))
-    rows = [{"metric": k, **v.as_dict()} for k, v in summary.items()]
-    written.append(atomic_write(out_dir / "metrics.csv",
-                                lambda f: to_csv(pd.DataFrame(rows), f)))
-    for name in ("daily", "purchases", "tickets", *(("event_log",) if events else ())):
-        table = getattr(exp, name)()
-        file = "events.csv" if name == "event_log" else f"{name}.csv"
-        written.append(atomic_write(out_dir / file, lambda f, t=table: to_csv(t, f)))
+    tables = {"customers": exp.customers, "metrics": lambda: pd.DataFrame(
+        [{"metric": k, **v.as_dict()} for k, v in summary.items()]), "daily": exp.daily,
+        "purchases": exp.purchases, "tickets": exp.tickets}
+    if events:
+        tables["events"] = exp.event_log
+    written += [write_table(table(), out_dir / f"{name}.csv") for name, table in tables.items()]
     return written + write_finance(exp, out_dir)
 
 

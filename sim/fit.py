@@ -29,6 +29,8 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy import optimize, special, stats
 
+from sim.errors import InputError
+
 __all__ = [
     "BGNBD_NAMES",
     "GG_NAMES",
@@ -56,7 +58,7 @@ LOG_BOUND = 16.0  # parameters live in [e^-16, e^16] after scaling the data to u
 NODES = 64  # Gauss-Jacobi nodes for expectations over p (twice as many Gauss-Legendre in time)
 
 
-class CalibrationError(ValueError):
+class CalibrationError(InputError):
     """The data cannot support the fit, or cannot be read: a one-line explanation."""
 
 

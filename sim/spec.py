@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from sim.config import to_container
+from sim.errors import InputError
 from sim.distributions import KINDS, Dwell, make_dwell
 
 __all__ = [
@@ -56,7 +57,7 @@ EXECUTION_FIELDS = frozenset({
 WORD_OF_MOUTH = "word_of_mouth"
 
 
-class SpecError(ValueError):
+class SpecError(InputError):
     """Every problem found in a config, one line each: key path, value, what is allowed."""
 
     def __init__(self, problems: list[tuple[str, Any, str]]):

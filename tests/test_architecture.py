@@ -30,7 +30,10 @@ PACKAGE = REPO / "sim"
 LAYERS: dict[str, float] = {
     "sim.distributions": 0,
     "sim.rng": 0,
+    "sim.errors": 0,
     "sim.config": 0,
+    # user-supplied config files checked as data before Hydra reads them
+    "sim.userfiles": 0.5,
     "sim.spec": 1,
     "sim.engine": 2,
     "sim.metrics": 3,
@@ -57,7 +60,7 @@ LAYERS: dict[str, float] = {
 SAME_LAYER_PACKAGES = ("sim.engine",)
 
 MATPLOTLIB_ALLOWED = {"sim/plotting.py"}
-HYDRA_ALLOWED = {"sim/config.py", "sim/api.py", "sim/cli.py"}
+HYDRA_ALLOWED = {"sim/config.py", "sim/userfiles.py", "sim/api.py", "sim/cli.py"}
 PRINT_ALLOWED = {"sim/cli.py"}
 # print allowed in their entry points (main / __main__)
 REPORT_ENTRY_FILES = {"sim/report.py", "sim/calibrate.py"}

@@ -210,62 +210,10 @@ def write_json(doc: dict[str, Any], path: Path) -> Path:
 
 
 # ------------------------------------------------------------------ files users hand us
+# (defined with the config-file checks, re-exported here beside the writers)
+from sim.userfiles import read_user_bytes, read_user_text  # noqa: E402
+
 __all__ += ["read_user_bytes", "read_user_text"]
-
-MAX_USER_FILE_BYTES = 256 * 2**20  # a log, a metrics.json or a config: never more than this
-
-
-def read_user_bytes(path: Path, what: str = "file",
-                    max_bytes: int = MAX_USER_FILE_BYTES) -> bytes:
-    """The bytes of a file a user handed us, read only if it is a regular file (not a pipe,
-    a device or a link to one) of at most ``max_bytes``.
-
-    Raises
-    ------
-    sim.errors.InputError : one line naming the file and what is wrong with it.
-    """
-    import stat
-
-    from sim.errors import InputError
-
-    path = Path(path)
-    try:
-        st = path.stat()  # follows links: a link to /dev/zero is a character device
-    except FileNotFoundError:
-        raise InputError(f"{path}: no such {what}") from None
-    except OSError as err:
-        raise InputError(f"{path}: cannot read the {what} ({err.strerror})") from None
-    if not stat.S_ISREG(st.st_mode):
-        raise InputError(f"{path}: not a regular file (a folder, pipe or device); "
-                         f"expected a {what}")
-    if st.st_size > max_bytes:
-        raise InputError(f"{path}: {st.st_size:,} bytes, more than the {max_bytes:,} a "
-                         f"{what} may have")
-    try:
-        with open(path, "rb") as f:
-            data = f.read(max_bytes + 1)
-    except OSError as err:
-        raise InputError(f"{path}: cannot read the {what} ({err.strerror})") from None
-    if len(data) > max_bytes:  # grew while we read it
-        raise InputError(f"{path}: more than the {max_bytes:,} bytes a {what} may have")
-    return data
-
-
-def read_user_text(path: Path, what: str = "file",
-                   max_bytes: int = MAX_USER_FILE_BYTES) -> str:
-    """``read_user_bytes`` decoded as UTF-8 (a byte-order mark is dropped).
-
-    Raises
-    ------
-    sim.errors.InputError : as ``read_user_bytes``, or the file is not UTF-8 text.
-    """
-    from sim.errors import InputError
-
-    data = read_user_bytes(path, what, max_bytes)
-    try:
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError as err:
-        raise InputError(f"{path}: not UTF-8 text ({err.reason} at byte {err.start})") from None
 
 
 # ---------------------------------------------------------------- calibration (sim.calibrate)

@@ -119,19 +119,22 @@ class Run:
 
     def write(self, out_dir: str | Path, plots: bool = True, events: bool = False
               ) -> list[Path]:
-        """Write the tables (metrics.json, customers.csv, daily.csv, tickets.csv, the finance
-        tables; with ``events`` also events.csv, the event log) and, with ``plots``, the
-        figures (funnel, retention, ltv, activity, experience, cohorts, payback) into
-        ``out_dir``."""
+        """Write the tables (customers.csv, daily.csv, tickets.csv, the finance tables; with
+        ``events`` also events.csv, the event log), with ``plots`` the figures (funnel,
+        retention, ltv, activity, experience, cohorts, payback), and last metrics.json, which
+        marks the folder finished (``sim.io.is_complete``), into ``out_dir``."""
         from sim import io, plotting
 
-        out_dir = Path(out_dir)
-        written = io.write_outputs(self.experiment, self.summary, out_dir, events=events)
-        if plots:
-            for name, fig in self.figures().items():
-                written.append(io.save_figure(fig, out_dir / f"{name}.png"))
-                plotting.close(fig)
-        return written
+        def figures(folder: Path) -> list[Path]:
+            figs = self.figures()
+            try:
+                return [io.save_figure(fig, folder / f"{name}.png") for name, fig in figs.items()]
+            finally:
+                for fig in figs.values():
+                    plotting.close(fig)
+
+        return io.write_outputs(self.experiment, self.summary, Path(out_dir), events=events,
+                                extra=figures if plots else None)
 
     def figures(self) -> dict:
         """The standard figures of a run, by name (matplotlib Figures)."""

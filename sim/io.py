@@ -1,16 +1,29 @@
 """Files: every output is written here, atomically, into a directory the caller gives.
 
 A write goes to a temporary file in the same directory and is renamed over the target, so
-a crash or a bad input never leaves a half-written or corrupted file behind.
+a crash or a bad input never leaves a half-written or corrupted file behind. A written file
+gets the mode a plain ``open(path, "w")`` would give it (0666 less the umask).
+
+A folder of outputs is finished when its ``metrics.json`` exists: every writer of a folder
+calls ``begin_outputs`` (which removes the old ``metrics.json`` and the temporary files an
+interrupted run left), writes its other files, and writes ``metrics.json`` last
+(``finish_outputs``). A run stopped half-way leaves a folder without ``metrics.json``,
+which ``is_complete`` and ``python -m sim.report`` recognise as unfinished.
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import json
+import logging
 import math
 import os
 import re
+import shutil
+import stat
 import tempfile
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -19,28 +32,169 @@ import numpy as np
 import pandas as pd
 
 from sim.analysis import Estimate, cohort_table, finance_table, ltv_table, payback_table
+from sim.errors import OutputError
 from sim.experiment import ExperimentResult
 
-__all__ = ["FINANCE_FLOAT_FORMAT", "atomic_write", "save_figure", "to_csv", "write_finance",
-           "write_json", "write_outputs", "write_table", "write_text"]
+__all__ = ["FINANCE_FLOAT_FORMAT", "METRICS_FILE", "atomic_write", "begin_outputs",
+           "finish_outputs", "is_complete", "save_figure", "stale_temp_files", "to_csv",
+           "write_finance", "write_json", "write_outputs", "write_table", "write_text"]
+
+log = logging.getLogger("sim")
 
 # finance tables keep ten significant digits: totals in the millions stay exact to the unit
 FINANCE_FLOAT_FORMAT = "%.10g"
+METRICS_FILE = "metrics.json"  # written last: its presence marks a finished folder
+# atomic_write's temporary files: "." + the target's name + "." + tempfile's 8 random
+# characters (lower-case letters, digits, "_") + ".tmp"
+_TEMP_NAME = re.compile(r"^\..+\.[a-z0-9_]{8}\.tmp$")
+
+_umask_lock = threading.Lock()
+_umask_cached: int | None = None
+
+
+def _umask() -> int:
+    """The process's umask. Linux shows it in /proc (read fresh, nothing changed); elsewhere
+    it can only be read by setting it, which is done once, under a lock, and cached: a
+    set-and-restore on every write would race with threads creating files meanwhile."""
+    try:
+        with open("/proc/self/status", encoding="ascii", errors="replace") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    global _umask_cached
+    with _umask_lock:
+        if _umask_cached is None:
+            _umask_cached = os.umask(0o022)
+            os.umask(_umask_cached)
+        return _umask_cached
+
+
+def _size(n_bytes: float) -> str:
+    for unit in ("bytes", "kB", "MB", "GB", "TB"):
+        if n_bytes < 1000 or unit == "TB":
+            return f"{n_bytes:,.0f} {unit}" if unit == "bytes" else f"{n_bytes:,.1f} {unit}"
+        n_bytes /= 1000
+    return f"{n_bytes:,.1f} TB"  # not reached
+
+
+def _output_error(path: Path, err: OSError) -> OutputError:
+    """One line: the file, the reason and, when the disk is full, its free space."""
+    reason = (err.strerror or str(err)).rstrip(".")
+    reason = reason[:1].lower() + reason[1:]
+    message = f"{path}: could not be written: {reason}"
+    if err.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+        try:
+            free = shutil.disk_usage(path.parent).free
+            message += f" ({_size(free)} free on the file system of {path.parent})"
+        except OSError:
+            pass
+    out = OutputError(message)
+    out.errno, out.filename = err.errno, str(path)
+    return out
 
 
 def atomic_write(path: Path, write: Callable[[Any], None], mode: str = "w") -> Path:
-    """Call ``write(file)`` on a temporary file beside ``path``, then rename it to ``path``."""
+    """Call ``write(file)`` on a temporary file beside ``path``, then rename it to ``path``.
+
+    The file gets the mode a normal write would (0666 less the umask), not the 0600 of a
+    temporary file. Whatever fails, the temporary file is removed and an existing ``path``
+    is left as it was.
+
+    Raises
+    ------
+    sim.errors.OutputError : the file could not be written (full disk, no permission, a
+        read-only file system); one line naming the file, the reason and, for a full disk,
+        the free space.
+    """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    tmp: str | None = None
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
         with os.fdopen(fd, mode, newline="" if "b" not in mode else None) as f:
+            with contextlib.suppress(OSError):  # no Unix modes here: keep the default
+                os.fchmod(f.fileno(), 0o666 & ~_umask())
             write(f)
         os.replace(tmp, path)
+    except OutputError:
+        _discard(tmp)
+        raise
+    except OSError as err:
+        _discard(tmp)
+        raise _output_error(path, err) from err
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        _discard(tmp)
         raise
     return path
+
+
+def _discard(tmp: str | None) -> None:
+    if tmp is not None:
+        with contextlib.suppress(OSError):  # the file system went away: nothing to do
+            Path(tmp).unlink(missing_ok=True)
+
+
+# ------------------------------------------------------------ a folder, finished or not
+def stale_temp_files(folder: Path) -> list[Path]:
+    """The temporary files ``atomic_write`` left in ``folder`` (not in its subfolders) when
+    a run was stopped while writing: regular files named ``.<name>.<8 characters>.tmp``."""
+    found = []
+    try:
+        with os.scandir(folder) as entries:
+            for entry in entries:
+                if _TEMP_NAME.match(entry.name) and entry.is_file(follow_symlinks=False):
+                    found.append(Path(folder) / entry.name)
+    except OSError:
+        return []
+    return sorted(found)
+
+
+def is_complete(folder: Path) -> bool:
+    """Whether ``folder`` holds a finished set of outputs: its ``metrics.json`` (written
+    last) is a regular file, and no temporary file of an interrupted write is left."""
+    try:
+        st = (Path(folder) / METRICS_FILE).stat()
+    except OSError:
+        return False
+    return stat.S_ISREG(st.st_mode) and not stale_temp_files(folder)
+
+
+def begin_outputs(folder: Path) -> list[Path]:
+    """Make ``folder`` ready for a new set of outputs: create it, remove its
+    ``metrics.json`` (so that it reads as unfinished until ``finish_outputs``), then the
+    temporary files an interrupted run left in it. Returns the temporary files removed.
+
+    Raises
+    ------
+    sim.errors.OutputError : the folder cannot be created or cleaned.
+    """
+    folder = Path(folder)
+    mark = folder / METRICS_FILE
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        if mark.is_dir() and not mark.is_symlink():
+            raise OutputError(f"{mark}: is a folder; the run writes its {METRICS_FILE} "
+                              "there: remove or rename it")
+        mark.unlink(missing_ok=True)
+        stale = stale_temp_files(folder)
+        for tmp in stale:
+            tmp.unlink(missing_ok=True)
+    except OutputError:
+        raise
+    except OSError as err:
+        raise _output_error(Path(err.filename) if err.filename else folder, err) from err
+    if stale:
+        log.info("removed %d temporary file(s) an interrupted run left in %s", len(stale),
+                 folder)
+    return stale
+
+
+def finish_outputs(doc: dict[str, Any], folder: Path) -> Path:
+    """Write ``metrics.json`` into ``folder``: the last file of a set of outputs, which
+    marks the folder finished."""
+    return write_json(doc, Path(folder) / METRICS_FILE)
 
 
 # ------------------------------------------------------------------------- CSV tables
@@ -159,22 +313,27 @@ def metrics_document(exp: ExperimentResult, summary: dict[str, Estimate]) -> dic
 
 
 def write_outputs(exp: ExperimentResult, summary: dict[str, Estimate], out_dir: Path,
-                  events: bool = False) -> list[Path]:
-    """Write ``metrics.json`` and ``metrics.csv`` (one row per metric, for spreadsheets),
-    ``customers.csv``, ``daily.csv``, ``purchases.csv`` (the transaction log), ``tickets.csv``,
-    with ``events`` ``events.csv`` (``ExperimentResult.event_log``), and the finance tables
-    of ``write_finance``."""
+                  events: bool = False,
+                  extra: Callable[[Path], list[Path]] | None = None) -> list[Path]:
+    """Write a run's outputs into ``out_dir``: ``metrics.csv`` (one row per metric, for
+    spreadsheets), ``customers.csv``, ``daily.csv``, ``purchases.csv`` (the transaction
+    log), ``tickets.csv``, with ``events`` ``events.csv`` (``ExperimentResult.event_log``),
+    the finance tables of ``write_finance``, then whatever ``extra(out_dir)`` writes (the
+    figures), and last ``metrics.json``, the mark of a finished folder (``begin_outputs``
+    removes an earlier one first). Returns the files written, ``metrics.json`` last."""
     out_dir = Path(out_dir)
     doc = metrics_document(exp, summary)
-    written = [atomic_write(out_dir / "metrics.json",
-                            lambda f: json.dump(doc, f, indent=2, allow_nan=False))]
+    begin_outputs(out_dir)
     tables = {"customers": exp.customers, "metrics": lambda: pd.DataFrame(
         [{"metric": k, **v.as_dict()} for k, v in summary.items()]), "daily": exp.daily,
         "purchases": exp.purchases, "tickets": exp.tickets}
     if events:
         tables["events"] = exp.event_log
-    written += [write_table(table(), out_dir / f"{name}.csv") for name, table in tables.items()]
-    return written + write_finance(exp, out_dir)
+    written = [write_table(table(), out_dir / f"{name}.csv") for name, table in tables.items()]
+    written += write_finance(exp, out_dir)
+    if extra is not None:
+        written += extra(out_dir)
+    return [*written, finish_outputs(doc, out_dir)]
 
 
 def write_finance(exp: ExperimentResult, out_dir: Path) -> list[Path]:

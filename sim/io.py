@@ -379,29 +379,35 @@ __all__ += ["read_user_bytes", "read_user_text"]
 __all__ += ["file_sha256", "read_csv_text", "write_new_text"]
 
 
-def read_csv_text(path: Path) -> pd.DataFrame:
+def read_csv_text(path: Path, what: str = "CSV file") -> pd.DataFrame:
     """A CSV file with a header row, every cell as text (no type guessing), column names
     stripped; the caller parses and checks the values.
 
+    The file is read through ``read_user_text`` (a regular file of at most
+    ``MAX_USER_FILE_BYTES``, UTF-8, a byte-order mark dropped) and parsed from memory, so a
+    named pipe or a link to a device is refused instead of hanging or filling the memory.
+
     Raises
     ------
-    ValueError : a one-line message when the file is missing, empty, not UTF-8 text or not
-        a well-formed CSV (with the line the parser stopped at).
+    sim.errors.InputError : a one-line message naming the file when it is missing, not a
+        regular file, too large, empty, not UTF-8 text or not a well-formed CSV (with the
+        line the parser stopped at).
     """
+    import io as _io
+
+    from sim.errors import InputError
+
     path = Path(path)
-    if not path.is_file():
-        raise ValueError(f"{path}: no such file")
+    text = read_user_text(path, what)
     try:
-        table = pd.read_csv(path, dtype=str, keep_default_na=False, na_filter=False,
-                            encoding="utf-8-sig", skip_blank_lines=True)
+        table = pd.read_csv(_io.StringIO(text), dtype=str, keep_default_na=False,
+                            na_filter=False, skip_blank_lines=True)
     except pd.errors.EmptyDataError:
-        raise ValueError(f"{path}: the file is empty (expected a header row and one row "
+        raise InputError(f"{path}: the file is empty (expected a header row and one row "
                          "per record)") from None
     except pd.errors.ParserError as err:
-        raise ValueError(f"{path}: not a well-formed CSV file: "
+        raise InputError(f"{path}: not a well-formed CSV file: "
                          f"{str(err).strip().splitlines()[-1]}") from None
-    except UnicodeDecodeError as err:
-        raise ValueError(f"{path}: not UTF-8 text ({err.reason} at byte {err.start})") from None
     table.columns = [str(c).strip() for c in table.columns]
     return table
 

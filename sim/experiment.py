@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import sys
 import time
 from collections.abc import Iterator, Sequence
@@ -147,14 +149,18 @@ def run_replications(spec: ModelSpec, replications: Sequence[int],
 
     Replication i always uses the streams of (seed, i), so the results are the same, and in
     the same order, whatever ``n_jobs`` and however the workers are scheduled. A progress
-    bar (replications done, customers per second) shows on a terminal.
+    bar (replications done, customers per second) shows on a terminal. On Ctrl-C
+    (``KeyboardInterrupt``) or any other error the workers are stopped at once, and the
+    exception goes on to the caller.
     """
     reps = list(replications)
     bar = tqdm(total=len(reps), desc=spec.scenario_name, unit="rep", leave=False,
                disable=not _progress_shown(spec), file=sys.stderr)
     start, customers, done = time.perf_counter(), 0, []
-    with bar:
-        for item in _replications(spec, reps, n_jobs):
+    # closed here, not when garbage-collected: an exception's traceback would keep the
+    # generator, and with it the worker processes, alive
+    with bar, contextlib.closing(_replications(spec, reps, n_jobs)) as items:
+        for item in items:
             done.append(item)
             customers += item[0].n_customers
             bar.update()  # then the postfix, whose refresh shows the new count at once
@@ -162,13 +168,38 @@ def run_replications(spec: ModelSpec, replications: Sequence[int],
     return done
 
 
+def _ignore_interrupts() -> None:
+    """Workers leave Ctrl-C to the parent: a terminal sends SIGINT to the whole process
+    group, and each worker would print its own KeyboardInterrupt traceback."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def _stop_workers(pool: ProcessPoolExecutor) -> None:
+    """Stop ``pool`` now: drop the queued replications and terminate the running ones
+    (``shutdown`` alone waits for every running replication to finish)."""
+    processes = list((getattr(pool, "_processes", None) or {}).values())
+    pool.shutdown(wait=False, cancel_futures=True)
+    for process in processes:
+        with contextlib.suppress(OSError, ValueError, AttributeError):
+            process.terminate()
+    for process in processes:
+        with contextlib.suppress(OSError, ValueError, AttributeError, AssertionError):
+            process.join(timeout=2)
+
+
 def _replications(spec: ModelSpec, reps: list[int], n_jobs: int
                   ) -> Iterator[tuple[SimulationResult, dict[str, float]]]:
     if n_jobs <= 1 or len(reps) <= 1:
         yield from (_replicate(spec, i) for i in reps)
         return
-    with ProcessPoolExecutor(max_workers=min(n_jobs, len(reps))) as pool:
+    pool = ProcessPoolExecutor(max_workers=min(n_jobs, len(reps)),
+                               initializer=_ignore_interrupts)
+    try:
         yield from pool.map(_replicate, [spec] * len(reps), reps)
+    except BaseException:  # Ctrl-C, an error, or the caller stopped early (GeneratorExit)
+        _stop_workers(pool)
+        raise
+    pool.shutdown()
 
 
 def run_experiment(spec: ModelSpec, replications: Sequence[int] | None = None,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -11,11 +12,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from sim.analysis import Estimate
+from sim.analysis import COST_KEYS, FINANCE_METRICS, HEADLINE, Estimate
+from sim.errors import EXIT_INPUT, EXIT_INTERRUPTED, EXIT_OUTPUT, InputError, OutputError
 from sim.spec import ModelSpec
 
-__all__ = ["collect_blocks", "collect_multirun", "format_comparison", "format_merged",
-           "format_summary", "main", "merged_document", "write_comparison", "write_merged"]
+__all__ = ["ReportError", "collect_blocks", "collect_multirun", "format_comparison",
+           "format_merged", "format_summary", "main", "merged_document", "write_comparison",
+           "write_merged"]
 
 
 def _num(x: float, pct: bool = False) -> str:
@@ -179,9 +182,9 @@ def write_comparison(table: pd.DataFrame, per_replication: dict[str, list[dict]]
         "crn_variance_ratio": crn,
         "per_replication": per_replication,
     }
+    io.begin_outputs(out_dir)
     written = [io.write_table(table, out_dir / "comparison.csv"),
-               io.write_text(format_comparison(table, rank_by, n), out_dir / "comparison.md"),
-               io.write_json(doc, out_dir / "metrics.json")]
+               io.write_text(format_comparison(table, rank_by, n), out_dir / "comparison.md")]
     if finance is None:
         finance = finance_table(per_replication)
     written.append(io.write_table(finance, out_dir / "finance.csv", io.FINANCE_FLOAT_FORMAT))
@@ -190,63 +193,330 @@ def write_comparison(table: pd.DataFrame, per_replication: dict[str, list[dict]]
     if plots:
         metrics = list(dict.fromkeys([rank_by, "ltv.mean", "conversion_rate"]))
         fig = plotting.forest_figure(table, metrics, f"Scenarios vs baseline, {n} replications")
-        written.append(io.save_figure(fig, out_dir / "comparison.png"))
-        plotting.close(fig)
-    return written
+        try:
+            written.append(io.save_figure(fig, out_dir / "comparison.png"))
+        finally:
+            plotting.close(fig)
+    return [*written, io.finish_outputs(doc, out_dir)]  # last: the folder is finished
+
+
+# ------------------------------------------------------------------ reading job folders
+class ReportError(InputError):
+    """A folder given to ``python -m sim.report`` cannot be read as the jobs of a multirun
+    or as replication blocks; the message names the folder or file, the field and what
+    was expected."""
+
+
+MAX_ENTRIES = 100_000  # files and folders looked at under the folder given
+MAX_DEPTH = 16  # folders within folders below it
+MAX_TOTAL_BYTES = 2**30  # every metrics.json read, together
+MAX_NAME_CHARS = 200
+# files a run or a comparison writes: a folder holding one of them (or Hydra's .hydra)
+# is a job's folder, finished only when its metrics.json is there
+RUN_FILES = frozenset({"metrics.csv", "customers.csv", "daily.csv", "purchases.csv",
+                       "tickets.csv", "events.csv", "finance.csv", "ltv.csv", "cohorts.csv",
+                       "payback.csv", "comparison.csv", "comparison.md", "comparison.png",
+                       "funnel.png", "retention.png", "activity.png", "experience.png",
+                       "cohorts.png", "payback.png", "ltv.png"})
+# what a comparison of scenarios reads from every scenario's replications
+COMPARISON_METRICS = tuple(sorted({*HEADLINE, *COST_KEYS, *FINANCE_METRICS.values()}))
+
+
+def _shown(value: Any) -> str:
+    """A value as a message shows it: short, on one line."""
+    if isinstance(value, dict):
+        return f"an object of {len(value)} key(s)"
+    if isinstance(value, list):
+        return f"a list of {len(value)}"
+    text = "null" if value is None else repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _walk(root: Path) -> tuple[list[Path], list[str]]:
+    """The ``metrics.json`` of every finished job folder under ``root`` (``root`` itself
+    excluded: a report writes there), and a line for each unfinished one.
+
+    Links are not followed into folders (a loop, or a job counted twice); a link that
+    leads outside ``root`` to a folder or to a ``metrics.json`` is refused.
+    """
+    from sim import io
+
+    inside = root.resolve()
+    marks: list[Path] = []
+    unfinished: list[str] = []
+    n_entries = 0
+    stack = [(root, 0)]
+    while stack:
+        folder, depth = stack.pop()
+        has_mark = looks_like_job = False
+        try:
+            with os.scandir(folder) as entries:
+                for entry in entries:
+                    n_entries += 1
+                    if n_entries > MAX_ENTRIES:
+                        raise ReportError(
+                            f"{root}: more than {MAX_ENTRIES:,} files and folders; give "
+                            "sim.report the folder of one multirun or one set of blocks")
+                    name, path = entry.name, Path(entry.path)
+                    if entry.is_symlink():
+                        target = Path(os.path.realpath(path))
+                        if not target.is_relative_to(inside):
+                            if name == io.METRICS_FILE or target.is_dir():
+                                raise ReportError(
+                                    f"{path}: a link to {target}, outside {root}; sim.report "
+                                    "reads nothing outside the folder it is given")
+                            continue
+                        if target.is_dir():
+                            continue  # inside: walked as itself
+                    if name.startswith("."):
+                        looks_like_job |= name == ".hydra" or name.endswith(".tmp")
+                    elif entry.is_dir(follow_symlinks=False):
+                        if depth >= MAX_DEPTH:
+                            raise ReportError(f"{path}: more than {MAX_DEPTH} folders deep "
+                                              f"under {root}")
+                        stack.append((path, depth + 1))
+                    elif name == io.METRICS_FILE:
+                        has_mark = True
+                    else:
+                        looks_like_job |= name in RUN_FILES
+        except OSError as err:
+            raise ReportError(f"{folder}: cannot list the folder "
+                              f"({err.strerror or err})") from None
+        if folder == root:
+            continue
+        stale = io.stale_temp_files(folder) if has_mark else []
+        if stale:  # io.is_complete's test: metrics.json, and no write was interrupted
+            unfinished.append(f"{folder}: incomplete ({', '.join(p.name for p in stale)} "
+                              "left: the job was stopped while writing)")
+        elif has_mark:  # read only if a regular file (_read_document)
+            marks.append(folder / io.METRICS_FILE)
+        elif looks_like_job:
+            unfinished.append(f"{folder}: incomplete (no {io.METRICS_FILE}: the job was "
+                              "stopped before it finished)")
+    return sorted(marks), sorted(unfinished)
+
+
+class _NotJson(ValueError):
+    pass
+
+
+def _refuse_constant(name: str) -> None:
+    raise _NotJson(name)
+
+
+def _read_document(path: Path, budget: list[int]) -> Any:
+    """A ``metrics.json`` parsed: a regular file of a sane size, UTF-8, strict JSON."""
+    from sim import io
+
+    try:
+        text = io.read_user_text(path, "metrics.json")
+    except InputError as err:
+        raise ReportError(str(err)) from None
+    budget[0] -= len(text)
+    if budget[0] < 0:
+        raise ReportError(f"{path}: the metrics.json files read so far hold more than "
+                          f"{MAX_TOTAL_BYTES:,} bytes together; give sim.report fewer jobs")
+    if not text.strip():
+        raise ReportError(f"{path}: empty file; expected the JSON document a run writes")
+    try:
+        return json.loads(text, parse_constant=_refuse_constant)
+    except _NotJson as err:
+        raise ReportError(f"{path}: {err.args[0]} is not a JSON value (a run writes null "
+                          "for a missing value)") from None
+    except json.JSONDecodeError as err:
+        raise ReportError(f"{path}: not valid JSON ({err.msg} at line {err.lineno}, "
+                          f"column {err.colno})") from None
+    except RecursionError:
+        raise ReportError(f"{path}: nested too deeply for a run's metrics.json") from None
+    except ValueError as err:  # e.g. an integer of more than 4300 digits
+        raise ReportError(f"{path}: not valid JSON ({err})") from None
+
+
+def _is_number(value: Any) -> bool:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return False
+    try:
+        return math.isfinite(float(value))
+    except OverflowError:
+        return False
+
+
+def _is_count(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def _job(path: Path, doc: Any) -> dict[str, Any] | None:
+    """A job's ``metrics.json`` checked field by field; None for a comparison's own.
+
+    Returns ``name``, ``description``, ``seed``, ``fingerprint``, ``ids``, ``metrics`` (the
+    replications' metric names), ``per_replication`` (null read as NaN), ``terms`` (the
+    horizon and discount rate, for ``finance_table``) and ``doc``.
+    """
+    def bad(field: str, expected: str, value: Any) -> ReportError:
+        return ReportError(f"{path}: {field}: expected {expected}, got {_shown(value)}")
+
+    if not isinstance(doc, dict):
+        raise bad("the document", "a JSON object (a run's metrics.json)", doc)
+    if "scenario" not in doc and "comparison" in doc:
+        return None  # written by a comparison (compare=... or an earlier report)
+    for key in ("scenario", "seed", "per_replication"):
+        if key not in doc:
+            raise ReportError(f"{path}: no {key!r}: not the metrics.json of a run (expected "
+                              "the keys scenario, seed, per_replication, replication_ids)")
+    scenario = doc["scenario"]
+    if not isinstance(scenario, dict):
+        raise bad("scenario", "an object with a name", scenario)
+    name = scenario.get("name")
+    if not (isinstance(name, str) and 0 < len(name) <= MAX_NAME_CHARS and name.isprintable()):
+        raise bad("scenario.name", f"a name of 1 to {MAX_NAME_CHARS} printable characters",
+                  name)
+    description = scenario.get("description")
+    if description is not None and not isinstance(description, str):
+        raise bad("scenario.description", "text", description)
+    seed = doc["seed"]
+    if not _is_count(seed):
+        raise bad("seed", "a whole number >= 0", seed)
+    fingerprint = doc.get("fingerprint")
+    if fingerprint is not None and not (isinstance(fingerprint, str)
+                                        and len(fingerprint) <= MAX_NAME_CHARS):
+        raise bad("fingerprint", "text (the model's fingerprint)", fingerprint)
+    rows = doc["per_replication"]
+    if not isinstance(rows, list) or not rows:
+        raise bad("per_replication", "a list of one object of metrics per replication", rows)
+    per_replication = []
+    metrics: list[str] = []
+    for i, row in enumerate(rows):
+        if not isinstance(row, dict) or not row:
+            raise bad(f"per_replication[{i}]", "an object of metric names and numbers", row)
+        if i == 0:
+            metrics = list(row)
+        elif row.keys() != set(metrics):
+            missing, extra = sorted(set(metrics) - row.keys()), sorted(row.keys() - set(metrics))
+            raise ReportError(f"{path}: per_replication[{i}]: not the metrics of "
+                              f"per_replication[0] (missing {missing or 'none'}, extra "
+                              f"{extra or 'none'}); every replication has the same metrics")
+        for key, value in row.items():
+            if value is not None and not _is_number(value):
+                raise bad(f"per_replication[{i}][{json.dumps(key)}]",
+                          "a finite number or null", value)
+        per_replication.append({k: (math.nan if v is None else v) for k, v in row.items()})
+    ids = doc.get("replication_ids", list(range(len(rows))))
+    if not isinstance(ids, list) or not all(_is_count(i) for i in ids):
+        raise bad("replication_ids", "a list of whole numbers >= 0", ids)
+    if len(ids) != len(rows):
+        raise ReportError(f"{path}: replication_ids: {len(ids)} ids for {len(rows)} "
+                          "replications in per_replication; expected one id per replication")
+    if len(set(ids)) != len(ids):
+        raise ReportError(f"{path}: replication_ids: an id appears twice; expected "
+                          "distinct replications")
+    count = doc.get("replications", len(rows))
+    if count != len(rows) or not _is_count(count):
+        raise bad("replications", f"{len(rows)}, the length of per_replication", count)
+    terms = {}
+    for key in ("horizon_days", "annual_discount_rate"):
+        value = doc.get(key)
+        if value is not None and not _is_number(value):
+            raise bad(key, "a finite number or null", value)
+        if value is not None:
+            terms[key] = float(value)
+    return {"name": name, "description": description or "", "seed": seed,
+            "fingerprint": fingerprint, "ids": ids, "metrics": metrics,
+            "per_replication": per_replication, "terms": terms, "doc": doc}
 
 
 def collect_blocks(folder: Path) -> dict[str, dict[str, Any]]:
-    """Every job's ``metrics.json`` under ``folder``, merged by scenario.
+    """Every job's ``metrics.json`` under ``folder``, checked and merged by scenario.
 
     Jobs of one scenario are replication blocks (``run.first_replication``,
-    ``run.replications``) of one experiment: they must share the model (its fingerprint)
-    and the seed and must not repeat a replication. Their per-replication metrics are put
-    in replication order, so the merge equals running every replication in one job.
-    Returns, per scenario: ``doc`` (the first block's document), ``ids`` (replications,
-    sorted), ``per_replication`` (in that order), ``description``.
+    ``run.replications``) of one experiment: they must share the model (its fingerprint),
+    the seed and the metrics, and must not repeat a replication. Their per-replication
+    metrics are put in replication order, so the merge equals running every replication
+    in one job. Returns, per scenario: ``doc`` (the first block's document), ``ids``
+    (replications, sorted), ``per_replication`` (in that order), ``description``,
+    ``terms`` (horizon and discount rate) and ``path`` (the first block's file).
+
+    Only regular files of a sane size inside ``folder`` are read, and nothing through a
+    link that leads outside it.
+
+    Raises
+    ------
+    ReportError : the folder is missing or not a folder; a job folder is unfinished (no
+        ``metrics.json``, or temporary files of an interrupted write); a ``metrics.json``
+        is not a run's (the file, the field and what was expected); blocks disagree.
     """
-    blocks: dict[str, list[tuple[Path, dict]]] = {}
-    for path in sorted(Path(folder).glob("**/metrics.json")):
-        doc = json.loads(path.read_text())
-        if "per_replication" not in doc or "scenario" not in doc:
-            continue  # e.g. an earlier comparison's own metrics.json
-        if Path(path).parent == Path(folder):
-            continue  # an earlier merge written here
-        blocks.setdefault(doc["scenario"]["name"], []).append((path, doc))
-    if not blocks:
-        raise ValueError(f"no job's metrics.json under {folder}")
-    merged = {}
-    for name, jobs in blocks.items():
-        ids: dict[int, dict] = {}
-        first_path, first = jobs[0]
-        for path, doc in jobs:
-            if (doc.get("fingerprint"), doc["seed"]) != (first.get("fingerprint"), first["seed"]):
-                raise ValueError(f"{path} and {first_path}: scenario {name!r} with a different "
-                                 "model or seed; blocks of one experiment must differ only in "
-                                 "run.first_replication and run.replications")
-            rep_ids = doc.get("replication_ids", list(range(len(doc["per_replication"]))))
-            for i, m in zip(rep_ids, doc["per_replication"], strict=True):
-                if i in ids:
-                    raise ValueError(f"{path}: replication {i} of scenario {name!r} appears in "
-                                     "two jobs")
-                ids[i] = {k: (math.nan if v is None else v) for k, v in m.items()}
-        order = sorted(ids)
-        merged[name] = {"doc": first, "ids": order, "per_replication": [ids[i] for i in order],
-                        "description": first["scenario"].get("description", "")}
-    return merged
+    root = Path(folder)
+    if not root.exists():
+        raise ReportError(f"{root}: no such folder")
+    if not root.is_dir():
+        raise ReportError(f"{root}: not a folder; give the folder of a multirun "
+                          "(python -m sim -m ...) or of replication blocks")
+    paths, unfinished = _walk(root)
+    if unfinished:
+        more = f" (and {len(unfinished) - 1} more)" if len(unfinished) > 1 else ""
+        raise ReportError(f"{unfinished[0]}; rerun it or remove the folder{more}")
+    budget = [MAX_TOTAL_BYTES]
+    jobs: dict[str, list[dict[str, Any]]] = {}
+    for path in paths:
+        job = _job(path, _read_document(path, budget))
+        if job is not None:
+            job["path"] = path
+            jobs.setdefault(job["name"], []).append(job)
+    if not jobs:
+        raise ReportError(f"no job's metrics.json under {root} (give the folder that holds "
+                          "the jobs' folders: a multirun's, or one of replication blocks)")
+    return {name: _merge_blocks(name, blocks) for name, blocks in jobs.items()}
+
+
+def _merge_blocks(name: str, blocks: list[dict[str, Any]]) -> dict[str, Any]:
+    first = blocks[0]
+    ids: dict[int, tuple[Path, dict]] = {}
+    for job in blocks:
+        path = job["path"]
+        if (job["fingerprint"], job["seed"]) != (first["fingerprint"], first["seed"]):
+            raise ReportError(f"{path} and {first['path']}: scenario {name!r} with a different "
+                              "model or seed; blocks of one experiment must differ only in "
+                              "run.first_replication and run.replications")
+        if set(job["metrics"]) != set(first["metrics"]):
+            raise ReportError(f"{path} and {first['path']}: scenario {name!r} with different "
+                              "metrics; blocks of one experiment have the same metrics")
+        for i, m in zip(job["ids"], job["per_replication"], strict=True):
+            if i in ids:
+                raise ReportError(f"{path}: replication {i} of scenario {name!r} appears in "
+                                  f"two jobs (also in {ids[i][0]})")
+            ids[i] = (path, m)
+    order = sorted(ids)
+    return {"doc": first["doc"], "ids": order, "per_replication": [ids[i][1] for i in order],
+            "description": first["description"], "terms": first["terms"],
+            "path": first["path"]}
 
 
 def collect_multirun(folder: Path) -> tuple[dict[str, list[dict]], dict[str, str]]:
-    """Per-replication metrics of every scenario of a Hydra multirun (blocks merged)."""
+    """Per-replication metrics of every scenario of a Hydra multirun (blocks merged).
+
+    Raises
+    ------
+    ReportError : as ``collect_blocks``; or no baseline, or a scenario that does not pair
+        with it (seed, replications) or lacks a metric a comparison needs.
+    """
     merged = collect_blocks(folder)
+    return _paired(folder, merged)
+
+
+def _paired(folder: Path, merged: dict[str, dict[str, Any]]
+            ) -> tuple[dict[str, list[dict]], dict[str, str]]:
     if "baseline" not in merged:
-        raise ValueError(f"no job of scenario 'baseline' under {folder}: run the sweep with "
-                         "scenario=baseline,...")
+        raise ReportError(f"no job of scenario 'baseline' under {folder}: run the sweep with "
+                          "scenario=baseline,...")
     base = merged["baseline"]
     for name, m in merged.items():
         if m["doc"]["seed"] != base["doc"]["seed"] or m["ids"] != base["ids"]:
-            raise ValueError(f"scenario {name!r} and the baseline differ in seed or replications "
-                             f"under {folder}: a paired comparison needs the same")
+            raise ReportError(f"scenario {name!r} and the baseline differ in seed or "
+                              f"replications under {folder}: a paired comparison needs the "
+                              "same")
+        missing = [k for k in COMPARISON_METRICS if k not in m["per_replication"][0]]
+        if missing:
+            raise ReportError(f"{m['path']}: per_replication[0]: no {', '.join(missing)}; a "
+                              f"comparison needs the metrics {', '.join(COMPARISON_METRICS)}")
     return ({name: m["per_replication"] for name, m in merged.items()},
             {name: m["description"] for name, m in merged.items()})
 
@@ -266,13 +536,16 @@ def merged_document(block: dict[str, Any]) -> dict[str, Any]:
 
 
 def write_merged(block: dict[str, Any], folder: Path) -> tuple[dict[str, Any], list[Path]]:
-    """One scenario's merged blocks: ``metrics.json`` and ``metrics.csv`` into ``folder``."""
+    """One scenario's merged blocks: ``metrics.csv``, then ``metrics.json`` (last: the mark
+    of a finished folder, see ``sim.io.begin_outputs``) into ``folder``."""
     from sim import io
 
+    folder = Path(folder)
     doc = merged_document(block)
     rows = [{"metric": k, **v} for k, v in doc["metrics"].items()]
-    return doc, [io.write_json(doc, folder / "metrics.json"),
-                 io.write_table(pd.DataFrame(rows), folder / "metrics.csv")]
+    io.begin_outputs(folder)
+    written = [io.write_table(pd.DataFrame(rows), folder / "metrics.csv")]
+    return doc, [*written, io.finish_outputs(doc, folder)]
 
 
 def format_merged(doc: dict[str, Any]) -> str:
@@ -286,12 +559,37 @@ def format_merged(doc: dict[str, Any]) -> str:
     return "\n".join(out)
 
 
-def main(argv: list[str] | None = None) -> int:
-    """``python -m sim.report MULTIRUN_DIR [--rank-by METRIC]``: compare the scenarios of a
-    Hydra multirun (``python -m sim -m scenario=baseline,a,b``) from their job directories."""
-    import argparse
-
+def _report(folder: Path, rank_by: str, plots: bool) -> list[str]:
+    """Merge or compare the jobs under ``folder``, write the results there; the lines to
+    print."""
     from sim.analysis import compare, finance_table
+
+    blocks = collect_blocks(folder)
+    if len(blocks) == 1:  # one scenario in blocks: its merged metrics
+        doc, written = write_merged(next(iter(blocks.values())), folder)
+        return [format_merged(doc), f"wrote {', '.join(p.name for p in written)} to {folder}"]
+    runs, descriptions = _paired(folder, blocks)
+    missing = [m["path"] for m in blocks.values() if rank_by not in m["per_replication"][0]]
+    if missing:
+        raise ReportError(f"--rank-by {rank_by!r}: not a metric of {missing[0]}; rank by one "
+                          f"of its per_replication metrics, e.g. {', '.join(HEADLINE)}")
+    base = runs.pop("baseline")
+    table = compare(base, runs, rank_by=rank_by)
+    per_replication = {"baseline": base, **runs}
+    # each job's metrics.json holds its horizon and discount rate
+    finance = finance_table(per_replication, {k: blocks[k]["terms"] for k in per_replication})
+    written = write_comparison(table, per_replication, descriptions, rank_by, folder,
+                               plots=plots, finance=finance)
+    return [format_comparison(table, rank_by, len(base)),
+            f"wrote {', '.join(p.name for p in written)} to {folder}"]
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m sim.report FOLDER [--rank-by METRIC] [--no-plots]``: compare the
+    scenarios of a Hydra multirun (``python -m sim -m scenario=baseline,a,b``) from their
+    job folders, or merge the replication blocks of one scenario. Every job folder must be
+    finished (its metrics.json written); the results are written into FOLDER only."""
+    import argparse
 
     parser = argparse.ArgumentParser(prog="python -m sim.report", description=main.__doc__)
     parser.add_argument("folder", type=Path)
@@ -299,28 +597,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-plots", action="store_true")
     args = parser.parse_args(argv)
     try:
-        blocks = collect_blocks(args.folder)
-        if len(blocks) == 1:  # one scenario in blocks: its merged metrics
-            doc, written = write_merged(next(iter(blocks.values())), args.folder)
-            print(format_merged(doc))
-            print(f"wrote {', '.join(p.name for p in written)} to {args.folder}")
-            return 0
-        runs, descriptions = collect_multirun(args.folder)
-        base = runs.pop("baseline")
-        table = compare(base, runs, rank_by=args.rank_by)
-    except (ValueError, KeyError, OSError) as err:
+        lines = _report(args.folder, args.rank_by, plots=not args.no_plots)
+    except InputError as err:
         print(f"error: {err}", file=sys.stderr)
-        return 2
-    per_replication = {"baseline": base, **runs}
-    # each job's metrics.json holds its horizon and discount rate
-    finance = finance_table(per_replication, {k: blocks[k]["doc"] for k in per_replication})
-    written = write_comparison(table, per_replication, descriptions, args.rank_by,
-                               args.folder, plots=not args.no_plots, finance=finance)
-    print(format_comparison(table, args.rank_by, len(base)))
-    print(f"wrote {', '.join(p.name for p in written)} to {args.folder}")
+        return EXIT_INPUT
+    except OutputError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return EXIT_OUTPUT
+    except KeyboardInterrupt:
+        print("interrupted: the folder's metrics.json is written last, so a report stopped "
+              "half-way is visibly unfinished", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    for line in lines:
+        print(line)
     return 0
 
 
 if __name__ == "__main__":
     sys.exit(main())
-

@@ -9,8 +9,9 @@ and from a wheel alike. Nothing here instantiates ``_target_`` nodes: configs ar
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import Field, dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -23,8 +24,12 @@ from omegaconf import DictConfig, OmegaConf
 __all__ = [
     "CONFIG_DIR",
     "SCENARIO_DIR",
+    "Range",
     "RootConfig",
+    "between",
     "compose_config",
+    "field_range",
+    "integers",
     "register_configs",
     "scenario_names",
     "to_container",
@@ -44,27 +49,106 @@ SCENARIO_DIR = _locate("scenarios")
 
 
 # --------------------------------------------------------------------------- schema
+# Every numeric key declares its allowed range once, here, beside the key: ``build_spec``
+# refuses a value outside it (and NaN or infinity anywhere), and the reference docs are
+# generated from it. The ranges are plausible for a business and keep the arithmetic finite
+# at their extremes.
+RANGE = "range"  # the metadata key of a field's allowed range
+
+
+@dataclass(frozen=True)
+class Range:
+    """The closed (or, where marked, open) interval a numeric key must lie in.
+
+    For a map of numbers (``journey.stages.*.exits``) it applies to every value.
+    ``integer`` marks an int key (the message then says "an integer").
+    """
+
+    lo: float
+    hi: float
+    lo_open: bool = False
+    hi_open: bool = False
+    integer: bool = False
+
+    def __contains__(self, value: object) -> bool:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            return False
+        if self.integer and not isinstance(value, int):
+            return False
+        if not math.isfinite(value):
+            return False
+        above = value > self.lo if self.lo_open else value >= self.lo
+        below = value < self.hi if self.hi_open else value <= self.hi
+        return above and below
+
+    def __str__(self) -> str:
+        if self.integer:
+            return f"[{self.lo:d}, {self.hi:d}]"
+        return (f"{'(' if self.lo_open else '['}{self.lo:g}, "
+                f"{self.hi:g}{')' if self.hi_open else ']'}")
+
+    def describe(self) -> str:
+        """What is allowed, as ``build_spec`` says it."""
+        return f"an integer in {self}" if self.integer else f"a finite number in {self}"
+
+
+def between(lo: float, hi: float, *, lo_open: bool = False,
+            hi_open: bool = False) -> dict[str, Range]:
+    """Field metadata: a float key's allowed range, ``[lo, hi]`` unless a side is open."""
+    return {RANGE: Range(lo, hi, lo_open, hi_open)}
+
+
+def integers(lo: int, hi: int) -> dict[str, Range]:
+    """Field metadata: an int key's allowed range ``[lo, hi]``."""
+    return {RANGE: Range(lo, hi, integer=True)}
+
+
+def field_range(f: Field[Any]) -> Range | None:
+    """The allowed range declared on a schema field, if any."""
+    return f.metadata.get(RANGE)
+
+
+# ranges used by many keys
+PROBABILITY = between(0, 1)
+ODDS = between(0, 100, lo_open=True)  # an odds (or rate) multiplier
+SCORE = between(-2, 2)  # experience points: the score lives in [-2, 2]
+LOGIT_WEIGHT = between(-20, 20)  # log-odds per unit
+MONEY_PER_DAY = between(0, 1e9)
+MONEY_PER_UNIT = between(0, 1e6)  # per message, member, customer, referral
+HAZARD_PER_DAY = between(0, 100)  # 100 a day: everyone within minutes
+DAYS = between(0, 3650)  # ten years
+MINUTES = between(0.01, 5_256_000)  # ten years
+CV = between(0, 10)
+SHAPE = between(0.01, 1e9)  # Beta parameters; 1e9 is a point mass
+
+
 @dataclass
 class SegmentConfig:
-    share: float = 1.0  # share of the market, shares sum to 1
-    conversion: float = 1.0  # odds multiplier on forward exits of every stage
-    order_value: float = 1.0  # multiplier on order value
-    purchase_rate: float = 1.0  # multiplier on repeat purchase rate (retention model)
-    churn: float = 1.0  # multiplier on churn (retention model)
-    referral: float = 1.0  # multiplier on advocacy / referral propensity
+    share: float = field(default=1.0, metadata=PROBABILITY)  # share of the market, sum 1
+    conversion: float = field(default=1.0, metadata=ODDS)  # odds multiplier on forward exits
+    order_value: float = field(default=1.0, metadata=ODDS)  # multiplier on order value
+    # multiplier on repeat purchase rate (retention model)
+    purchase_rate: float = field(default=1.0, metadata=ODDS)
+    churn: float = field(default=1.0, metadata=ODDS)  # multiplier on churn (retention model)
+    # multiplier on advocacy / referral propensity
+    referral: float = field(default=1.0, metadata=ODDS)
 
 
 @dataclass
 class MarketConfig:
-    size: int = 20_000  # potential customers
+    # potential customers: up to the world's population (the memory and work guards stop
+    # what this machine cannot run)
+    size: int = field(default=20_000, metadata=integers(1, 10_000_000_000))
     segments: dict[str, SegmentConfig] = field(default_factory=dict)
 
 
 @dataclass
 class DwellConfig:
     kind: str = "exponential"  # exponential | gamma | lognormal | weibull | fixed
-    mean_days: float = 1.0
-    cv: float | None = None  # required for gamma, lognormal, weibull
+    # mean dwell time, up to ten years; > 0 except for kind fixed
+    mean_days: float = field(default=1.0, metadata=DAYS)
+    # required for gamma, lognormal, weibull (their own ranges: sim.distributions.CV_RANGE)
+    cv: float | None = field(default=None, metadata=CV)
 
 
 @dataclass
@@ -72,9 +156,10 @@ class StageConfig:
     dwell: DwellConfig = field(default_factory=DwellConfig)
     # probability of each next state after a visit: another stage (itself = stay,
     # an earlier one = step back) or "checkout"; the remainder is lost
-    exits: dict[str, float] = field(default_factory=dict)
+    exits: dict[str, float] = field(default_factory=dict, metadata=PROBABILITY)
     levers: list[str] = field(default_factory=list)  # content | usability | social_proof
-    experience: float = 0.0  # experience points at each visit (the journey map's emotion)
+    # experience points at each visit (the journey map's emotion)
+    experience: float = field(default=0.0, metadata=SCORE)
 
 
 @dataclass
@@ -85,91 +170,112 @@ class JourneyConfig:
     # framework stage name -> engine states it covers (prospect stages, checkout,
     # purchase, advocacy); reports use these names, in this order
     report: dict[str, list[str]] = field(default_factory=dict)
-    content_quality: float = 1.0  # odds multiplier on stages with lever "content"
-    site_usability: float = 1.0  # odds multiplier on stages with lever "usability"
-    social_proof: float = 0.0  # odds multiplier 1 + social_proof * advocate share of market
+    # odds multiplier on stages with lever "content"
+    content_quality: float = field(default=1.0, metadata=ODDS)
+    # odds multiplier on stages with lever "usability"
+    site_usability: float = field(default=1.0, metadata=ODDS)
+    # odds multiplier 1 + social_proof * advocate share of market
+    social_proof: float = field(default=0.0, metadata=between(0, 1000))
 
 
 @dataclass
 class CampaignConfig:
-    start_day: float = 0.0
-    end_day: float = 0.0
-    spend_per_day: float = 0.0
+    start_day: float = field(default=0.0, metadata=between(0, 36_525))  # a century
+    end_day: float = field(default=0.0, metadata=between(0, 36_525))
+    spend_per_day: float = field(default=0.0, metadata=MONEY_PER_DAY)
 
 
 @dataclass
 class ChannelConfig:
-    organic_reach_per_day: float = 0.0  # awareness hazard per unaware person without spend
-    max_reach_per_day: float = 0.0  # extra hazard at full saturation of spend
-    half_saturation_spend_per_day: float = 1_000.0  # Hill curve: spend giving half of max
-    hill_shape: float = 1.0  # Hill exponent
-    adstock_decay: float = 0.0  # geometric carry-over of spend from one day to the next
-    spend_per_day: float = 0.0  # always-on spend
+    # awareness hazard per unaware person without spend
+    organic_reach_per_day: float = field(default=0.0, metadata=HAZARD_PER_DAY)
+    # extra hazard at full saturation of spend
+    max_reach_per_day: float = field(default=0.0, metadata=HAZARD_PER_DAY)
+    # Hill curve: spend giving half of max
+    half_saturation_spend_per_day: float = field(default=1_000.0, metadata=between(0.01, 1e9))
+    hill_shape: float = field(default=1.0, metadata=between(0.1, 10))  # Hill exponent
+    # geometric carry-over of spend from one day to the next
+    adstock_decay: float = field(default=0.0, metadata=between(0, 1, hi_open=True))
+    spend_per_day: float = field(default=0.0, metadata=MONEY_PER_DAY)  # always-on spend
     campaigns: list[CampaignConfig] = field(default_factory=list)  # extra spend over [start, end)
-    fixed_cost_per_day: float = 0.0  # cost that does not buy reach (tools, staff)
-    quality: float = 1.0  # odds multiplier on forward exits of prospects from this channel
+    # cost that does not buy reach (tools, staff)
+    fixed_cost_per_day: float = field(default=0.0, metadata=MONEY_PER_DAY)
+    # odds multiplier on forward exits of prospects from this channel
+    quality: float = field(default=1.0, metadata=ODDS)
 
 
 @dataclass
 class CheckoutWeights:
-    per_extra_step: float = 0.08  # log-odds of abandoning per step beyond the first
-    forced_account: float = 0.35
-    hidden_fees: float = 0.60
-    per_missing_payment_method: float = 0.15  # below payment_methods_expected
-    per_second_load: float = 0.05  # per second of page load beyond one
-    trust: float = -0.50  # per unit of trust in [0, 1]
+    # log-odds of abandoning per step beyond the first
+    per_extra_step: float = field(default=0.08, metadata=LOGIT_WEIGHT)
+    forced_account: float = field(default=0.35, metadata=LOGIT_WEIGHT)
+    hidden_fees: float = field(default=0.60, metadata=LOGIT_WEIGHT)
+    # below payment_methods_expected
+    per_missing_payment_method: float = field(default=0.15, metadata=LOGIT_WEIGHT)
+    # per second of page load beyond one
+    per_second_load: float = field(default=0.05, metadata=LOGIT_WEIGHT)
+    trust: float = field(default=-0.50, metadata=LOGIT_WEIGHT)  # per unit of trust in [0, 1]
 
 
 @dataclass
 class CheckoutConfig:
-    base_logit: float = -0.573  # intercept of the abandonment logit
-    steps: int = 5
+    # intercept of the abandonment logit
+    base_logit: float = field(default=-0.573, metadata=between(-100, 100))
+    steps: int = field(default=5, metadata=integers(1, 100))
     forced_account: bool = True
     hidden_fees: bool = True
-    payment_methods: int = 2
-    payment_methods_expected: int = 4
-    page_load_seconds: float = 3.0
-    trust: float = 0.5  # security badges, reviews, clear returns: 0 to 1
+    payment_methods: int = field(default=2, metadata=integers(0, 100))
+    payment_methods_expected: int = field(default=4, metadata=integers(0, 100))
+    page_load_seconds: float = field(default=3.0, metadata=between(0, 600))
+    # security badges, reviews, clear returns: 0 to 1
+    trust: float = field(default=0.5, metadata=PROBABILITY)
     weights: CheckoutWeights = field(default_factory=CheckoutWeights)
     dwell: DwellConfig = field(default_factory=lambda: DwellConfig("fixed", 0.01, None))
     reminder: bool = True  # abandoned-cart reminder
-    recovery_prob: float = 0.10  # chance the reminder recovers an abandoned cart
-    recovery_delay_days: float = 1.0
+    # chance the reminder recovers an abandoned cart
+    recovery_prob: float = field(default=0.10, metadata=PROBABILITY)
+    recovery_delay_days: float = field(default=1.0, metadata=between(0, 365))
 
 
 @dataclass
 class RepeatPurchaseConfig:
     """BG/NBD: purchase rate lambda ~ Gamma(r, alpha), drop-out p ~ Beta(a, b)."""
 
-    r: float = 0.9  # Gamma shape of the purchase rate
-    alpha_days: float = 60.0  # Gamma rate (days): mean rate r / alpha purchases per day
-    a: float = 1.5  # Beta(a, b): drop-out probability after each repeat purchase
-    b: float = 6.0
+    # Gamma shape of the purchase rate (below 0.05 rates underflow to 0)
+    r: float = field(default=0.9, metadata=between(0.05, 100))
+    # Gamma rate (days): mean rate r / alpha purchases per day
+    alpha_days: float = field(default=60.0, metadata=between(0.1, 100_000))
+    # Beta(a, b): drop-out probability after each repeat purchase
+    a: float = field(default=1.5, metadata=SHAPE)
+    b: float = field(default=6.0, metadata=SHAPE)
 
 
 @dataclass
 class SubscriptionConfig:
     """Shifted-beta-geometric: churn theta ~ Beta(alpha, beta) at each renewal."""
 
-    period_days: float = 30.0
-    alpha: float = 1.2
-    beta: float = 15.0
-    price_per_period: float = 25.0
+    period_days: float = field(default=30.0, metadata=between(1, 3650))
+    alpha: float = field(default=1.2, metadata=SHAPE)
+    beta: float = field(default=15.0, metadata=SHAPE)
+    price_per_period: float = field(default=25.0, metadata=between(0, 1e7))
 
 
 @dataclass
 class MessagingConfig:
     newsletter: bool = False
-    newsletters_per_month: float = 4.0
-    newsletter_rate_multiplier: float = 1.10  # on the purchase rate
-    cost_per_message: float = 0.01
+    newsletters_per_month: float = field(default=4.0, metadata=between(0, 100))
+    # on the purchase rate
+    newsletter_rate_multiplier: float = field(default=1.10, metadata=ODDS)
+    cost_per_message: float = field(default=0.01, metadata=MONEY_PER_UNIT)
     recommendations: bool = False  # personalised recommendations
-    recommendations_rate_multiplier: float = 1.10
-    recommendations_cost_per_customer_per_month: float = 0.20
+    recommendations_rate_multiplier: float = field(default=1.10, metadata=ODDS)
+    recommendations_cost_per_customer_per_month: float = field(default=0.20,
+                                                               metadata=MONEY_PER_UNIT)
     cross_sell: bool = False
-    cross_sell_order_value_multiplier: float = 1.10
-    thank_you: bool = False  # thank-you and confirmation message after each purchase
-    thank_you_cost: float = 0.05
+    cross_sell_order_value_multiplier: float = field(default=1.10, metadata=ODDS)
+    # thank-you and confirmation message after each purchase
+    thank_you: bool = False
+    thank_you_cost: float = field(default=0.05, metadata=MONEY_PER_UNIT)
 
 
 @dataclass
@@ -183,84 +289,110 @@ class RetentionConfig:
 @dataclass
 class LoyaltyConfig:
     enabled: bool = False
-    enrol_prob: float = 0.40  # at the first purchase
-    rate_multiplier: float = 1.25  # members buy more often
-    dropout_multiplier: float = 0.75  # ... and drop out less (multiplies p or theta)
-    discount: float = 0.05  # share of each member order given back
-    cost_per_member_per_month: float = 0.50
-    reward_experience: float = 0.10  # experience points per member purchase (rewards)
+    enrol_prob: float = field(default=0.40, metadata=PROBABILITY)  # at the first purchase
+    rate_multiplier: float = field(default=1.25, metadata=ODDS)  # members buy more often
+    # ... and drop out less (multiplies p or theta)
+    dropout_multiplier: float = field(default=0.75, metadata=between(0, 100))
+    discount: float = field(default=0.05, metadata=PROBABILITY)  # share of each order given back
+    cost_per_member_per_month: float = field(default=0.50, metadata=MONEY_PER_UNIT)
+    # experience points per member purchase (rewards)
+    reward_experience: float = field(default=0.10, metadata=SCORE)
 
 
 @dataclass
 class SupportConfig:
-    issue_prob: float = 0.08  # chance a purchase causes an issue (a ticket)
-    agents: int = 1
+    # chance a purchase causes an issue (a ticket)
+    issue_prob: float = field(default=0.08, metadata=PROBABILITY)
+    agents: int = field(default=1, metadata=integers(1, 10_000))
     handling_kind: str = "gamma"  # exponential | gamma | lognormal | weibull | fixed
-    handling_mean_minutes: float = 12.0
-    handling_cv: float | None = 0.8
-    patience_mean_minutes: float = 30.0  # exponential patience; the customer reneges after it
-    first_contact_resolution: float = 0.75
-    cost_per_agent_per_day: float = 25.0
+    handling_mean_minutes: float = field(default=12.0, metadata=MINUTES)
+    handling_cv: float | None = field(default=0.8, metadata=CV)
+    # exponential patience; the customer reneges after it
+    patience_mean_minutes: float = field(default=30.0, metadata=MINUTES)
+    first_contact_resolution: float = field(default=0.75, metadata=PROBABILITY)
+    cost_per_agent_per_day: float = field(default=25.0, metadata=MONEY_PER_UNIT)
+
+
+POINTS = between(-4, 4)  # experience points of one touchpoint (the score is cut to [-2, 2])
 
 
 @dataclass
 class ExperienceConfig:
     """Experience score in [-2, 2], moved by touchpoints; it drives churn and advocacy."""
 
-    checkout_per_abandon_prob: float = -1.0  # points at checkout: times the abandon probability
-    recovered_cart: float = -0.2
-    thank_you: float = 0.1
-    wait_per_hour: float = -0.5  # at the desk
-    ticket_resolved: float = 0.3
-    ticket_unresolved: float = -0.8
-    ticket_abandoned: float = -1.0
-    bad_threshold: float = -0.5  # a touchpoint at or below this is a bad experience ...
-    leave_after_bad: float = 0.33  # ... after which the customer leaves with this probability
-    churn_per_point: float = 0.4  # drop-out odds multiplied by exp(-churn_per_point * score)
-    advocacy_per_point: float = 0.8  # advocacy odds multiplied by exp(advocacy_per_point * score)
+    # points at checkout: times the abandon probability
+    checkout_per_abandon_prob: float = field(default=-1.0, metadata=POINTS)
+    recovered_cart: float = field(default=-0.2, metadata=POINTS)
+    thank_you: float = field(default=0.1, metadata=POINTS)
+    wait_per_hour: float = field(default=-0.5, metadata=POINTS)  # at the desk
+    ticket_resolved: float = field(default=0.3, metadata=POINTS)
+    ticket_unresolved: float = field(default=-0.8, metadata=POINTS)
+    ticket_abandoned: float = field(default=-1.0, metadata=POINTS)
+    # a touchpoint at or below this is a bad experience ...
+    bad_threshold: float = field(default=-0.5, metadata=POINTS)
+    # ... after which the customer leaves with this probability
+    leave_after_bad: float = field(default=0.33, metadata=PROBABILITY)
+    # drop-out odds multiplied by exp(-churn_per_point * score)
+    churn_per_point: float = field(default=0.4, metadata=between(0, 5))
+    # advocacy odds multiplied by exp(advocacy_per_point * score)
+    advocacy_per_point: float = field(default=0.8, metadata=between(0, 5))
 
 
 @dataclass
 class AdvocacyConfig:
-    advocate_prob: float = 0.15  # chance a buyer (with good enough experience) advocates
-    min_experience: float = -0.5  # experience score needed to become an advocate
-    wom_q_per_day: float = 0.02  # Bass imitation q: hazard per unaware person at A = M
-    referral_rate_per_day: float = 0.004  # referrals per active advocate per day
-    referral_conversion: float = 1.5  # odds multiplier on forward exits of referred prospects
+    # chance a buyer (with good enough experience) advocates
+    advocate_prob: float = field(default=0.15, metadata=PROBABILITY)
+    # experience score needed to become an advocate
+    min_experience: float = field(default=-0.5, metadata=SCORE)
+    # Bass imitation q: hazard per unaware person at A = M
+    wom_q_per_day: float = field(default=0.02, metadata=HAZARD_PER_DAY)
+    # referrals per active advocate per day
+    referral_rate_per_day: float = field(default=0.004, metadata=HAZARD_PER_DAY)
+    # odds multiplier on forward exits of referred prospects
+    referral_conversion: float = field(default=1.5, metadata=ODDS)
     referral_entry_stage: str = "consideration"  # where referred prospects enter
     program: bool = False  # referral programme
-    program_rate_multiplier: float = 2.0
-    reward_per_referral: float = 10.0  # paid when a referred prospect first buys
+    program_rate_multiplier: float = field(default=2.0, metadata=ODDS)
+    # paid when a referred prospect first buys
+    reward_per_referral: float = field(default=10.0, metadata=MONEY_PER_UNIT)
 
 
 @dataclass
 class EconomicsConfig:
-    order_value_mean: float = 80.0
-    order_value_cv: float = 0.6  # lognormal
-    gross_margin: float = 0.40  # share of order value kept after cost of goods
-    annual_discount_rate: float = 0.10  # applied continuously to daily cash flows
+    order_value_mean: float = field(default=80.0, metadata=between(0, 1e7, lo_open=True))
+    # lognormal
+    order_value_cv: float = field(default=0.6, metadata=between(0, 10, lo_open=True))
+    # share of order value kept after cost of goods
+    gross_margin: float = field(default=0.40, metadata=PROBABILITY)
+    # applied continuously to daily cash flows
+    annual_discount_rate: float = field(default=0.10, metadata=between(0, 10))
 
 
 @dataclass
 class RunConfig:
-    seed: int = 20261123
-    replications: int = 10
-    horizon_days: float = 365.0
+    seed: int = field(default=20261123, metadata=integers(0, 2**63 - 1))
+    replications: int = field(default=10, metadata=integers(1, 10_000))
+    # one day to twenty years (the work guard stops what would not finish)
+    horizon_days: float = field(default=365.0, metadata=between(1, 7305))
     engine: str = "auto"  # agent | fast | auto (agent below 50,000 people, fast from there)
     # fast engine: population feedback (word of mouth, referrals, social proof) is read once
-    # per tick of this many days
-    tick_days: float = 1.0
-    n_jobs: int = 1  # worker processes for replications; results never depend on it
+    # per tick of this many days (each tick has a fixed cost: the work guard counts them)
+    tick_days: float = field(default=1.0, metadata=between(0.01, 30))
+    # worker processes for replications; results never depend on it
+    n_jobs: int = field(default=1, metadata=integers(1, 1024))
     # replications first_replication .. first_replication + replications - 1: a big
     # experiment split into blocks (separate jobs) that `python -m sim.report` merges
-    first_replication: int = 0
+    first_replication: int = field(default=0, metadata=integers(0, 1_000_000_000))
     progress: bool = True  # a progress bar on a terminal (never in CI or when piped)
     memory_guard: bool = True  # refuse a run whose estimated memory exceeds what is free
+    # refuse a run whose estimated work exceeds sim.api.WORK_LIMIT_SECONDS of one core
+    work_guard: bool = True
     # precision-driven replications: add replications until the 95% CI half-width of
     # precision_metric is at most target_rel_half_width x |mean| (or max_replications)
-    target_rel_half_width: float | None = None
+    target_rel_half_width: float | None = field(default=None,
+                                                metadata=between(0, 1, lo_open=True))
     precision_metric: str = "npv"
-    max_replications: int = 200
+    max_replications: int = field(default=200, metadata=integers(2, 10_000))
     summary: bool = True  # print the summary table on the console
     plots: bool = True
     events: bool = False  # also write events.csv: every state entry of every customer
@@ -270,7 +402,8 @@ class RunConfig:
 class ScenarioConfig:
     name: str = "baseline"
     description: str = ""
-    cost_per_day: float = 0.0  # cost of the intervention itself
+    # cost of the intervention itself
+    cost_per_day: float = field(default=0.0, metadata=MONEY_PER_DAY)
 
 
 @dataclass

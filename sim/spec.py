@@ -8,18 +8,24 @@ probability, daily reach and spend per channel, order-value parameters.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
+import difflib
+import functools
 import hashlib
 import math
-from collections.abc import Mapping
+import typing
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from omegaconf import DictConfig, OmegaConf
+from scipy import special
 
-from sim.config import to_container
-from sim.errors import InputError
+from sim.config import Range, RootConfig, field_range, to_container
 from sim.distributions import KINDS, Dwell, make_dwell
+from sim.errors import InputError
 
 __all__ = [
     "CHECKOUT",
@@ -52,7 +58,7 @@ ENGINES = ("agent", "fast")
 AUTO_FAST_FROM = 50_000
 # run settings that choose which replications run and how, never their numbers
 EXECUTION_FIELDS = frozenset({
-    "replications", "first_replication", "n_jobs", "progress", "memory_guard",
+    "replications", "first_replication", "n_jobs", "progress", "memory_guard", "work_guard",
     "target_rel_half_width", "precision_metric", "max_replications"})
 WORD_OF_MOUTH = "word_of_mouth"
 
@@ -204,6 +210,7 @@ class ModelSpec:
     first_replication: int
     progress: bool
     memory_guard: bool
+    work_guard: bool
     target_rel_half_width: float | None
     precision_metric: str
     max_replications: int
@@ -303,13 +310,28 @@ def daily_spend_and_reach(channels: Mapping[str, Any], n_days: int) -> tuple[np.
         for d in range(n_days):
             level = (1 - decay) * s[d] + decay * level
             adstock[d] = level
-        sh, k = adstock ** ch["hill_shape"], float(ch["half_saturation_spend_per_day"])
-        reach[:, j] = ch["organic_reach_per_day"] + ch["max_reach_per_day"] * sh / (
-            sh + k ** ch["hill_shape"]
-        )
+        reach[:, j] = ch["organic_reach_per_day"] + ch["max_reach_per_day"] * _hill(
+            adstock, float(ch["half_saturation_spend_per_day"]), float(ch["hill_shape"]))
         spend[:, j] = s
         cost[:, j] = s + ch["fixed_cost_per_day"]
     return cost, reach
+
+
+def _hill(spend: np.ndarray, half_saturation: float, shape: float) -> np.ndarray:
+    """The Hill saturation S^h / (S^h + K^h) of each spend S >= 0, in [0, 1].
+
+    Computed directly where both powers are finite and K^h > 0 (every value the schema's
+    ranges allow, spend up to 1e30 at shape 10), else as the logistic of
+    h (ln S - ln K), which cannot overflow: the two agree to rounding.
+    """
+    with np.errstate(over="ignore", under="ignore"):
+        sh, kh = spend ** shape, half_saturation ** shape
+    if kh > 0 and math.isfinite(kh) and np.isfinite(sh).all():
+        return sh / (sh + kh)
+    out = np.zeros_like(spend, dtype=float)
+    pos = spend > 0
+    out[pos] = special.expit(shape * (np.log(spend[pos]) - math.log(half_saturation)))
+    return out
 
 
 # ------------------------------------------------------------------------ validation
@@ -320,19 +342,8 @@ class _Checker:
     def add(self, path: str, value: Any, allowed: str) -> None:
         self.problems.append((path, value, allowed))
 
-    def number(self, path: str, value: Any, lo: float | None = None, hi: float | None = None,
-               lo_open: bool = False, hi_open: bool = False) -> bool:
-        ok = isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
-        if ok and lo is not None:
-            ok = value > lo if lo_open else value >= lo
-        if ok and hi is not None:
-            ok = value < hi if hi_open else value <= hi
-        if not ok:
-            lb = "" if lo is None else ("(" if lo_open else "[") + f"{lo:g}"
-            ub = "" if hi is None else f"{hi:g}" + (")" if hi_open else "]")
-            rng = f"{lb or '(-inf'}, {ub or 'inf)'}"
-            self.add(path, value, f"a finite number in {rng}")
-        return ok
+    def reported(self, path: str) -> bool:
+        return any(p == path for p, _, _ in self.problems)
 
     def dwell(self, path: str, d: Mapping[str, Any]) -> Dwell | None:
         if d["kind"] not in KINDS:
@@ -382,16 +393,133 @@ def _purchase_reachable(stages: Mapping[str, Any], entry: str) -> bool:
     return False
 
 
+# --------------------------------------------------------------- schema-driven checks
+# maps whose entries the user names (a '+' override may add an entry to them)
+_NAMED_MAPS = ("market.segments", "journey.stages", "journey.stages.*.exits", "journey.report",
+               "channels")
+
+
+@functools.cache
+def _hints(cls: type) -> dict[str, Any]:
+    return typing.get_type_hints(cls)
+
+
+def _dotted(keys: tuple[Any, ...]) -> str:
+    """``("channels", "ads", "campaigns", 0, "end_day")``: ``channels.ads.campaigns[0].end_day``"""
+    out = ""
+    for k in keys:
+        out += f"[{k}]" if isinstance(k, int) else (f".{k}" if out else str(k))
+    return out
+
+
+def _children(node: Any, tp: Any) -> Iterator[tuple[Any, Any, Any, dataclasses.Field | None]]:
+    """(key, child, child's type, its schema field) of a config node of schema type ``tp``;
+    keys the schema does not know come with type None."""
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if dataclasses.is_dataclass(tp) and isinstance(node, Mapping):
+        fields = {f.name: f for f in dataclasses.fields(tp)}
+        for key, child in node.items():
+            f = fields.get(key)
+            yield key, child, (_hints(tp)[key] if f else None), f
+    elif origin is dict and isinstance(node, Mapping):
+        for key, child in node.items():
+            yield key, child, args[1], None
+    elif origin is list and isinstance(node, list):
+        for i, child in enumerate(node):
+            yield i, child, args[0], None
+
+
+def unknown_keys(node: Any, tp: Any = RootConfig, keys: tuple[Any, ...] = ()
+                 ) -> Iterator[tuple[tuple[Any, ...], Any, list[str]]]:
+    """Every key of a config (a plain nested dict) that the schema does not know: its path,
+    its value and the keys known at that place. ``hydra`` at the top is Hydra's own."""
+    for key, child, child_tp, _ in _children(node, tp):
+        if child_tp is None:
+            if not (keys == () and key == "hydra"):
+                yield (*keys, key), child, [f.name for f in dataclasses.fields(tp)]
+        else:
+            yield from unknown_keys(child, child_tp, (*keys, key))
+
+
+def _unknown_key_problem(keys: tuple[Any, ...], value: Any, known: list[str]
+                         ) -> tuple[str, Any, str]:
+    path, parent = _dotted(keys), _dotted(keys[:-1])
+    close = difflib.get_close_matches(str(keys[-1]), known, n=1, cutoff=0.6)
+    where = f"no such key in {parent}" if parent else "no such top-level key"
+    hint = (f"did you mean {_dotted((*keys[:-1], close[0]))!r}? " if close
+            else f"the keys are {', '.join(known)}. ")
+    return (path, value, f"{where}: {hint}A '+key=value' override adds only an entry "
+            f"to one of the named maps ({', '.join(_NAMED_MAPS)}); every other key exists "
+            "already: set it without '+'")
+
+
+def _pruned(tree: Any, paths: list[tuple[Any, ...]]) -> Any:
+    """A copy of ``tree`` without the given key paths."""
+    tree = copy.deepcopy(tree)
+    for keys in paths:
+        node = tree
+        for k in keys[:-1]:
+            node = node[k]
+        del node[keys[-1]]
+    return tree
+
+
+def numeric_values(node: Any, tp: Any = RootConfig, allowed: Range | None = None,
+                   keys: tuple[Any, ...] = ()) -> Iterator[tuple[tuple[Any, ...], Any, Range]]:
+    """(key path, value, allowed range) of every numeric value of a config (a plain nested
+    dict checked for unknown keys), maps' entries included; None (an optional key left
+    out) is skipped."""
+    children = list(_children(node, tp))
+    if not children and allowed is not None and node is not None and not isinstance(
+            node, Mapping | list):
+        yield keys, node, allowed
+    for key, child, child_tp, f in children:
+        if child_tp is not None:
+            rng = field_range(f) if f is not None else allowed
+            yield from numeric_values(child, child_tp, rng, (*keys, key))
+
+
+def _check_ranges(c: Mapping[str, Any], chk: _Checker) -> None:
+    """Every numeric value finite and within the range its schema field declares; a key
+    that a specific check has reported already is not reported twice."""
+    for keys, value, allowed in numeric_values(c):
+        path = _dotted(keys)
+        if value not in allowed and not chk.reported(path):
+            chk.add(path, value, allowed.describe())
+
+
+def _schema(*keys: str) -> Any:
+    """The schema dataclass at a key path of the root config."""
+    tp: Any = RootConfig
+    for k in keys:
+        tp = _hints(tp)[k]
+    return tp
+
+
+def _nobody_can_become_aware(reach: np.ndarray) -> bool:
+    """No channel has reach on any day: nobody ever becomes aware, as word of mouth and
+    referrals need buyers first."""
+    return reach.size == 0 or not bool(reach.max() > 0)
+
+
 def build_spec(cfg: Any) -> ModelSpec:
     """Validate a composed config (DictConfig or nested dict) and freeze it.
 
     Raises
     ------
     SpecError
-        listing every problem: key path, value given, what is allowed.
+        listing every problem: key path, value given, what is allowed. Every key must be
+        known to the schema (``sim.config``), and every number finite and within the range
+        its schema field declares.
     """
-    c = to_container(cfg)
     chk = _Checker()
+    raw = OmegaConf.to_container(cfg, resolve=False) if isinstance(cfg, DictConfig) else cfg
+    unknown = list(unknown_keys(raw))
+    for keys, value, known in unknown:
+        chk.add(*_unknown_key_problem(keys, value, known))
+    # the rest is checked without them, so one message lists every problem
+    c = _pruned(to_container(cfg), [k for k, _, _ in unknown]) if isinstance(cfg, DictConfig) \
+        else to_container(_pruned(cfg, [k for k, _, _ in unknown]))
 
     # market
     m = c["market"]
@@ -400,10 +528,6 @@ def build_spec(cfg: Any) -> ModelSpec:
     segs = m["segments"]
     if not segs:
         chk.add("market.segments", segs, "at least one segment")
-    for name, s in segs.items():
-        chk.number(f"market.segments.{name}.share", s["share"], 0, 1)
-        for key in ("conversion", "order_value", "purchase_rate", "churn", "referral"):
-            chk.number(f"market.segments.{name}.{key}", s[key], 0, lo_open=True)
     total = sum(s["share"] for s in segs.values() if isinstance(s["share"], int | float))
     if segs and abs(total - 1.0) > 1e-6:
         chk.add("market.segments.*.share", round(total, 9), "shares summing to 1")
@@ -428,12 +552,10 @@ def build_spec(cfg: Any) -> ModelSpec:
                 bad_targets = True
                 chk.add(f"{path}.exits.{target}", p,
                         f"exits go to a stage ({', '.join(names)}) or '{CHECKOUT}'")
-            chk.number(f"{path}.exits.{target}", p, 0, 1)
         probs = [p for p in st["exits"].values() if isinstance(p, int | float)]
         if sum(probs) > 1 + 1e-9:
             chk.add(f"{path}.exits", round(sum(probs), 9),
                     "probabilities summing to at most 1 (the rest is lost)")
-        chk.number(f"{path}.experience", st["experience"], -2, 2)
         for lever in st["levers"]:
             if lever not in LEVERS:
                 chk.add(f"{path}.levers", lever, f"levers among {', '.join(LEVERS)}")
@@ -449,9 +571,6 @@ def build_spec(cfg: Any) -> ModelSpec:
         if not mapped or any(s not in states or s == "lost" for s in mapped):
             chk.add(f"journey.report.{label}", mapped,
                     f"a non-empty list of engine states among {', '.join(states[:-1])}")
-    chk.number("journey.content_quality", j["content_quality"], 0, lo_open=True)
-    chk.number("journey.site_usability", j["site_usability"], 0, lo_open=True)
-    chk.number("journey.social_proof", j["social_proof"], 0)
 
     # channels
     for builtin in (WORD_OF_MOUTH, REFERRAL):
@@ -459,17 +578,7 @@ def build_spec(cfg: Any) -> ModelSpec:
             chk.add(f"channels.{builtin}", "...", f"another name: {builtin} is built in")
     for name, ch in c["channels"].items():
         p = f"channels.{name}"
-        chk.number(f"{p}.organic_reach_per_day", ch["organic_reach_per_day"], 0)
-        chk.number(f"{p}.max_reach_per_day", ch["max_reach_per_day"], 0)
-        chk.number(f"{p}.half_saturation_spend_per_day", ch["half_saturation_spend_per_day"], 0,
-                   lo_open=True)
-        chk.number(f"{p}.hill_shape", ch["hill_shape"], 0, lo_open=True)
-        chk.number(f"{p}.adstock_decay", ch["adstock_decay"], 0, 1, hi_open=True)
-        chk.number(f"{p}.spend_per_day", ch["spend_per_day"], 0)
-        chk.number(f"{p}.fixed_cost_per_day", ch["fixed_cost_per_day"], 0)
-        chk.number(f"{p}.quality", ch["quality"], 0, lo_open=True)
         for i, camp in enumerate(ch["campaigns"]):
-            chk.number(f"{p}.campaigns[{i}].spend_per_day", camp["spend_per_day"], 0)
             if not camp["end_day"] > camp["start_day"]:
                 chk.add(f"{p}.campaigns[{i}].end_day", camp["end_day"],
                         f"a day after start_day ({camp['start_day']})")
@@ -481,11 +590,6 @@ def build_spec(cfg: Any) -> ModelSpec:
     for key in ("payment_methods", "payment_methods_expected"):
         if not (isinstance(co[key], int) and co[key] >= 0):
             chk.add(f"checkout.{key}", co[key], "an integer >= 0")
-    chk.number("checkout.page_load_seconds", co["page_load_seconds"], 0)
-    chk.number("checkout.trust", co["trust"], 0, 1)
-    chk.number("checkout.recovery_prob", co["recovery_prob"], 0, 1)
-    chk.number("checkout.recovery_delay_days", co["recovery_delay_days"], 0)
-    chk.number("checkout.base_logit", co["base_logit"])
     checkout_dwell = chk.dwell("checkout.dwell", co["dwell"])
 
     # retention, loyalty, support, experience
@@ -493,84 +597,50 @@ def build_spec(cfg: Any) -> ModelSpec:
     if ret["model"] not in RETENTION_MODELS:
         chk.add("retention.model", ret["model"], f"one of {', '.join(RETENTION_MODELS)}")
     rp, sub, msg = ret["repeat"], ret["subscription"], ret["messaging"]
-    chk.number("retention.repeat.r", rp["r"], 0, lo_open=True)
-    chk.number("retention.repeat.alpha_days", rp["alpha_days"], 0, lo_open=True)
-    chk.number("retention.repeat.a", rp["a"], 0, lo_open=True)
-    chk.number("retention.repeat.b", rp["b"], 0, lo_open=True)
-    chk.number("retention.subscription.period_days", sub["period_days"], 0, lo_open=True)
-    chk.number("retention.subscription.alpha", sub["alpha"], 0, lo_open=True)
-    chk.number("retention.subscription.beta", sub["beta"], 0, lo_open=True)
-    chk.number("retention.subscription.price_per_period", sub["price_per_period"], 0)
-    for key in ("newsletters_per_month", "cost_per_message",
-                "recommendations_cost_per_customer_per_month", "thank_you_cost"):
-        chk.number(f"retention.messaging.{key}", msg[key], 0)
-    for key in ("newsletter_rate_multiplier", "recommendations_rate_multiplier",
-                "cross_sell_order_value_multiplier"):
-        chk.number(f"retention.messaging.{key}", msg[key], 0, lo_open=True)
-    lo = c["loyalty"]
-    chk.number("loyalty.enrol_prob", lo["enrol_prob"], 0, 1)
-    chk.number("loyalty.rate_multiplier", lo["rate_multiplier"], 0, lo_open=True)
-    chk.number("loyalty.dropout_multiplier", lo["dropout_multiplier"], 0)
-    chk.number("loyalty.discount", lo["discount"], 0, 1)
-    chk.number("loyalty.cost_per_member_per_month", lo["cost_per_member_per_month"], 0)
-    chk.number("loyalty.reward_experience", lo["reward_experience"], -2, 2)
-    su = c["support"]
-    chk.number("support.issue_prob", su["issue_prob"], 0, 1)
+    lo, su = c["loyalty"], c["support"]
     if not (isinstance(su["agents"], int) and su["agents"] >= 1):
         chk.add("support.agents", su["agents"], "an integer >= 1")
     handling = None
-    if chk.number("support.handling_mean_minutes", su["handling_mean_minutes"], 0, lo_open=True):
+    handling_range = field_range(next(f for f in dataclasses.fields(_schema("support"))
+                                      if f.name == "handling_mean_minutes"))
+    if su["handling_mean_minutes"] in handling_range:  # else reported with the ranges below
         try:
             handling = make_dwell(su["handling_kind"], su["handling_mean_minutes"] / 1440,
                                   su["handling_cv"])
         except ValueError as err:
             key = "handling_kind" if "kind" in str(err) else "handling_cv"
             chk.add(f"support.{key}", su[key], str(err).rsplit(", got", 1)[0])
-    chk.number("support.patience_mean_minutes", su["patience_mean_minutes"], 0, lo_open=True)
-    chk.number("support.first_contact_resolution", su["first_contact_resolution"], 0, 1)
-    chk.number("support.cost_per_agent_per_day", su["cost_per_agent_per_day"], 0)
     ex = c["experience"]
-    for key, value in ex.items():
-        if key == "leave_after_bad":
-            chk.number(f"experience.{key}", value, 0, 1)
-        elif key in ("churn_per_point", "advocacy_per_point"):
-            chk.number(f"experience.{key}", value, 0, 5)
-        else:
-            chk.number(f"experience.{key}", value, -4, 4)
 
     # advocacy, economics, run
     a, e, r = c["advocacy"], c["economics"], c["run"]
-    chk.number("advocacy.advocate_prob", a["advocate_prob"], 0, 1)
-    chk.number("advocacy.min_experience", a["min_experience"], -2, 2)
-    chk.number("advocacy.wom_q_per_day", a["wom_q_per_day"], 0)
-    chk.number("advocacy.referral_rate_per_day", a["referral_rate_per_day"], 0)
-    chk.number("advocacy.referral_conversion", a["referral_conversion"], 0, lo_open=True)
-    chk.number("advocacy.program_rate_multiplier", a["program_rate_multiplier"], 0, lo_open=True)
-    chk.number("advocacy.reward_per_referral", a["reward_per_referral"], 0)
     entry = a["referral_entry_stage"]
     if stages and entry not in names:
         chk.add("advocacy.referral_entry_stage", entry, f"one of the stages: {', '.join(names)}")
-    chk.number("economics.order_value_mean", e["order_value_mean"], 0, lo_open=True)
-    chk.number("economics.order_value_cv", e["order_value_cv"], 0, 10, lo_open=True)
-    chk.number("economics.gross_margin", e["gross_margin"], 0, 1)
-    chk.number("economics.annual_discount_rate", e["annual_discount_rate"], 0, 10)
     if not (isinstance(r["replications"], int) and r["replications"] >= 1):
         chk.add("run.replications", r["replications"], "an integer >= 1")
     if not (isinstance(r["seed"], int) and r["seed"] >= 0):
         chk.add("run.seed", r["seed"], "an integer >= 0")
-    chk.number("run.horizon_days", r["horizon_days"], 0, 100_000, lo_open=True)
     if not (isinstance(r["n_jobs"], int) and r["n_jobs"] >= 1):
         chk.add("run.n_jobs", r["n_jobs"], "an integer >= 1")
     if not (isinstance(r["first_replication"], int) and r["first_replication"] >= 0):
         chk.add("run.first_replication", r["first_replication"], "an integer >= 0")
-    if r["target_rel_half_width"] is not None:
-        chk.number("run.target_rel_half_width", r["target_rel_half_width"], 0, 1, lo_open=True)
     if not (isinstance(r["max_replications"], int) and r["max_replications"] >= 2):
         chk.add("run.max_replications", r["max_replications"], "an integer >= 2")
-    chk.number("run.tick_days", r["tick_days"], 0, 30, lo_open=True)
     if r["engine"] not in (*ENGINES, "auto"):
         chk.add("run.engine", r["engine"], f"one of {', '.join(ENGINES)}, auto")
-    chk.number("scenario.cost_per_day", c["scenario"]["cost_per_day"], 0)
+    _check_ranges(c, chk)
+
+    # reach per day and channel, once the numbers it is made of are valid
+    reach = cost = None
+    if not any(p.startswith(("channels", "run.horizon_days")) for p, _, _ in chk.problems):
+        cost, reach = daily_spend_and_reach(c["channels"], math.ceil(r["horizon_days"]) + 1)
+        if _nobody_can_become_aware(reach):
+            chk.add("channels", sorted(c["channels"]),
+                    "at least one channel with reach on some day of the horizon "
+                    "(organic_reach_per_day > 0, or max_reach_per_day > 0 with spend: "
+                    "spend_per_day or a campaign): without one nobody ever becomes aware, "
+                    "as word of mouth and referrals need buyers first")
 
     if chk.problems:
         raise SpecError(chk.problems)
@@ -588,8 +658,7 @@ def build_spec(cfg: Any) -> ModelSpec:
             levers=frozenset(st["levers"]),
             experience=float(st["experience"]),
         ))
-    n_days = math.ceil(r["horizon_days"]) + 1
-    cost, reach = daily_spend_and_reach(c["channels"], n_days)
+    assert cost is not None and reach is not None  # computed above when valid
     cost.setflags(write=False)
     reach.setflags(write=False)
     sigma = math.sqrt(math.log1p(e["order_value_cv"] ** 2))
@@ -675,6 +744,7 @@ def build_spec(cfg: Any) -> ModelSpec:
         first_replication=int(r["first_replication"]),
         progress=bool(r["progress"]),
         memory_guard=bool(r["memory_guard"]),
+        work_guard=bool(r["work_guard"]),
         target_rel_half_width=(None if r["target_rel_half_width"] is None
                                else float(r["target_rel_half_width"])),
         precision_metric=str(r["precision_metric"]),

@@ -23,11 +23,17 @@ from sim.analysis import (
 )
 from sim.analysis import compare as analysis_compare
 from sim.config import compose_config, scenario_names
-from sim.experiment import ExperimentResult, estimated_memory_bytes, extend, run_experiment
+from sim.experiment import (
+    ExperimentResult,
+    estimated_memory_bytes,
+    estimated_work_seconds,
+    extend,
+    run_experiment,
+)
 from sim.spec import ModelSpec, SpecError, build_spec
 
-__all__ = ["Comparison", "MemoryGuardError", "Run", "check_memory", "compare", "run",
-           "scenario_list"]
+__all__ = ["Comparison", "MemoryGuardError", "Run", "WorkGuardError", "check_memory",
+           "check_work", "compare", "run", "scenario_list"]
 
 
 @dataclass
@@ -219,6 +225,38 @@ def check_memory(spec: ModelSpec, replications: int | None = None) -> None:
         f"runs it anyway")])
 
 
+WORK_LIMIT_SECONDS = 2 * 3600.0  # of one core: a run estimated longer is refused up front
+
+
+class WorkGuardError(SpecError):
+    """The requested run would take longer than the work guard allows."""
+
+
+def check_work(spec: ModelSpec, replications: int | None = None) -> None:
+    """Refuse, before anything runs, a run whose estimated work exceeds
+    ``WORK_LIMIT_SECONDS`` of one core (``experiment.estimated_work_seconds``: the engine,
+    the tables and the figures); ``run.work_guard=false`` skips the check."""
+    if not spec.work_guard:
+        return
+    n = replications or (spec.max_replications if spec.target_rel_half_width is not None
+                         else spec.replications)
+    need = estimated_work_seconds(spec, n)
+    if need <= WORK_LIMIT_SECONDS:
+        return
+    tick = f" (run.tick_days={spec.tick_days:g})" if spec.engine == "fast" else ""
+    raise WorkGuardError([(
+        "run.work_guard",
+        spec.work_guard,
+        f"a run that finishes: {n} replication{'s' if n > 1 else ''} of "
+        f"{spec.market_size:,} people over {spec.horizon_days:g} days with the {spec.engine} "
+        f"engine{tick} take about {need / 3600:.1f} hours of one core by estimate, more than "
+        f"the limit of {WORK_LIMIT_SECONDS / 3600:g} hours. Reduce market.size or "
+        f"run.replications, shorten run.horizon_days"
+        f"{', use run.engine=fast' if spec.engine != 'fast' else ', use a coarser run.tick_days'}"
+        f", or split the replications into blocks (run.first_replication, run.replications) "
+        f"merged with python -m sim.report; run.work_guard=false runs it anyway")])
+
+
 def run(cfg: DictConfig | None = None, overrides: Sequence[str] = (),
         replications: int | None = None) -> Run:
     """Compose (or take) a config, validate it, run every replication, summarise.
@@ -242,6 +280,7 @@ def run(cfg: DictConfig | None = None, overrides: Sequence[str] = (),
     spec = build_spec(cfg)
     first = spec.first_replication
     check_memory(spec, replications)
+    check_work(spec, replications)
     if replications is not None:
         exp = run_experiment(spec, range(first, first + replications))
         return Run(exp, summarize(exp))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import signal
 import sys
@@ -19,8 +20,8 @@ from sim.engine import OUTCOMES, TICKET_OUTCOMES, SimulationResult, simulate
 from sim.metrics import customer_values, daily_table, replication_metrics
 from sim.spec import ModelSpec
 
-__all__ = ["ExperimentResult", "estimated_memory_bytes", "extend", "run_experiment",
-           "run_replications"]
+__all__ = ["ExperimentResult", "estimated_memory_bytes", "estimated_work_seconds", "extend",
+           "run_experiment", "run_replications"]
 
 
 @dataclass
@@ -226,6 +227,99 @@ def estimated_memory_bytes(spec: ModelSpec, replications: int | None = None) -> 
     m = spec.market_size
     return int(BASE_BYTES + workers * (ENGINE_BYTES_PER_PERSON[spec.engine] * m + BASE_BYTES)
                + n * RESULT_BYTES_PER_PERSON * m)
+
+
+# Work per unit, seconds of one core, measured here (a 2-core machine under load, so on the
+# slow side) with sim.run and Run.write on the baseline: the agent engine at 20,000 people,
+# the fast one at 3,000 to 200,000 people and ticks of 0.1 to 1 day, horizons of 1 to 20
+# years. The estimate is meant to be within a factor of about 3 of a measured run.
+WORK_SECONDS = {
+    "agent_per_aware": 20e-6,  # a customer's arrival, records and metrics ...
+    "agent_per_visit": 15e-6,  # ... and each visit of a prospect stage
+    "agent_per_purchase": 20e-6,  # a purchase, its ticket at the desk, the next gap
+    "fast_per_tick": 1.0e-3,  # the fast engine's fixed cost per tick (a few hundred numpy calls)
+    "fast_per_aware": 8e-6,
+    "fast_per_visit": 6e-6,
+    "fast_per_purchase": 10e-6,
+    "per_customer_row": 10e-6,  # customers.csv and the per-customer tables
+    "per_day": 50e-6,  # daily.csv and the payback curve, per day and replication
+    "per_cohort_point": 250e-6,  # cohorts.csv, its plot and the LTV tables, per replication
+    "per_replication": 0.05,
+    "per_run": 3.0,  # the summary, the finance tables and the figures
+}
+
+
+def _journey_visits_and_checkout(spec: ModelSpec) -> tuple[float, float]:
+    """Expected prospect-stage visits of a customer aware at the first stage and the chance
+    that they reach the checkout (the journey as an absorbing Markov chain, no odds shifts)."""
+    n = spec.n_stages
+    q, to_checkout = np.zeros((n, n)), np.zeros(n)
+    for i, st in enumerate(spec.stages):
+        for target, p in zip(st.targets, st.probs, strict=True):
+            if target < n:
+                q[i, target] += p
+            else:
+                to_checkout[i] += p if spec.states[target] == "checkout" else 0.0
+    try:
+        visits = np.linalg.solve(np.eye(n) - q.T, np.eye(n)[0])  # expected visits per stage
+    except np.linalg.LinAlgError:  # a stage nobody leaves: bounded by the horizon instead
+        return float(spec.horizon_days), 1.0
+    if not np.isfinite(visits).all() or (visits < 0).any():
+        return float(spec.horizon_days), 1.0
+    return float(visits.sum()), float(min(1.0, visits @ to_checkout))
+
+
+def _purchases_per_buyer(spec: ModelSpec) -> float:
+    """Expected orders of a buyer over the half horizon a buyer has on average: the first,
+    then repeats (or renewals) at the mean rate lambda, each followed by drop-out with the
+    mean probability p, about lambda T / (1 + lambda T p) of them."""
+    ret, loy = spec.retention, spec.loyalty
+    shares = np.asarray(spec.segment_shares)
+    if ret.model == "none":
+        return 1.0
+    member = 1.0 + (loy.enrol_prob * (loy.rate_multiplier - 1.0) if loy.enabled else 0.0)
+    churn = float(shares @ np.asarray(spec.segment_churn))
+    if ret.model == "subscription":
+        rate = 1.0 / ret.period_days
+        p = ret.sub_alpha / (ret.sub_alpha + ret.sub_beta)
+    else:
+        rate = (ret.r / ret.alpha_days * float(shares @ np.asarray(spec.segment_purchase_rate))
+                * ret.rate_multiplier * member)
+        p = ret.a / (ret.a + ret.b)
+    exposure = rate * spec.horizon_days / 2
+    return 1.0 + exposure / (1.0 + exposure * min(1.0, p * churn))
+
+
+def estimated_work_seconds(spec: ModelSpec, replications: int | None = None) -> float:
+    """Rough seconds of one core that running ``spec`` takes, outputs included.
+
+    Per replication: the engine (customers who become aware, times the prospect-stage
+    visits each makes; purchases and renewals; the fast engine's ticks), the per-customer
+    and per-day tables, and the cohort curves, whose points grow with the square of the
+    horizon in months; per run, the summary and the figures. The aware share counts channel
+    reach only (word of mouth and referrals add a little), so the estimate is rough: within
+    a factor of about 3 of a measured run (``WORK_SECONDS``).
+    """
+    n = spec.replications if replications is None else replications
+    w = WORK_SECONDS
+    days = math.ceil(spec.horizon_days)
+    hazard = float(spec.reach_per_day[:days].sum(axis=1).sum())
+    aware = spec.market_size * -math.expm1(-hazard)
+    visits, p_checkout = _journey_visits_and_checkout(spec)
+    co = spec.checkout
+    buyers = aware * p_checkout * (1.0 - co.abandon_prob * (1.0 - co.recovery_prob))
+    purchases = buyers * _purchases_per_buyer(spec) * (1.0 + spec.support.issue_prob)
+    if spec.engine == "fast":
+        engine = (math.ceil(spec.horizon_days / spec.tick_days) * w["fast_per_tick"]
+                  + aware * (w["fast_per_aware"] + visits * w["fast_per_visit"])
+                  + purchases * w["fast_per_purchase"])
+    else:
+        engine = (aware * (w["agent_per_aware"] + visits * w["agent_per_visit"])
+                  + purchases * w["agent_per_purchase"])
+    months = spec.horizon_days / (365.25 / 12)
+    tables = (aware * w["per_customer_row"] + days * w["per_day"]
+              + months * (months + 1) / 2 * w["per_cohort_point"])
+    return w["per_run"] + n * (w["per_replication"] + engine + tables)
 
 
 def extend(exp: ExperimentResult, more: Sequence[int], n_jobs: int = 1) -> ExperimentResult:

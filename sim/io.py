@@ -91,7 +91,7 @@ def _output_error(path: Path, err: OSError) -> OutputError:
         except OSError:
             pass
     out = OutputError(message)
-    out.errno, out.filename = err.errno, str(path)
+    out.errno = err.errno  # (no filename: str() would then show "[Errno n] None: path")
     return out
 
 

@@ -3,8 +3,10 @@
 ``transactions FILE``: a transaction log (one row per transaction: customer, date, amount)
 fitted with the BG/NBD repeat-buying model and the Gamma-Gamma spend model; writes
 ``retention/fitted_<name>.yaml`` and ``economics/fitted_<name>.yaml`` into the config folder
-and a report (parameters with standard errors, diagnostics, figures, expected LTV per
-customer) into the output folder.
+(``--config-dir``, default ``./fitted``) and a report (parameters with standard errors,
+diagnostics, figures, expected LTV per customer) into the output folder. The simulator then
+runs on them with ``python -m sim --config-dir fitted retention=fitted_<name>
+economics=fitted_<name>``.
 
 ``journey FILE``: a journey event log (one row each time a customer enters a stage) fitted
 stage by stage (dwell time and exit probabilities, censored at the end of the data); writes
@@ -13,8 +15,18 @@ stage by stage (dwell time and exit probabilities, censored at the end of the da
 Conventions: a customer's transactions on the same calendar day are one purchase (amounts
 summed); the first purchase starts the customer's clock and only later purchases are
 repeats. Times in the written configs are days, as in the simulator; the LTV discounts
-continuously at ln(1 + annual rate) / 365 per day, as the simulator does. Bad input gives
-one line naming the problem and the file line, and exit status 2.
+continuously at ln(1 + annual rate) / 365 per day, as the simulator does.
+
+Input is untrusted. Bad input (a file, a column, a cell, an option) raises
+``CalibrationError`` (an ``sim.errors.InputError``) with one line naming the file line or
+the option, the value and what is allowed; the command line prints it as ``error: ...`` and
+exits with status 2. Dates lie in ``FIRST_DATE`` .. ``LAST_DATE``; the numeric options'
+ranges are in ``OPTION_RANGES``. Rows that are exact copies of an earlier row are reported
+as warnings (stderr and the report): in a transaction log they are kept (two equal orders
+on a day are possible; ``--drop-duplicates`` drops them), in a journey log they are dropped
+(a stage entered twice at the same recorded instant is a copy). Fitted configs are never
+written into the installed package, and every text written into YAML reads back as the
+same string, through YAML and OmegaConf (``${`` is escaped, never resolved).
 
 References
 ----------
@@ -30,10 +42,14 @@ import argparse
 import copy
 import datetime as dt
 import functools
+import json
 import math
+import os
 import re
+import shlex
 import sys
 import textwrap
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,13 +57,15 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy import stats
+import yaml
+from scipy import signal, stats
 
 from sim import fit as fm
 from sim import fit_journey as fj
 from sim import io, plotting
-from sim.config import CONFIG_DIR, compose_config, to_container
+from sim.config import CONFIG_DIR, SCENARIO_DIR, compose_config, to_container
 from sim.distributions import CV_RANGE
+from sim.errors import EXIT_INPUT, EXIT_INTERRUPTED, EXIT_OUTPUT, InputError, OutputError
 from sim.fit import CalibrationError
 from sim.spec import POST_STATES, SpecError, build_spec
 
@@ -73,6 +91,23 @@ DAYS_PER_YEAR = 365.0  # the simulator's discounting: ln(1 + annual rate) / 365 
 DAYS_PER_UNIT = {"day": 1.0, "week": 7.0}
 HIST_BINS = 8  # repeat purchases 0 .. 6 and 7+, as in Fader, Hardie & Lee (2005)
 Z95 = 1.959964
+# dates in a log and in the date options: a business's records, with room on both sides;
+# also keeps every day count far inside pandas' nanosecond range (1677-2262)
+FIRST_DATE = pd.Timestamp("1900-01-01")
+LAST_DATE = pd.Timestamp("2199-12-31 23:59:59.999999")
+MAX_AMOUNT = 1e12  # one transaction, in currency units: larger is a unit or export error
+# numeric options: (low, high, low included, high included, what the value means)
+OPTION_RANGES: dict[str, tuple[float, float, bool, bool, str]] = {
+    "gross_margin": (0.0, 1.0, False, True, "the share of the amounts kept as margin"),
+    "annual_discount_rate": (0.0, 1.0, True, True, "a rate a year (0.10 = 10%)"),
+    "ltv_years": (0.0, 50.0, False, True, "years"),
+    "n_starts": (1, 50, True, True, "a whole number of starting points"),
+}
+OPTION_FLAGS = {"gross_margin": "--gross-margin", "annual_discount_rate":
+                "--annual-discount-rate", "ltv_years": "--ltv-years", "n_starts": "--starts"}
+DEFAULT_CONFIG_DIR = Path("fitted")  # relative to the working directory, never the package
+PACKAGE_DIR = Path(__file__).resolve().parent
+MAX_NAME_CHARS = 80  # config names: fitted_<name>.yaml stays a legal file name
 
 
 def _g(x: float, digits: int = 4) -> str:
@@ -88,13 +123,60 @@ def _yaml_number(x: float) -> str:
     return f"{float(x):.5e}" if "e" in text else text
 
 
+# YAML 1.1 reads these plain words as booleans or null, not as strings
+_YAML_WORDS = frozenset(["y", "n", "yes", "no", "on", "off", "true", "false", "null", "~"])
+
+
+def _omegaconf_literal(text: str) -> str:
+    """``text`` escaped for OmegaConf, which resolves ``${...}`` in every string value (even
+    a quoted one): ``${`` becomes ``\\${`` and a run of k backslashes before it 2k, so the
+    value reads back as ``text`` and never resolves."""
+    return re.sub(r"(\\*)\$\{", lambda m: m.group(1) * 2 + "\\${", text)
+
+
+def _quoted(text: str, dollar: str = "$") -> str:
+    """A YAML double-quoted scalar reading back as ``text`` (JSON's escapes are YAML's;
+    characters YAML does not allow raw, such as U+0085 or U+2028, escaped too)."""
+    body = json.dumps(text, ensure_ascii=False).replace("${", dollar + "{")
+    out = []
+    for c in body:
+        if c.isprintable() or c == " ":
+            out.append(c)
+        else:
+            out.append(f"\\u{ord(c):04x}" if ord(c) <= 0xFFFF else f"\\U{ord(c):08x}")
+    return "".join(out)
+
+
+def _plain(text: str) -> bool:
+    return bool(re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", text)) and text.lower() not in _YAML_WORDS
+
+
 def _yaml_key(name: str) -> str:
-    return name if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name) else repr(str(name))
+    """A mapping key: plain when YAML reads it back as the same string, else quoted.
+    Keys are never interpolated, so the ``$`` of ``${`` is written as ``\\x24`` (no ``${``
+    in the file)."""
+    name = str(name)
+    return name if _plain(name) else _quoted(name, dollar="\\x24")
+
+
+def _yaml_str(text: str) -> str:
+    """A string value reading back as ``text`` through YAML and OmegaConf."""
+    text = str(text)
+    return text if _plain(text) else _quoted(_omegaconf_literal(text))
+
+
+def _comment(text: str) -> str:
+    """Text for a YAML comment: one line (line breaks and other unprintable characters
+    escaped), no ``${``."""
+    text = "".join(c if c.isprintable() else json.dumps(c)[1:-1] if ord(c) < 0x10000
+                   else f"\\U{ord(c):08x}" for c in str(text))
+    return _omegaconf_literal(text)
 
 
 def clean_name(text: str) -> str:
-    """A config name from free text: lower case, letters, digits and underscores."""
-    name = re.sub(r"[^a-z0-9_]+", "_", text.lower()).strip("_")
+    """A config name from free text: lower case, letters, digits and underscores, at most
+    ``MAX_NAME_CHARS``."""
+    name = re.sub(r"[^a-z0-9_]+", "_", text.lower()).strip("_")[:MAX_NAME_CHARS].strip("_")
     return name or "data"
 
 
@@ -118,6 +200,11 @@ def _require_columns(table: pd.DataFrame, wanted: dict[str, tuple[str, str]],
         raise CalibrationError(f"{source}: no data rows after the header")
 
 
+# ISO 8601 as the logs write it; pandas alone also reads "now" and "today"
+_ISO = (r"\d{4}-\d{2}-\d{2}(?:[T ]\d{2}(?::\d{2}(?::\d{2}(?:[.,]\d+)?)?)?)?"
+        r"(?:Z|[+-]\d{2}(?::?\d{2})?)?")
+
+
 def _parse_times(values: pd.Series, column: str, source: str) -> pd.Series:
     """ISO dates or date-times; a time zone is dropped (mixed zones: converted to UTC)."""
     text = values.astype(str).str.strip()
@@ -125,10 +212,11 @@ def _parse_times(values: pd.Series, column: str, source: str) -> pd.Series:
     if blank.any():
         row = int(np.flatnonzero(blank.to_numpy())[0])
         raise CalibrationError(f"{source}, line {_line(row)}: empty {column}")
+    iso = text.where(text.str.fullmatch(_ISO), "")
     try:
-        parsed = pd.to_datetime(text, format="ISO8601", errors="coerce")
+        parsed = pd.to_datetime(iso, format="ISO8601", errors="coerce")
     except (ValueError, TypeError):  # mixed time-zone offsets
-        parsed = pd.to_datetime(text, format="ISO8601", errors="coerce", utc=True)
+        parsed = pd.to_datetime(iso, format="ISO8601", errors="coerce", utc=True)
     bad = parsed.isna().to_numpy()
     if bad.any():
         row = int(np.flatnonzero(bad)[0])
@@ -136,19 +224,75 @@ def _parse_times(values: pd.Series, column: str, source: str) -> pd.Series:
                                "not an ISO date (YYYY-MM-DD) or date-time")
     if getattr(parsed.dt, "tz", None) is not None:
         parsed = parsed.dt.tz_localize(None)
+    outside = ((parsed < FIRST_DATE) | (parsed > LAST_DATE)).to_numpy()
+    if outside.any():
+        row = int(np.flatnonzero(outside)[0])
+        raise CalibrationError(f"{source}, line {_line(row)}: {column} {text.iloc[row]!r} is "
+                               f"outside the dates allowed, {_date_range()}")
     return parsed.astype("datetime64[ns]")
 
 
+def _date_range() -> str:
+    return f"{FIRST_DATE.date()} to {LAST_DATE.date()}"
+
+
 def _parse_option_date(text: str | None, option: str) -> pd.Timestamp | None:
+    """An ISO date or date-time given as an option (a time zone is dropped), within
+    ``FIRST_DATE`` .. ``LAST_DATE``."""
     if text is None:
         return None
     try:
-        value = pd.Timestamp(text)
-    except (ValueError, TypeError):
+        value = pd.NaT if not re.fullmatch(_ISO, str(text).strip()) else pd.to_datetime(
+            pd.Series([str(text).strip()]), format="ISO8601", errors="coerce").iloc[0]
+    except (ValueError, TypeError, OverflowError):
         value = pd.NaT
     if pd.isna(value):
         raise CalibrationError(f"{option} {text!r} is not an ISO date (YYYY-MM-DD) or date-time")
-    return value.tz_localize(None) if value.tzinfo is not None else value
+    value = value.tz_localize(None) if value.tzinfo is not None else value
+    if not FIRST_DATE <= value <= LAST_DATE:
+        raise CalibrationError(f"{option} {text!r} is outside the dates allowed, "
+                               f"{_date_range()}")
+    return pd.Timestamp(value).as_unit("ns")
+
+
+def check_options(**options: Any) -> None:
+    """Check the numeric options (``gross_margin``, ``annual_discount_rate``, ``ltv_years``,
+    ``n_starts``) against ``OPTION_RANGES``: finite numbers (whole for ``n_starts``) in a
+    plausible range.
+
+    Raises
+    ------
+    CalibrationError : one message listing every option out of range, with the value
+        given and the range allowed.
+    """
+    problems = []
+    for key, value in options.items():
+        low, high, low_in, high_in, meaning = OPTION_RANGES[key]
+        allowed = (f"{'[' if low_in else '('}{low:g}, {high:g}{']' if high_in else ')'}"
+                   f" ({meaning})")
+        whole = key == "n_starts"
+        try:
+            number = float(value)
+            ok = (not isinstance(value, bool) and math.isfinite(number)
+                  and (not whole or number == int(number))
+                  and (low <= number if low_in else low < number)
+                  and (number <= high if high_in else number < high))
+        except (TypeError, ValueError, OverflowError):
+            ok = False
+        if not ok:
+            problems.append(f"{OPTION_FLAGS[key]} {value!r} is not in {allowed}")
+    if problems:
+        raise CalibrationError("; ".join(problems))
+
+
+def _duplicates(table: pd.DataFrame) -> tuple[np.ndarray, str]:
+    """Rows that are exact copies (every column) of an earlier row, and where the first is."""
+    dup = table.duplicated(keep="first").to_numpy()
+    if not dup.any():
+        return dup, ""
+    row = int(np.flatnonzero(dup)[0])
+    same = table.iloc[:row].eq(table.iloc[row]).all(axis=1).to_numpy()
+    return dup, f"the first is line {_line(row)}, a copy of line {_line(int(np.argmax(same)))}"
 
 
 def _ids(values: pd.Series, column: str, source: str) -> pd.Series:
@@ -185,6 +329,8 @@ class TransactionData:
     n_later: int  # transactions after the data used (or of customers first seen later)
     n_zero: int  # purchases of zero value
     source: str
+    n_duplicates: int = 0  # rows that are exact copies of an earlier row
+    warnings: tuple[str, ...] = ()  # about the data: printed on stderr, and in the report
 
     @property
     def days_per_unit(self) -> float:
@@ -200,15 +346,20 @@ class TransactionData:
 def prepare_transactions(table: pd.DataFrame, source: str = "transactions",
                          customer_col: str = "customer_id", date_col: str = "date",
                          amount_col: str = "amount", calibration_end: str | None = None,
-                         holdout_end: str | None = None, unit: str = "day") -> TransactionData:
+                         holdout_end: str | None = None, unit: str = "day",
+                         drop_duplicates: bool = False) -> TransactionData:
     """Check a transaction log and summarise it per customer.
+
+    Rows that are exact copies of an earlier row (every column equal) are counted in a
+    warning; they are kept (and so summed into the customer's purchase of the day) unless
+    ``drop_duplicates``.
 
     Raises
     ------
     CalibrationError : missing columns, empty data, an empty customer id, a date that is
-        not ISO, an amount that is not a number or is negative (naming the file line), a
-        calibration end before the first purchase, a holdout end not after it, a single
-        customer.
+        not ISO or outside ``FIRST_DATE`` .. ``LAST_DATE``, an amount that is not a finite
+        number, is negative or above ``MAX_AMOUNT`` (naming the file line), a calibration
+        end before the first purchase, a holdout end not after it, a single customer.
     """
     if unit not in DAYS_PER_UNIT:
         raise CalibrationError(f"--unit {unit!r}: one of {', '.join(DAYS_PER_UNIT)}")
@@ -223,13 +374,32 @@ def prepare_transactions(table: pd.DataFrame, source: str = "transactions",
     if bad.any():
         row = int(np.flatnonzero(bad)[0])
         raise CalibrationError(f"{source}, line {_line(row)}: {amount_col} {text.iloc[row]!r} "
-                               "is not a number")
+                               "is not a number (a finite amount, such as 12.50)")
     negative = (amount < 0).to_numpy()
     if negative.any():
         row = int(np.flatnonzero(negative)[0])
         raise CalibrationError(
             f"{source}, line {_line(row)}: {amount_col} {text.iloc[row]} is negative (refunds "
             "and returns are not purchases: net them against their purchase or drop them)")
+    huge = (amount > MAX_AMOUNT).to_numpy()
+    if huge.any():
+        row = int(np.flatnonzero(huge)[0])
+        raise CalibrationError(
+            f"{source}, line {_line(row)}: {amount_col} {text.iloc[row]} is more than the "
+            f"{MAX_AMOUNT:g} a transaction may have (amounts in one currency unit)")
+    notes = []
+    dup, where = _duplicates(table)
+    n_dup = int(dup.sum())
+    if n_dup:
+        notes.append(
+            f"{source}: {n_dup:,} row{'s are' if n_dup > 1 else ' is an'} exact cop"
+            f"{'ies' if n_dup > 1 else 'y'} of an earlier row ({where}); "
+            + ("dropped (--drop-duplicates)" if drop_duplicates else
+               "kept, each summed into its customer's purchase of the day: if they are "
+               "repeated exports of one order, remove them (or pass --drop-duplicates)"))
+        if drop_duplicates:
+            keep = ~dup
+            ids, when, amount = ids[keep], when[keep], amount[keep]
     day = when.dt.normalize()
     end = _parse_option_date(calibration_end, "--calibration-end")
     end = day.max() if end is None else end.normalize()
@@ -280,9 +450,10 @@ def prepare_transactions(table: pd.DataFrame, source: str = "transactions",
     customers = customers.reset_index()
     return TransactionData(
         customers=customers, purchases=purchases, unit=unit, first_date=first_date,
-        calibration_end=end, holdout_end=hold, n_rows=len(frame),
+        calibration_end=end, holdout_end=hold, n_rows=len(table),
         n_merged=int(len(frame) - len(merged)), n_later=n_later,
-        n_zero=int((purchases["amount"] == 0).sum()), source=source)
+        n_zero=int((purchases["amount"] == 0).sum()), source=source, n_duplicates=n_dup,
+        warnings=tuple(notes))
 
 
 @dataclass(frozen=True)
@@ -359,7 +530,9 @@ def _tracking(data: TransactionData, params: np.ndarray) -> pd.DataFrame:
     cohort = np.bincount(first_day, minlength=n_days)[:n_days].astype(float)
     ages = np.arange(n_days) / data.days_per_unit
     ex = fm.bgnbd_expected(params, ages)
-    expected = np.convolve(cohort, ex)[:n_days]
+    # direct sums for short periods, FFT for long ones (a log may span up to 300 years:
+    # 1e10 products directly); the FFT's rounding can dip below zero
+    expected = np.maximum(signal.convolve(cohort, ex, method="auto")[:n_days], 0.0)
     rep = data.purchases[data.purchases["repeat"]]
     day = (rep["day"] - start).dt.days.to_numpy()
     actual = np.cumsum(np.bincount(day, minlength=n_days)[:n_days])
@@ -381,9 +554,11 @@ def fit_transactions(data: TransactionData, spend: bool = True, n_starts: int = 
 
     Raises
     ------
-    CalibrationError : the data cannot support a fit (no repeat buyers, parameters not
-        identified).
+    CalibrationError : an option out of its range (``check_options``), or the data cannot
+        support a fit (no repeat buyers, parameters not identified).
     """
+    check_options(n_starts=n_starts, annual_discount_rate=annual_discount_rate,
+                  gross_margin=gross_margin, ltv_years=ltv_years)
     c = data.customers
     x, t_x, big_t = c["x"].to_numpy(float), c["t_x"].to_numpy(float), c["T"].to_numpy(float)
     if not np.any(x > 0):
@@ -479,12 +654,20 @@ def fit_transactions(data: TransactionData, spend: bool = True, n_starts: int = 
 
 
 def _provenance(source_name: str, sha: str, command: str, lines: Sequence[str]) -> str:
+    """Header comments; every line is one comment line whatever the file or stage names
+    hold (``_comment``)."""
     out = [f"# Fitted by `{command}` on {dt.date.today().isoformat()}",
-           f"# source: {source_name}, sha256 {sha}",
+           f"# source: {_comment(source_name)}, sha256 {sha}",
            *(f"# {part}" for line in lines
-             for part in textwrap.wrap(line, 94, break_on_hyphens=False,
+             for part in textwrap.wrap(_comment(line), 94, break_on_hyphens=False,
                                        subsequent_indent="  "))]
     return "\n".join(out) + "\n"
+
+
+def run_command(groups: Sequence[str], config_dir: Path | str = "DIR") -> str:
+    """The command that runs the simulator on fitted configs written into ``config_dir``."""
+    return " ".join(["python -m sim --config-dir",
+                     *(shlex.quote(str(a)) for a in (config_dir, *groups))])
 
 
 def retention_yaml(result: TransactionFit, name: str, source_name: str, sha: str) -> str:
@@ -504,9 +687,8 @@ def retention_yaml(result: TransactionFit, name: str, source_name: str, sha: str
             f"{n} {_g(bg[n])} ({_g(bg.se_of(n), 3)})" for n in ("r", "a", "b"))
         + f", alpha_days {_g(alpha_days)} ({_g(alpha_days_se, 3)})"
         + (" = 7 x alpha_weeks" if d.unit == "week" else ""),
-        f"use: python -m sim retention=fitted_{name}"
-        + (f" economics=fitted_{name}" if result.spend is not None else "")
-        + "   (add --config-dir DIR when written outside the built-in configs/)",
+        "use: " + run_command(_transaction_groups(result, name))
+        + "   (DIR: the folder holding retention/ and economics/)",
         "acting on top of the fit: segment multipliers (market.segments), loyalty and "
         "messaging, and experience (experience.churn_per_point, experience.leave_after_bad); "
         "to simulate the fitted population as it was, keep loyalty and messaging off and "
@@ -549,7 +731,8 @@ def economics_yaml(result: TransactionFit, name: str, source_name: str, sha: str
         f"order_value_mean {_g(ov['order_value_mean'])} "
         f"({_g(ov['order_value_mean_se'], 3)}), order_value_cv {_g(ov['order_value_cv'])} "
         f"({_g(ov['order_value_cv_se'], 3)}){note}",
-        f"use: python -m sim retention=fitted_{name} economics=fitted_{name}",
+        "use: " + run_command(_transaction_groups(result, name))
+        + "   (DIR: the folder holding retention/ and economics/)",
     ]
     head = _provenance(source_name, sha, "python -m sim.calibrate transactions", lines)
     return head + ("defaults:\n  - baseline\n  - _self_\n"
@@ -557,25 +740,75 @@ def economics_yaml(result: TransactionFit, name: str, source_name: str, sha: str
                    f"order_value_cv: {_yaml_number(values['order_value_cv'])}\n")
 
 
+def _transaction_groups(result: TransactionFit, name: str) -> list[str]:
+    return [f"retention=fitted_{name}"] + ([f"economics=fitted_{name}"]
+                                           if result.spend is not None else [])
+
+
 @functools.cache
 def _baseline() -> dict[str, Any]:
     return to_container(compose_config([]))
 
 
-def _read(path: Path) -> pd.DataFrame:
+def _read(path: Path, what: str) -> tuple[pd.DataFrame, str]:
+    """The table of a log the user names and its SHA-256 (``io.read_csv_text``: a regular
+    file of a sane size, UTF-8, well-formed CSV)."""
     try:
-        return io.read_csv_text(path)
+        return io.read_csv_text(path, what), io.file_sha256(path)
     except ValueError as err:  # missing, empty or malformed file: one line
         raise CalibrationError(str(err)) from None
+    except OSError as err:  # gone or unreadable between the read and the checksum
+        raise CalibrationError(f"{path}: cannot read the {what} ({err.strerror})") from None
+
+
+def _protected_dirs() -> list[Path]:
+    return [PACKAGE_DIR, CONFIG_DIR.resolve(), SCENARIO_DIR.resolve()]
+
+
+def _output_dir(folder: Path | str, option: str) -> Path:
+    """A folder the calibration writes into: outside the installed package and its built-in
+    configs and scenarios, and writable (created later, by the first write).
+
+    Raises
+    ------
+    CalibrationError : the folder is inside the package, or a path component is a file.
+    OutputError : the nearest existing folder is not writable.
+    """
+    folder = Path(folder)
+    try:
+        resolved = folder.resolve()
+    except (OSError, RuntimeError) as err:
+        raise CalibrationError(f"{option} {str(folder)!r}: not a usable path ({err})") from None
+    for protected in _protected_dirs():
+        if resolved == protected or resolved.is_relative_to(protected):
+            raise CalibrationError(
+                f"{option} {str(folder)!r} is inside the simulator's own files ({protected}: "
+                "the package, its built-in configs or scenarios); write to a folder of your "
+                f"own (the default --config-dir is ./{DEFAULT_CONFIG_DIR})")
+    existing = resolved
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise CalibrationError(f"{option} {str(folder)!r}: {existing} is a file, not a folder")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise OutputError(f"{option} {str(folder)!r}: no permission to write in {existing}")
+    return folder
+
+
+def _targets_free(targets: Sequence[Path], force: bool) -> None:
+    for target in targets:  # before the work, not after
+        if target.exists() and not force:
+            raise CalibrationError(f"{target} exists already (pass --force to replace it)")
 
 
 def _check_config(section: str, value: dict[str, Any], referral_entry: str | None = None
                   ) -> None:
-    """The fitted section composed into the baseline must pass ``build_spec``."""
+    """The fitted section composed into the baseline must pass ``build_spec`` (the
+    journey as the written YAML holds it: escaped text resolves to the names)."""
     cfg = copy.deepcopy(_baseline())
     cfg[section] = value if section == "journey" else cfg[section] | value
-    if referral_entry is not None:
-        cfg["advocacy"]["referral_entry_stage"] = referral_entry
+    if referral_entry is not None:  # as the override passes it: ${ escaped
+        cfg["advocacy"]["referral_entry_stage"] = _omegaconf_literal(referral_entry)
     try:
         build_spec(cfg)
     except SpecError as err:
@@ -584,8 +817,9 @@ def _check_config(section: str, value: dict[str, Any], referral_entry: str | Non
                                ) from None
 
 
-def transactions_report(result: TransactionFit, name: str, written: Sequence[Path]) -> str:
-    """The Markdown report of a transaction fit."""
+def transactions_report(result: TransactionFit, name: str, written: Sequence[Path],
+                        config_dir: Path | str = "DIR") -> str:
+    """The Markdown report of a transaction fit (``config_dir``: where the configs went)."""
     d, bg = result.data, result.bgnbd
     unit = d.unit
     lo, hi = bg.interval()
@@ -601,6 +835,7 @@ def transactions_report(result: TransactionFit, name: str, written: Sequence[Pat
         + (f", holdout to {d.holdout_end.date()}" if d.holdout_end is not None else "")
         + f". {len(d.customers):,} customers, {n_rep:,} of them bought again "
         f"({int(d.customers['x'].sum()):,} repeat purchases). Time unit: {unit}.",
+        *(f"\n**Warning:** {w}" for w in d.warnings),
         "",
         "## Repeat buying (BG/NBD, Fader, Hardie & Lee 2005)",
         "",
@@ -709,10 +944,9 @@ def transactions_report(result: TransactionFit, name: str, written: Sequence[Pat
         ]
     out += ["", "## Files", "", *(f"- `{p.name}` ({p.parent.name}/)" for p in written), "",
             "Run the simulator with the fitted parameters:", "", "```",
-            f"python -m sim retention=fitted_{name}"
-            + (f" economics=fitted_{name}" if result.spend is not None else ""), "```", "",
-            "(with `--config-dir DIR` first when the configs were written to a folder of "
-            "your own, DIR/retention/...).", ""]
+            run_command(_transaction_groups(result, name), config_dir), "```", "",
+            "(`--config-dir` names the folder holding retention/ and economics/; add "
+            "overrides after the groups as usual).", ""]
     return "\n".join(out)
 
 
@@ -731,26 +965,37 @@ def calibrate_transactions(path: Path, name: str | None = None, config_dir: Path
                            plots: bool = True, **options: Any) -> tuple[TransactionFit, list[Path]]:
     """Read, fit, write the configs and the report; returns the fit and the files written.
 
-    ``options`` go to ``prepare_transactions`` (column names, periods, unit) and
-    ``fit_transactions`` (spend, n_starts, annual_discount_rate, gross_margin, ltv_years).
+    ``config_dir`` defaults to ``./fitted`` (``DEFAULT_CONFIG_DIR``), ``out_dir`` to
+    ``outputs/calibration/transactions_<name>``, both relative to the working directory;
+    neither may lie inside the installed package. ``options`` go to
+    ``prepare_transactions`` (column names, periods, unit, drop_duplicates) and
+    ``fit_transactions`` (spend, n_starts, annual_discount_rate, gross_margin, ltv_years),
+    and are checked before the file is read.
+
+    Raises
+    ------
+    CalibrationError : any bad input (an ``InputError``): the file, its contents, an
+        option, a folder inside the package, a config that exists already without ``force``.
+    OutputError : a folder that cannot be written.
     """
     path = Path(path)
     name = clean_name(name or path.stem)
-    config_dir = Path(config_dir) if config_dir is not None else CONFIG_DIR
-    out_dir = Path(out_dir) if out_dir is not None else Path("outputs", "calibration",
-                                                               f"transactions_{name}")
+    config_dir = _output_dir(DEFAULT_CONFIG_DIR if config_dir is None else config_dir,
+                             "--config-dir")
+    out_dir = _output_dir(Path("outputs", "calibration", f"transactions_{name}")
+                          if out_dir is None else out_dir, "--out")
     prep = {k: options.pop(k) for k in ("customer_col", "date_col", "amount_col",
-                                         "calibration_end", "holdout_end", "unit")
+                                         "calibration_end", "holdout_end", "unit",
+                                         "drop_duplicates")
             if k in options}
+    check_options(**{k: v for k, v in options.items() if k in OPTION_RANGES})
     targets = [config_dir / "retention" / f"fitted_{name}.yaml"]
     if options.get("spend", True):
         targets.append(config_dir / "economics" / f"fitted_{name}.yaml")
-    for target in targets:  # before the work, not after
-        if target.exists() and not force:
-            raise FileExistsError(f"{target} exists already (pass --force to replace it)")
-    data = prepare_transactions(_read(path), source=path.name, **prep)
+    _targets_free(targets, force)
+    table, sha = _read(path, "transaction log")
+    data = prepare_transactions(table, source=path.name, **prep)
     result = fit_transactions(data, **options)
-    sha = io.file_sha256(path)
     bg = result.bgnbd
     alpha_days = result.alpha_days[0]
     _check_config("retention", {"model": "repeat_purchase",
@@ -788,7 +1033,7 @@ def calibrate_transactions(path: Path, name: str | None = None, config_dir: Path
     written.append(io.write_json(doc, out_dir / "fit.json"))
     if plots:
         written += _transaction_figures(result, out_dir)
-    report = transactions_report(result, name, written)
+    report = transactions_report(result, name, written, config_dir)
     written.append(io.write_text(report, out_dir / "report.md"))
     return result, written
 
@@ -851,6 +1096,8 @@ class JourneyData:
     lost_recorded: bool
     resolution_days: float
     source: str
+    n_duplicates: int = 0  # rows dropped as exact copies of an earlier row
+    warnings: tuple[str, ...] = ()  # about the data: printed on stderr, and in the report
 
 
 def prepare_journey(table: pd.DataFrame, source: str = "events",
@@ -864,20 +1111,51 @@ def prepare_journey(table: pd.DataFrame, source: str = "events",
     ``lost`` ends it as a loss (when the log never names ``lost``, losses are inferred from
     customers whose entries stop). Every other stage is a prospect stage; the entry stage
     is the one most customers start in, the others follow in the order customers reach
-    them.
+    them. Rows that are exact copies of an earlier row (every column equal) are dropped,
+    with a warning that counts them: entering a stage twice at the same recorded instant
+    would be a visit of length zero ending in itself, a self-loop the data do not have.
 
     Raises
     ------
-    CalibrationError : missing columns, no rows, empty ids or stages, bad timestamps,
-        a single customer, a stage name the simulator reserves, no customer reaching the
-        checkout.
+    CalibrationError : missing columns, no rows, empty ids or stages, bad timestamps or
+        timestamps outside ``FIRST_DATE`` .. ``LAST_DATE``, a stage name holding ``${``
+        (a config key the simulator refuses), no checkout stage named, the
+        lost stage among the checkout stages, a single customer, a stage name the simulator
+        reserves, no customer reaching the checkout.
     """
+    checkout = tuple(str(c) for c in checkout)
+    if not checkout or not all(c.strip() for c in checkout):
+        raise CalibrationError(f"--checkout {','.join(checkout)!r}: name the stages that mean "
+                               "the customer went to buy, comma-separated (such as "
+                               "checkout,purchase)")
+    if lost in checkout:
+        raise CalibrationError(f"--lost {lost!r} is also one of the checkout stages "
+                               f"(--checkout {','.join(checkout)!r}); a stage is one or the "
+                               "other")
     _require_columns(table, {"customer": (customer_col, "--customer-col"),
                              "stage": (stage_col, "--stage-col"),
                              "timestamp": (timestamp_col, "--timestamp-col")}, source)
     ids = _ids(table[customer_col], customer_col, source)
     stages = _ids(table[stage_col], stage_col, source)
+    dollar = stages.str.contains("${", regex=False).to_numpy()
+    if dollar.any():  # a stage name is a key of the written config (sim.userfiles)
+        row = int(np.flatnonzero(dollar)[0])
+        raise CalibrationError(
+            f"{source}, line {_line(row)}: {stage_col} {stages.iloc[row]!r} holds '${{', "
+            "which the simulator refuses in the keys of a config file (it reads as a "
+            "resolver); rename the stage")
     when = _parse_times(table[timestamp_col], timestamp_col, source)
+    n_rows = len(table)
+    dup, where = _duplicates(table)
+    n_dup = int(dup.sum())
+    notes = []
+    if n_dup:
+        notes.append(f"{source}: {n_dup:,} row{'s' if n_dup > 1 else ''} dropped as exact "
+                     f"cop{'ies' if n_dup > 1 else 'y'} of an earlier row ({where}); a stage "
+                     "entered twice at the same recorded time cannot be told from a copy")
+        keep = ~dup
+        table = table[keep].reset_index(drop=True)
+        ids, stages, when = (v[keep].reset_index(drop=True) for v in (ids, stages, when))
     stop = _parse_option_date(end, "--end")
     stop = when.max() if stop is None else stop
     if stop < when.min():
@@ -934,7 +1212,7 @@ def prepare_journey(table: pd.DataFrame, source: str = "events",
     # rows used: the prospect path and the entry that ends it (its first checkout or loss)
     previous_end = np.r_[-1, ended[:-1]]
     first_end = is_end & (previous_end < first_row[seg_id])
-    n_after = int(len(table) - path.sum() - first_end.sum())
+    n_after = int(len(table) - path.sum() - first_end.sum())  # duplicates apart
     channel_visits: dict[str, dict[str, fj.StageVisits]] = {}
     channel_customers: dict[str, int] = {}
     if channel_col is not None and channel_col in table.columns:
@@ -949,9 +1227,9 @@ def prepare_journey(table: pd.DataFrame, source: str = "events",
                                                    order, checkout_set,
                                                    lost if has_lost else None, resolution)
             channel_customers[name] = int((first_channel == name).sum())
-    return JourneyData(order, visits, channel_visits, channel_customers, len(table),
+    return JourneyData(order, visits, channel_visits, channel_customers, n_rows,
                        int(n_customers), n_after, start, stop, has_lost, resolution,
-                       source)
+                       source, n_dup, tuple(notes))
 
 
 @dataclass(frozen=True)
@@ -1027,7 +1305,7 @@ def referral_entry(order: Sequence[str]) -> tuple[str, str | None]:
     if default in order:
         return default, None
     entry = order[1] if len(order) > 1 else order[0]
-    return entry, f"advocacy.referral_entry_stage={entry}"
+    return entry, f"advocacy.referral_entry_stage={_hydra_value(entry)}"
 
 
 def journey_yaml(result: JourneyFit, name: str, source_name: str, sha: str) -> str:
@@ -1042,11 +1320,12 @@ def journey_yaml(result: JourneyFit, name: str, source_name: str, sha: str) -> s
            "inferred (customers whose entries stop may be lost or still in the stage)") + ".",
         "Dwell kind chosen by AIC; exits are the probabilities after a visit (the rest is "
         "lost). Levers and experience points are not estimated (none set here).",
-        f"use: python -m sim journey=fitted_{name}{_extra(d.order)}   (add --config-dir DIR "
-        "when written outside the built-in configs/)",
+        "use: " + run_command(_journey_groups(d.order, name))
+        + "   (DIR: the folder holding journey/)",
     ]
     out = [_provenance(source_name, sha, "python -m sim.calibrate journey", lines).rstrip("\n")]
-    out += [f"name: {j['name']}", f"description: {j['description']!r}", "stages:"]
+    out += [f"name: {_yaml_str(j['name'])}", f"description: {_yaml_str(j['description'])}",
+            "stages:"]
     for stage, st in j["stages"].items():
         f = result.stages[stage]
         dw = f.dwell
@@ -1060,24 +1339,38 @@ def journey_yaml(result: JourneyFit, name: str, source_name: str, sha: str) -> s
                else ""))
         out.append(f"    dwell: {{{dwell}}}{note}")
         exits = ", ".join(f"{_yaml_key(k)}: {_yaml_number(v)}" for k, v in st["exits"].items())
-        cis = "; ".join(f"{e.target} {e.prob:.4f} [{e.low:.4f}, {e.high:.4f}]" for e in f.exits)
+        cis = _comment("; ".join(f"{e.target} {e.prob:.4f} [{e.low:.4f}, {e.high:.4f}]"
+                                 for e in f.exits))
         out.append(f"    exits: {{{exits}}}")
         out.append(f"    # exit probabilities [95% CI]: {cis}")
         out.append("    levers: []")
         out.append("    experience: 0.0")
     out.append("report:")
     for label, states in j["report"].items():
-        out.append(f"  {_yaml_key(label)}: [{', '.join(_yaml_key(s) for s in states)}]")
+        out.append(f"  {_yaml_key(label)}: [{', '.join(_yaml_str(s) for s in states)}]")
     out += ["content_quality: 1.0", "site_usability: 1.0", "social_proof: 0.0"]
     return "\n".join(out) + "\n"
 
 
-def _extra(order: Sequence[str]) -> str:
+def _journey_groups(order: Sequence[str], name: str) -> list[str]:
     override = referral_entry(order)[1]
-    return f" {override}" if override else ""
+    return [f"journey=fitted_{name}", *([override] if override else [])]
 
 
-def journey_report(result: JourneyFit, name: str, written: Sequence[Path]) -> str:
+def _hydra_value(text: str) -> str:
+    """``text`` as a command-line override value Hydra reads back as ``text``: plain when it
+    can be, else single-quoted with quotes, trailing backslashes and ``${`` escaped."""
+    if _plain(text):
+        return text
+    text = _omegaconf_literal(text)
+    text = re.sub(r"(\\*)'", lambda m: m.group(1) * 2 + "\\'", text)
+    text = re.sub(r"(\\+)$", lambda m: m.group(1) * 2, text)
+    return f"'{text}'"
+
+
+def journey_report(result: JourneyFit, name: str, written: Sequence[Path],
+                   config_dir: Path | str = "DIR") -> str:
+    """The Markdown report of a journey fit (``config_dir``: where the config went)."""
     d = result.data
     out = [
         f"# Calibration from {d.source}: the pre-purchase funnel",
@@ -1091,6 +1384,7 @@ def journey_report(result: JourneyFit, name: str, written: Sequence[Path]) -> st
            "lost, and the likelihood weighs both (S(c) + F(c) P(lost)).")
         + f" Timestamp resolution {'1 day' if d.resolution_days == 1 else '1 second'} "
         "(visits recorded with zero length lasted less).",
+        *(f"\n**Warning:** {w}" for w in d.warnings),
         "",
         f"Stages in order: {', '.join(d.order)} (the entry stage first).",
         "",
@@ -1128,31 +1422,39 @@ def journey_report(result: JourneyFit, name: str, written: Sequence[Path]) -> st
                        f"[{_g(r.low, 3)}, {_g(r.high, 3)}] |")
     out += ["", "## Files", "", *(f"- `{p.name}` ({p.parent.name}/)" for p in written), "",
             "Run the simulator on the fitted journey:", "", "```",
-            f"python -m sim journey=fitted_{name}{_extra(d.order)}", "```", "",
-            "(with `--config-dir DIR` first when the config was written to a folder of your "
-            "own, DIR/journey/...). Levers and experience points are left empty: add them "
-            "to the file to let interventions act on the fitted stages.", ""]
+            run_command(_journey_groups(d.order, name), config_dir), "```", "",
+            "(`--config-dir` names the folder holding journey/). Levers and experience points "
+            "are left empty: add them to the file to let interventions act on the fitted "
+            "stages.", ""]
     return "\n".join(out)
 
 
 def calibrate_journey(path: Path, name: str | None = None, config_dir: Path | None = None,
                       out_dir: Path | None = None, force: bool = False, plots: bool = True,
                       **options: Any) -> tuple[JourneyFit, list[Path]]:
-    """Read, fit, write ``journey/fitted_<name>.yaml`` and the report."""
+    """Read, fit, write ``journey/fitted_<name>.yaml`` and the report (folders as in
+    ``calibrate_transactions``: ``./fitted`` and ``outputs/calibration/journey_<name>`` by
+    default, never inside the package); ``options`` go to ``prepare_journey``.
+
+    Raises
+    ------
+    CalibrationError : any bad input, as in ``calibrate_transactions``.
+    OutputError : a folder that cannot be written.
+    """
     path = Path(path)
     name = clean_name(name or path.stem)
-    config_dir = Path(config_dir) if config_dir is not None else CONFIG_DIR
-    out_dir = Path(out_dir) if out_dir is not None else Path("outputs", "calibration",
-                                                               f"journey_{name}")
+    config_dir = _output_dir(DEFAULT_CONFIG_DIR if config_dir is None else config_dir,
+                             "--config-dir")
+    out_dir = _output_dir(Path("outputs", "calibration", f"journey_{name}")
+                          if out_dir is None else out_dir, "--out")
     target = config_dir / "journey" / f"fitted_{name}.yaml"
-    if target.exists() and not force:
-        raise FileExistsError(f"{target} exists already (pass --force to replace it)")
-    data = prepare_journey(_read(path), source=path.name, **options)
+    _targets_free([target], force)
+    table, sha = _read(path, "journey log")
+    data = prepare_journey(table, source=path.name, **options)
     result = fit_journey(data)
-    _check_config("journey", _journey_dict(result, name), referral_entry(data.order)[0])
-    sha = io.file_sha256(path)
-    written = [io.write_new_text(journey_yaml(result, name, path.name, sha), target,
-                                 overwrite=force)]
+    text = journey_yaml(result, name, path.name, sha)
+    _check_config("journey", yaml.safe_load(text), referral_entry(data.order)[0])
+    written = [io.write_new_text(text, target, overwrite=force)]
     written.append(io.write_table(result.stage_table(), out_dir / "dwell.csv"))
     written.append(io.write_table(result.exit_table(), out_dir / "exits.csv"))
     if len(result.channels):
@@ -1168,7 +1470,8 @@ def calibrate_journey(path: Path, name: str | None = None, config_dir: Path | No
     written.append(io.write_json(doc, out_dir / "fit.json"))
     if plots:
         written += _journey_figures(result, out_dir)
-    written.append(io.write_text(journey_report(result, name, written), out_dir / "report.md"))
+    written.append(io.write_text(journey_report(result, name, written, config_dir),
+                                 out_dir / "report.md"))
     return result, written
 
 
@@ -1251,18 +1554,27 @@ def journey_from_run(events: pd.DataFrame, channels: pd.Series | None = None,
 
 
 # ----------------------------------------------------------------------------- CLI
+def _range_help(key: str) -> str:
+    low, high, low_in, high_in, _ = OPTION_RANGES[key]
+    return f"{'[' if low_in else '('}{low:g}, {high:g}{']' if high_in else ')'}"
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m sim.calibrate",
         description="Fit the simulator's repeat buying and spend to a transaction log, or its "
-                    "funnel to a journey event log, and write configs the simulator uses.")
+                    "funnel to a journey event log, and write configs the simulator uses.",
+        epilog="Bad input prints one line 'error: ...' and exits with status 2; a folder that "
+               "cannot be written, status 1. Warnings about the data go to stderr and the "
+               "report.")
     sub = parser.add_subparsers(dest="command", required=True)
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--name", help="config name: writes fitted_<name>.yaml (default: the "
                                        "file name)")
     common.add_argument("--config-dir", type=Path, default=None,
-                        help="folder of config groups to write into (default: the built-in "
-                             "configs/); use it with python -m sim --config-dir DIR")
+                        help=f"folder of config groups to write into (default: "
+                             f"./{DEFAULT_CONFIG_DIR}; never the installed package); run the "
+                             "simulator with python -m sim --config-dir DIR ...")
     common.add_argument("--out", type=Path, default=None,
                         help="report folder (default: outputs/calibration/<command>_<name>)")
     common.add_argument("--force", action="store_true", help="replace existing configs")
@@ -1282,11 +1594,19 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--unit", choices=sorted(DAYS_PER_UNIT), default="day",
                    help="time unit of the fit (the configs are always in days)")
     t.add_argument("--no-spend", action="store_true", help="fit repeat buying only")
+    t.add_argument("--drop-duplicates", action="store_true",
+                   help="drop rows that are exact copies of an earlier row (by default they "
+                        "are kept, with a warning)")
     t.add_argument("--gross-margin", type=float, default=1.0,
-                   help="share of the amounts kept as margin, for the LTV (default 1)")
-    t.add_argument("--annual-discount-rate", type=float, default=0.10)
-    t.add_argument("--ltv-years", type=float, default=3.0, help="LTV horizon (default 3)")
-    t.add_argument("--starts", type=int, default=6, help="starting points of the optimiser")
+                   help="share of the amounts kept as margin, for the LTV, in "
+                        f"{_range_help('gross_margin')} (default 1)")
+    t.add_argument("--annual-discount-rate", type=float, default=0.10,
+                   help=f"in {_range_help('annual_discount_rate')} (default 0.10)")
+    t.add_argument("--ltv-years", type=float, default=3.0,
+                   help=f"LTV horizon in years, in {_range_help('ltv_years')} (default 3)")
+    t.add_argument("--starts", type=int, default=6,
+                   help=f"starting points of the optimiser, in {_range_help('n_starts')} "
+                        "(default 6)")
 
     j = sub.add_parser("journey", parents=[common],
                        help="stage dwell times and exit probabilities from a journey event log")
@@ -1306,40 +1626,77 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
-    """``python -m sim.calibrate {transactions,journey} FILE [options]``; see ``--help``."""
-    args = _parser().parse_args(argv)
+def _one_line(text: object) -> str:
+    """A message on one line: line breaks in file or stage names shown escaped."""
+    return str(text).replace("\r", "\\r").replace("\n", "\\n")
+
+
+def _run(args: argparse.Namespace) -> tuple[str, list[Path], list[str], list[str]]:
+    """Fit as the arguments say: the summary, the files written, the warnings and the
+    command to run next."""
     common = {"name": args.name, "config_dir": args.config_dir, "out_dir": args.out,
               "force": args.force, "plots": not args.no_plots}
-    try:
+    # numerical noise of odd data (overflow in a tail term, a log of zero) is judged by
+    # the fit's own checks, which raise or warn in words; numpy's warnings would only
+    # add lines without a file or option to them
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
         if args.command == "transactions":
-            if not 0 < args.gross_margin <= 1 or args.annual_discount_rate < 0 \
-                    or args.ltv_years <= 0 or args.starts < 1:
-                raise CalibrationError("--gross-margin must be in (0, 1], "
-                                       "--annual-discount-rate >= 0, --ltv-years > 0 and "
-                                       "--starts >= 1")
+            check_options(gross_margin=args.gross_margin,
+                          annual_discount_rate=args.annual_discount_rate,
+                          ltv_years=args.ltv_years, n_starts=args.starts)
             result, written = calibrate_transactions(
                 args.file, customer_col=args.customer_col, date_col=args.date_col,
                 amount_col=args.amount_col, calibration_end=args.calibration_end,
                 holdout_end=args.holdout_end, unit=args.unit, spend=not args.no_spend,
-                n_starts=args.starts, annual_discount_rate=args.annual_discount_rate,
+                drop_duplicates=args.drop_duplicates, n_starts=args.starts,
+                annual_discount_rate=args.annual_discount_rate,
                 gross_margin=args.gross_margin, ltv_years=args.ltv_years, **common)
-            summary = _transactions_summary(result)
-        else:
-            checkout = tuple(s.strip() for s in args.checkout.split(",") if s.strip())
-            result, written = calibrate_journey(
-                args.file, customer_col=args.customer_col, stage_col=args.stage_col,
-                timestamp_col=args.timestamp_col, channel_col=args.channel_col,
-                end=args.end, checkout=checkout, lost=args.lost, **common)
-            summary = _journey_summary(result)
-    except (CalibrationError, FileExistsError, OSError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+            fits = [result.bgnbd, *([result.spend] if result.spend is not None else [])]
+            notes = [*result.data.warnings, *(w for f in fits for w in f.warnings)]
+            groups = _transaction_groups(result, clean_name(args.name or args.file.stem))
+            return _transactions_summary(result), written, notes, groups
+        checkout = tuple(s.strip() for s in args.checkout.split(",") if s.strip())
+        result, written = calibrate_journey(
+            args.file, customer_col=args.customer_col, stage_col=args.stage_col,
+            timestamp_col=args.timestamp_col, channel_col=args.channel_col,
+            end=args.end, checkout=checkout, lost=args.lost, **common)
+        notes = [*result.data.warnings, *(f"{stage}: {w}" for stage, f in result.stages.items()
+                                          for w in f.warnings)]
+        groups = _journey_groups(result.data.order, clean_name(args.name or args.file.stem))
+        return _journey_summary(result), written, notes, groups
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m sim.calibrate {transactions,journey} FILE [options]``; see ``--help``.
+
+    Returns 0, or ``EXIT_INPUT`` (2) after one line ``error: ...`` on stderr for bad input,
+    ``EXIT_OUTPUT`` (1) when a folder cannot be written, ``EXIT_INTERRUPTED`` on Ctrl-C.
+    """
+    args = _parser().parse_args(argv)
+    try:
+        summary, written, notes, groups = _run(args)
+    except (InputError, FileExistsError) as err:
+        print(f"error: {_one_line(err)}", file=sys.stderr)
+        return EXIT_INPUT
+    except OSError as err:  # OutputError, or a write that failed (disk full, permissions)
+        where = f"{err.filename}: " if getattr(err, "filename", None) else ""
+        print(f"error: cannot write the outputs: {_one_line(where)}"
+              f"{_one_line(err.strerror or err)}", file=sys.stderr)
+        return EXIT_OUTPUT
+    except KeyboardInterrupt:
+        print("error: interrupted; files already written are complete, the rest are missing",
+              file=sys.stderr)
+        return EXIT_INTERRUPTED
+    for note in notes:
+        print(f"warning: {_one_line(note)}", file=sys.stderr)
     print(summary)
     configs = [p for p in written if p.suffix == ".yaml"]
     print("\nwrote " + ", ".join(str(p) for p in configs))
     print(f"report: {written[-1]} (and {len(written) - len(configs) - 1} more files in "
           f"{written[-1].parent})")
+    config_dir = args.config_dir if args.config_dir is not None else DEFAULT_CONFIG_DIR
+    print(f"next: {run_command(groups, config_dir)}")
     return 0
 
 
@@ -1360,8 +1717,6 @@ def _transactions_summary(result: TransactionFit) -> str:
     chi = result.chi_square
     lines.append(f"chi-square (repeat purchase histogram): {chi['statistic']:.4g}, df "
                  f"{chi['df']}, p = {_g(chi['p_value'], 3)}")
-    for w in (*bg.warnings, *(result.spend.warnings if result.spend else ())):
-        lines.append(f"warning: {w}")
     return "\n".join(lines)
 
 
@@ -1372,13 +1727,12 @@ def _journey_summary(result: JourneyFit) -> str:
     if override:
         lines.append(f"  note: the journey has no stage "
                      f"{_baseline()['advocacy']['referral_entry_stage']!r} for referred "
-                     f"prospects: run the simulator with {override}")
+                     f"prospects: run the simulator with {shlex.quote(override)}")
     for stage in result.data.order:
         f = result.stages[stage]
         exits = ", ".join(f"{e.target} {e.prob:.3f}" for e in f.exits)
         lines.append(f"  {stage}: {f.dwell.kind} mean {_g(f.dwell.mean_days)} days, cv "
                      f"{_g(f.dwell.cv)}; exits {exits}")
-        lines += [f"  warning: {w}" for w in f.warnings]
     return "\n".join(lines)
 
 

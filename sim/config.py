@@ -110,7 +110,8 @@ def field_range(f: Field[Any]) -> Range | None:
 
 # ranges used by many keys
 PROBABILITY = between(0, 1)
-ODDS = between(0, 100, lo_open=True)  # an odds (or rate) multiplier
+# an odds (or rate) multiplier; from 1/1000, so that a purchase rate cannot underflow to 0
+ODDS = between(0.001, 100)
 SCORE = between(-2, 2)  # experience points: the score lives in [-2, 2]
 LOGIT_WEIGHT = between(-20, 20)  # log-odds per unit
 MONEY_PER_DAY = between(0, 1e9)

@@ -40,7 +40,9 @@ __all__ = [
     "StageSpec",
     "abandon_probability",
     "build_spec",
+    "numeric_values",
     "odds_shift",
+    "unknown_keys",
 ]
 
 CHECKOUT = "checkout"
@@ -465,18 +467,19 @@ def _pruned(tree: Any, paths: list[tuple[Any, ...]]) -> Any:
 
 
 def numeric_values(node: Any, tp: Any = RootConfig, allowed: Range | None = None,
-                   keys: tuple[Any, ...] = ()) -> Iterator[tuple[tuple[Any, ...], Any, Range]]:
+                   keys: tuple[Any, ...] = (), with_none: bool = False
+                   ) -> Iterator[tuple[tuple[Any, ...], Any, Range]]:
     """(key path, value, allowed range) of every numeric value of a config (a plain nested
     dict checked for unknown keys), maps' entries included; None (an optional key left
-    out) is skipped."""
+    out) only ``with_none``."""
     children = list(_children(node, tp))
-    if not children and allowed is not None and node is not None and not isinstance(
-            node, Mapping | list):
+    if (not children and allowed is not None and (node is not None or with_none)
+            and not isinstance(node, Mapping | list)):
         yield keys, node, allowed
     for key, child, child_tp, f in children:
         if child_tp is not None:
             rng = field_range(f) if f is not None else allowed
-            yield from numeric_values(child, child_tp, rng, (*keys, key))
+            yield from numeric_values(child, child_tp, rng, (*keys, key), with_none)
 
 
 def _check_ranges(c: Mapping[str, Any], chk: _Checker) -> None:

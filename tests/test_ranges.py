@@ -1,0 +1,321 @@
+"""Every config value checked: ranges, unknown keys, settings that make no sense, and the work
+guard (issue 12, "Hardening").
+
+Every numeric key of the schema declares its allowed range (``sim.config.between``); the
+sweep below sets each numeric value of the composed config, one at a time, to the two ends
+of its range and runs a tiny simulation on both engines: it either runs with metrics free of
+infinities or stops with a ``SpecError`` (the guards are ``SpecError``s too), never an
+``OverflowError``, a ``ZeroDivisionError`` or a RuntimeWarning (which pyproject turns into an
+error for ``sim.*``). The keys are listed from the schema, so a new key is covered at once.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import math
+import time
+import typing
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from omegaconf import DictConfig, OmegaConf
+
+import sim
+from sim.api import WorkGuardError, check_memory, check_work
+from sim.config import Range, RootConfig, compose_config, field_range, to_container
+from sim.engine import simulate
+from sim.experiment import estimated_work_seconds
+from sim.metrics import replication_metrics
+from sim.spec import SpecError, build_spec, numeric_values
+
+TINY = ["market.size=100", "run.horizon_days=60", "run.replications=1", "run.progress=false"]
+
+
+# ------------------------------------------------------------------------ the schema
+def _schema_fields(cls: type = RootConfig, prefix: str = "") -> Iterator[tuple[str, Any, Any]]:
+    """(path, type, field) of every field of the schema, maps' entries as ``*``."""
+    hints = typing.get_type_hints(cls)
+    for f in dataclasses.fields(cls):
+        tp, path = hints[f.name], f"{prefix}{f.name}"
+        yield path, tp, f
+        while typing.get_origin(tp) in (dict, list):
+            tp = typing.get_args(tp)[-1]
+            path += ".*"
+        if dataclasses.is_dataclass(tp):
+            yield from _schema_fields(tp, f"{path}.")
+
+
+def _is_numeric(tp: Any) -> bool:
+    while typing.get_origin(tp) in (dict, list):
+        tp = typing.get_args(tp)[-1]
+    args = typing.get_args(tp) or (tp,)
+    return any(a in (int, float) for a in args)
+
+
+NUMERIC_FIELDS = [(p, f) for p, tp, f in _schema_fields() if _is_numeric(tp)]
+
+
+def test_every_numeric_key_declares_a_range_that_holds_its_default() -> None:
+    assert len(NUMERIC_FIELDS) >= 90  # the walk found the schema
+    for path, f in NUMERIC_FIELDS:
+        allowed = field_range(f)
+        assert isinstance(allowed, Range), path
+        assert math.isfinite(allowed.lo) and math.isfinite(allowed.hi), path
+        assert allowed.lo < allowed.hi, path
+        default = f.default if f.default is not dataclasses.MISSING else None
+        assert default is None or default in allowed, (path, default, str(allowed))
+
+
+def test_range_membership_refuses_nan_infinity_and_the_open_ends() -> None:
+    r = Range(0, 1, lo_open=True)
+    assert 0.5 in r and 1 in r
+    assert 0 not in r and math.nan not in r and math.inf not in r and True not in r
+    assert str(r) == "(0, 1]" and r.describe() == "a finite number in (0, 1]"
+    n = Range(1, 10, integer=True)
+    assert 1 in n and 10 in n and 1.5 not in n and 11 not in n
+    assert n.describe() == "an integer in [1, 10]"
+
+
+# ------------------------------------------------------------ the issue's probes
+@pytest.mark.parametrize(("overrides", "expected"), [
+    (["channels.social.hill_shape=1000"], ["channels.social.hill_shape = 1000.0", "[0.1, 10]"]),
+    (["economics.order_value_mean=1e308"], ["economics.order_value_mean = 1e+308",
+                                            "(0, 1e+07]"]),
+    (["channels.paid_ads.fixed_cost_per_day=1e308"],
+     ["channels.paid_ads.fixed_cost_per_day = 1e+308", "[0, 1e+09]"]),
+    (["checkout.weights.per_missing_payment_method=nan", "checkout.weights.trust=1e308",
+      "checkout.weights.per_second_load=inf"],
+     ["checkout.weights.per_missing_payment_method = nan", "checkout.weights.trust = 1e+308",
+      "checkout.weights.per_second_load = inf", "(3 problems)", "[-20, 20]"]),
+    (["run.engine=fast", "run.tick_days=1e-9"], ["run.tick_days = 1e-09", "[0.01, 30]"]),
+    (["run.horizon_days=100000", "market.size=3000"],
+     ["run.horizon_days = 100000.0", "[1, 7305]"]),
+    (["+checkout.hiden_fees=false"], ["checkout.hiden_fees = False",
+                                      "did you mean 'checkout.hidden_fees'?", "'+key=value'"]),
+    (["+foo=1"], ["foo = 1", "no such top-level key", "market, journey"]),
+])
+def test_issue_probes_are_refused_naming_key_value_and_range(overrides: list[str],
+                                                              expected: list[str]) -> None:
+    with pytest.raises(SpecError) as err:
+        build_spec(compose_config(overrides))
+    for text in expected:
+        assert text in str(err.value), str(err.value)
+
+
+def test_unknown_keys_in_a_plain_dict_are_listed_with_every_other_problem(
+        make_config: Any) -> None:
+    cfg = make_config()
+    cfg["checkout"]["hiden_fees"] = False
+    cfg["channels"]["search"]["hill_shap"] = 2.0
+    cfg["channels"]["paid_ads"]["campaigns"][0]["spend_per_dya"] = 5.0
+    cfg["advocacy"]["advocate_prob"] = 1.5
+    with pytest.raises(SpecError) as err:
+        build_spec(cfg)
+    paths = [p for p, _, _ in err.value.problems]
+    assert sorted(paths) == sorted(["checkout.hiden_fees", "channels.search.hill_shap",
+                                    "channels.paid_ads.campaigns[0].spend_per_dya",
+                                    "advocacy.advocate_prob"])
+    assert "did you mean 'channels.search.hill_shape'?" in str(err.value)
+    assert "did you mean 'channels.paid_ads.campaigns[0].spend_per_day'?" in str(err.value)
+
+
+def test_named_map_entries_are_free_but_their_keys_are_not(make_config: Any) -> None:
+    cfg = make_config()
+    cfg["market"]["segments"]["value"]["sharre"] = 0.5
+    with pytest.raises(SpecError) as err:
+        build_spec(cfg)
+    assert [p for p, _, _ in err.value.problems] == ["market.segments.value.sharre"]
+
+
+def test_a_key_checked_specifically_is_not_reported_twice(make_config: Any) -> None:
+    cfg = make_config()
+    cfg["journey"]["stages"]["awareness"]["dwell"]["mean_days"] = math.inf
+    cfg["run"]["replications"] = 0
+    with pytest.raises(SpecError) as err:
+        build_spec(cfg)
+    paths = [p for p, _, _ in err.value.problems]
+    assert sorted(paths) == ["journey.stages.awareness.dwell.mean_days", "run.replications"]
+    assert ">= 1" in str(err.value)  # the specific message is the one kept
+
+
+@pytest.mark.parametrize("case", ["no reach", "no channels", "campaign after the horizon"])
+def test_nobody_can_become_aware_is_refused_plainly(make_config: Any, case: str) -> None:
+    cfg = make_config("run.horizon_days=100")
+    for ch in cfg["channels"].values():
+        ch["organic_reach_per_day"] = 0.0
+        if case != "campaign after the horizon":
+            ch["max_reach_per_day"] = 0.0
+        else:
+            ch["spend_per_day"] = 0.0
+            ch["campaigns"] = [{"start_day": 200, "end_day": 230, "spend_per_day": 100.0}]
+    if case == "no channels":
+        cfg["channels"] = {}
+    with pytest.raises(SpecError) as err:
+        build_spec(cfg)
+    assert [p for p, _, _ in err.value.problems] == ["channels"]
+    assert "nobody ever becomes aware" in str(err.value)
+    # one channel with reach on one day is enough
+    if case == "campaign after the horizon":
+        cfg["run"]["horizon_days"] = 201
+        assert build_spec(cfg).reach_per_day.max() > 0
+
+
+# --------------------------------------------------------- the extremes of every key
+def _ends(allowed: Range) -> list[float]:
+    if allowed.integer:
+        return [int(allowed.lo), int(allowed.hi)]
+    lo = math.nextafter(allowed.lo, math.inf) if allowed.lo_open else allowed.lo
+    hi = math.nextafter(allowed.hi, -math.inf) if allowed.hi_open else allowed.hi
+    return [lo, hi]
+
+
+def _pattern(keys: tuple[Any, ...], cfg: DictConfig) -> str:
+    """A key path with map entries and list items as ``*``: one case per schema field."""
+    out, node = [], cfg
+    for k in keys:
+        named = isinstance(node, DictConfig) and OmegaConf.get_type(node) is dict
+        out.append("*" if isinstance(k, int) or named else str(k))
+        node = node[k]
+    return ".".join(out)
+
+
+def _extreme_cases(every_entry: bool) -> list[tuple[tuple[Any, ...], Any]]:
+    cfg = compose_config(TINY)
+    cases, seen = [], set()
+    for keys, _, allowed in numeric_values(to_container(cfg), with_none=True):
+        pattern = _pattern(keys, cfg)
+        if every_entry or pattern not in seen:
+            seen.add(pattern)
+            cases += [(keys, value) for value in _ends(allowed)]
+    return cases
+
+
+@functools.cache
+def _tiny(engine: str) -> DictConfig:
+    """The tiny config, composed once per engine (each case sets one value and restores it)."""
+    return compose_config([*TINY, f"run.engine={engine}"])
+
+
+def _run_extreme(engine: str, keys: tuple[Any, ...], value: Any) -> str:
+    """Set one value, build, guard and run a replication: 'ran' or 'refused'."""
+    cfg = _tiny(engine)
+    node = cfg
+    for k in keys[:-1]:
+        node = node[k]
+    before = node[keys[-1]]
+    node[keys[-1]] = value
+    try:
+        spec = build_spec(cfg)
+        check_memory(spec, 1)
+        check_work(spec, 1)
+    except SpecError:
+        return "refused"
+    finally:
+        node[keys[-1]] = before
+    result = simulate(spec, spec.seed, spec.first_replication)
+    metrics = replication_metrics(result, spec)
+    infinite = [k for k, v in metrics.items() if math.isinf(v)]
+    assert not infinite, (keys, value, infinite)
+    return "ran"
+
+
+FAST_CASES = _extreme_cases(every_entry=False)
+ALL_CASES = _extreme_cases(every_entry=True)
+
+
+def _ids(cases: list[tuple[tuple[Any, ...], Any]]) -> list[str]:
+    return [f"{'.'.join(map(str, k))}={v!r}" for k, v in cases]
+
+
+def test_the_sweep_covers_every_numeric_field_of_the_schema() -> None:
+    """A new numeric key is swept without editing this file (map entries once each)."""
+    cfg = compose_config(TINY)
+    swept = {_pattern(k, cfg) for k, _ in FAST_CASES}
+    fields = {p + (".*" if typing.get_origin(tp) is dict else "")
+              for p, tp, _ in _schema_fields() if _is_numeric(tp)}
+    assert fields - swept == set()
+    assert len(fields) == len(NUMERIC_FIELDS) >= 90
+
+
+@pytest.mark.parametrize(("keys", "value"), FAST_CASES, ids=_ids(FAST_CASES))
+@pytest.mark.parametrize("engine", ["agent", "fast"])
+def test_each_key_at_each_end_of_its_range_runs_or_is_refused(engine: str, keys: tuple,
+                                                              value: Any) -> None:
+    assert _run_extreme(engine, keys, value) in ("ran", "refused")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("keys", "value"), ALL_CASES, ids=_ids(ALL_CASES))
+@pytest.mark.parametrize("engine", ["agent", "fast"])
+def test_every_entry_at_each_end_of_its_range_runs_or_is_refused(engine: str, keys: tuple,
+                                                                 value: Any) -> None:
+    assert _run_extreme(engine, keys, value) in ("ran", "refused")
+
+
+def test_the_sweep_can_tell_a_run_from_a_refusal() -> None:
+    keys = ("economics", "order_value_mean")
+    assert _run_extreme("agent", keys, 1e7) == "ran"
+    assert _run_extreme("agent", keys, math.nextafter(1e7, math.inf)) == "refused"
+    assert _run_extreme("fast", ("market", "size"), 10_000_000_000) == "refused"  # the guards
+
+
+# ------------------------------------------------------------------- the work guard
+def _work(*overrides: str) -> float:
+    return estimated_work_seconds(build_spec(compose_config(list(overrides))))
+
+
+def test_work_estimate_grows_with_every_dimension_of_the_run() -> None:
+    base = _work("market.size=20000", "run.engine=fast")
+    assert _work("market.size=200000", "run.engine=fast") > base
+    assert _work("market.size=20000", "run.engine=fast", "run.replications=20") > base
+    assert _work("market.size=20000", "run.engine=fast", "run.horizon_days=3650") > base
+    assert _work("market.size=20000", "run.engine=fast", "run.tick_days=0.1") > base
+    assert _work("market.size=20000", "run.engine=fast", "retention.repeat.b=1e6") > base
+    # the cohort tables grow with the square of the horizon in months
+    short = _work("market.size=1", "run.horizon_days=3652")
+    long = _work("market.size=1", "run.horizon_days=7305")
+    assert long - short > 2.5 * (short - _work("market.size=1", "run.horizon_days=1"))
+
+
+def test_work_guard_refuses_a_big_run_and_says_what_to_do() -> None:
+    overrides = ["market.size=20000000", "run.engine=fast", "run.replications=50"]
+    spec = build_spec(compose_config(overrides))
+    with pytest.raises(WorkGuardError) as err:
+        check_work(spec)
+    text = str(err.value)
+    hours = estimated_work_seconds(spec) / 3600
+    assert f"about {hours:.1f} hours" in text and "limit of 2 hours" in text
+    assert "market.size" in text and "run.horizon_days" in text
+    assert "run.tick_days" in text and "run.work_guard=false" in text
+    assert isinstance(err.value, SpecError)  # exit status 2, like every input error
+    check_work(build_spec(compose_config([*overrides, "run.work_guard=false"])))
+    check_work(build_spec(compose_config(["run=smoke"])))  # an ordinary run passes
+    for shipped in ([], ["run.engine=fast"], ["market.size=1000000", "run.engine=fast"]):
+        check_work(build_spec(compose_config(shipped)))  # the README's own examples
+
+
+def test_work_guard_is_an_execution_setting() -> None:
+    on = build_spec(compose_config(["run=smoke"]))
+    off = build_spec(compose_config(["run=smoke", "run.work_guard=false"]))
+    assert not off.work_guard and on.fingerprint() == off.fingerprint()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("overrides", [
+    ["market.size=3000", "run.engine=agent", "run.horizon_days=730"],
+    ["market.size=3000", "run.engine=fast", "run.horizon_days=1095"],
+    ["market.size=1000", "run.engine=agent", "run.horizon_days=3650", "run.replications=2"],
+])
+def test_work_estimate_is_within_a_factor_of_four_of_a_measured_run(
+        overrides: list[str], tmp_path: Path) -> None:
+    """Measured as the command line runs it: the run, its tables and its figures. The factor
+    allows for a loaded machine (the constants were measured on one)."""
+    cfg = compose_config([*overrides, "run.progress=false"])
+    start = time.perf_counter()
+    sim.run(cfg=cfg).write(tmp_path)
+    measured = time.perf_counter() - start
+    estimate = estimated_work_seconds(build_spec(cfg))
+    assert estimate / 4 <= measured <= estimate * 4, (estimate, measured)

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+from scipy import special
 from tqdm import tqdm
 
 from sim.engine import OUTCOMES, TICKET_OUTCOMES, SimulationResult, simulate
@@ -271,8 +272,10 @@ def _journey_visits_and_checkout(spec: ModelSpec) -> tuple[float, float]:
 
 def _purchases_per_buyer(spec: ModelSpec) -> float:
     """Expected orders of a buyer over the half horizon a buyer has on average: the first,
-    then repeats (or renewals) at the mean rate lambda, each followed by drop-out with the
-    mean probability p, about lambda T / (1 + lambda T p) of them."""
+    then repeats (or renewals) at the mean rate lambda, each followed by drop-out with
+    probability p, about lambda T / (1 + lambda T p) of them, averaged over the Beta
+    distribution of p (at its quantiles: with a small Beta shape many buyers almost never
+    drop out, which the mean p would hide)."""
     ret, loy = spec.retention, spec.loyalty
     shares = np.asarray(spec.segment_shares)
     if ret.model == "none":
@@ -280,14 +283,14 @@ def _purchases_per_buyer(spec: ModelSpec) -> float:
     member = 1.0 + (loy.enrol_prob * (loy.rate_multiplier - 1.0) if loy.enabled else 0.0)
     churn = float(shares @ np.asarray(spec.segment_churn))
     if ret.model == "subscription":
-        rate = 1.0 / ret.period_days
-        p = ret.sub_alpha / (ret.sub_alpha + ret.sub_beta)
+        rate, a, b = 1.0 / ret.period_days, ret.sub_alpha, ret.sub_beta
     else:
         rate = (ret.r / ret.alpha_days * float(shares @ np.asarray(spec.segment_purchase_rate))
                 * ret.rate_multiplier * member)
-        p = ret.a / (ret.a + ret.b)
+        a, b = ret.a, ret.b
     exposure = rate * spec.horizon_days / 2
-    return 1.0 + exposure / (1.0 + exposure * min(1.0, p * churn))
+    p = special.betaincinv(a, b, (np.arange(64) + 0.5) / 64)
+    return 1.0 + float(np.mean(exposure / (1.0 + exposure * np.minimum(1.0, p * churn))))
 
 
 def estimated_work_seconds(spec: ModelSpec, replications: int | None = None) -> float:

@@ -11,6 +11,7 @@ error for ``sim.*``). The keys are listed from the schema, so a new key is cover
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import functools
 import math
@@ -21,6 +22,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, event, given, settings
+from hypothesis import strategies as st
 from omegaconf import DictConfig, OmegaConf
 
 import sim
@@ -260,6 +263,54 @@ def test_the_sweep_can_tell_a_run_from_a_refusal() -> None:
     assert _run_extreme("agent", keys, 1e7) == "ran"
     assert _run_extreme("agent", keys, math.nextafter(1e7, math.inf)) == "refused"
     assert _run_extreme("fast", ("market", "size"), 10_000_000_000) == "refused"  # the guards
+
+
+# ------------------------------------------------- several keys at once (hypothesis)
+SWEPT = [(keys, allowed) for keys, _, allowed in
+         numeric_values(to_container(compose_config(TINY)), with_none=True)]
+
+
+def _value_in(allowed: Range) -> st.SearchStrategy[Any]:
+    lo, hi = _ends(allowed)
+    if allowed.integer:
+        return st.sampled_from([lo, hi]) | st.integers(lo, hi)
+    return st.sampled_from([lo, hi]) | st.floats(lo, hi, allow_nan=False, allow_infinity=False)
+
+
+@settings(max_examples=60, deadline=None, derandomize=True,
+          suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data())
+def test_several_keys_anywhere_in_their_ranges_run_or_are_refused(data: st.DataObject) -> None:
+    """Up to eight keys set at once, at the ends of their ranges or between: the run is
+    refused, or it runs with metrics free of infinities and takes no more than a few times
+    the work estimate (so the guard, not a hang, stops what would not finish)."""
+    engine = data.draw(st.sampled_from(["agent", "fast"]))
+    picks = data.draw(st.lists(st.integers(0, len(SWEPT) - 1), min_size=1, max_size=8,
+                               unique=True))
+    cfg = copy.deepcopy(_tiny(engine))
+    for i in picks:
+        keys, allowed = SWEPT[i]
+        node = cfg
+        for k in keys[:-1]:
+            node = node[k]
+        node[keys[-1]] = data.draw(_value_in(allowed), label=".".join(map(str, keys)))
+    try:
+        spec = build_spec(cfg)
+        check_memory(spec, 1)
+        check_work(spec, 1)
+    except SpecError:
+        event("refused")
+        return
+    estimate = estimated_work_seconds(spec, 1)
+    if estimate > 30:  # fine for the guard (2 hours), too long for a test: refused here
+        event("too long for a test")
+        return
+    event("ran")
+    start = time.perf_counter()
+    metrics = replication_metrics(simulate(spec, spec.seed, spec.first_replication), spec)
+    elapsed = time.perf_counter() - start
+    assert not [k for k, v in metrics.items() if math.isinf(v)]
+    assert elapsed <= max(5 * estimate, 10.0), (elapsed, estimate)
 
 
 # ------------------------------------------------------------------- the work guard

@@ -11,7 +11,9 @@
   and the true parameters recovered within ``K_SE`` standard errors of the estimates; the
   same for journey events (dwell times, exit probabilities, with losses recorded or
   inferred). The fitted configs compose with the schema and the simulator runs on them.
-- Bad input: a one-line message naming the problem and the file line, exit status 2.
+- Bad input: a one-line message naming the problem and the file line, exit status 2
+  (hostile and careless input, and a fuzz test over malformed logs, in
+  ``test_calibrate_inputs.py``).
 
 Every statistical test names its seed and allows ``K_SE`` = 4 standard errors, taken from
 the fit's own Hessian (a tolerance the fit states, not one tuned here); at 4 SE a correct
@@ -402,11 +404,14 @@ def test_fitted_retention_composes_and_runs(tmp_path: Path,
     """The written files are config groups: composed with the schema (a search path entry,
     as ``--config-dir`` gives) and run by the simulator, with the fitted values."""
     src = write_csv(generated_transactions(*GENERATED["days"][:9], seed=7), tmp_path / "t.csv")
-    code, _, err = run_cli(["transactions", str(src), "--name", "demo", "--config-dir",
-                            str(tmp_path / "cfg"), "--out", str(tmp_path / "out"),
-                            "--starts", "2", "--no-plots"], capsys)
+    code, out, err = run_cli(["transactions", str(src), "--name", "demo", "--config-dir",
+                              str(tmp_path / "cfg"), "--out", str(tmp_path / "out"),
+                              "--starts", "2", "--no-plots"], capsys)
     assert code == 0, err
     written = yaml.safe_load((tmp_path / "cfg" / "retention" / "fitted_demo.yaml").read_text())
+    # the command printed next names the folder and the two groups
+    assert (f"next: python -m sim --config-dir {tmp_path / 'cfg'} retention=fitted_demo "
+            "economics=fitted_demo") in out
     cfg = compose_config([f"hydra.searchpath=[file://{tmp_path / 'cfg'}]", "retention=fitted_demo",
                           "economics=fitted_demo", "run=smoke", "run.replications=1"])
     assert dict(cfg.retention.repeat) == written["repeat"]
@@ -760,13 +765,15 @@ def test_fit_refuses_data_without_information() -> None:
 
 
 def test_command_line_module(tmp_path: Path) -> None:
-    """``python -m sim.calibrate`` as a process: a bad file gives one line and status 2."""
+    """``python -m sim.calibrate`` as a process (default folders, in a working directory of
+    its own): a bad file gives one line and status 2, and no folder is created."""
     src = tmp_path / "tx.csv"
     src.write_text(GOOD.replace("12.5", "-1"))
-    proc = subprocess.run([sys.executable, "-m", "sim.calibrate", "transactions", str(src),
-                           "--config-dir", str(tmp_path)], capture_output=True, text=True,
-                          check=False, timeout=120)
+    proc = subprocess.run([sys.executable, "-m", "sim.calibrate", "transactions", "tx.csv"],
+                          capture_output=True, text=True, check=False, timeout=120,
+                          cwd=tmp_path)
     assert proc.returncode == 2
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["tx.csv"]
     assert proc.stderr.strip().splitlines() == [
         "error: tx.csv, line 3: amount -1 is negative (refunds and returns are not purchases: "
         "net them against their purchase or drop them)"]

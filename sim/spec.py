@@ -521,8 +521,12 @@ def build_spec(cfg: Any) -> ModelSpec:
     for keys, value, known in unknown:
         chk.add(*_unknown_key_problem(keys, value, known))
     # the rest is checked without them, so one message lists every problem
-    c = _pruned(to_container(cfg), [k for k, _, _ in unknown]) if isinstance(cfg, DictConfig) \
-        else to_container(_pruned(cfg, [k for k, _, _ in unknown]))
+    if not unknown:
+        c = to_container(cfg)
+    elif isinstance(cfg, DictConfig):
+        c = _pruned(to_container(cfg), [k for k, _, _ in unknown])
+    else:
+        c = to_container(_pruned(cfg, [k for k, _, _ in unknown]))
 
     # market
     m = c["market"]

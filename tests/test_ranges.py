@@ -21,10 +21,12 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from omegaconf import DictConfig, OmegaConf
+from scipy import special
 
 import sim
 from sim.api import WorkGuardError, check_memory, check_work
@@ -32,7 +34,7 @@ from sim.config import Range, RootConfig, compose_config, field_range, to_contai
 from sim.engine import simulate
 from sim.experiment import estimated_work_seconds
 from sim.metrics import replication_metrics
-from sim.spec import SpecError, build_spec, numeric_values
+from sim.spec import SpecError, _hill, build_spec, numeric_values
 
 TINY = ["market.size=100", "run.horizon_days=60", "run.replications=1", "run.progress=false"]
 
@@ -164,6 +166,20 @@ def test_nobody_can_become_aware_is_refused_plainly(make_config: Any, case: str)
     if case == "campaign after the horizon":
         cfg["run"]["horizon_days"] = 201
         assert build_spec(cfg).reach_per_day.max() > 0
+
+
+def test_hill_curve_is_finite_beyond_the_ranges_and_exact_within() -> None:
+    """The saturation S^h / (S^h + K^h) switches to its logistic form only where the powers
+    would overflow or vanish, and the two forms agree."""
+    spend = np.array([0.0, 1e-300, 50.0, 1e9, 1e40, 1e300])
+    for shape, k in ((10.0, 0.01), (10.0, 1e9), (0.1, 1e9), (1.5, 100.0)):
+        out = _hill(spend, k, shape)
+        assert np.isfinite(out).all() and (out >= 0).all() and (out <= 1).all()
+        assert out[0] == 0.0
+        logistic = special.expit(shape * (np.log(spend[1:]) - np.log(k)))
+        np.testing.assert_allclose(out[1:], logistic, rtol=1e-12, atol=1e-300)
+    within = np.array([0.0, 40.0, 80.0, 1e9])
+    assert _hill(within, 80.0, 1.5).tolist() == (within**1.5 / (within**1.5 + 80.0**1.5)).tolist()
 
 
 # --------------------------------------------------------- the extremes of every key

@@ -178,19 +178,25 @@ def _acquisition(result: SimulationResult) -> tuple[np.ndarray, np.ndarray]:
 def replication_metrics(result: SimulationResult, spec: ModelSpec) -> dict[str, float]:
     """Headline metrics of one replication, flat ``group.name`` keys, plain floats.
 
-    Conversion rates are shares of the customers who became aware. CAC is channel spend
-    (including fixed costs) over the first purchases the channel brought; NaN when none.
+    Conversion rates are shares of the customers who became aware; a funnel stage's
+    ``step_rate`` is the share of the previous stage's customers who reached it. CAC is
+    channel spend (including fixed costs) over the first purchases the channel brought;
+    NaN when none.
     """
     c = result.customers
     n = result.n_customers
     out: dict[str, float] = {"aware": float(n)}
-    prev = n
+    prev = np.ones(n, dtype=bool)  # the first stage's step is from awareness
     for label, mask in reached_report_stages(result, spec).items():
         k = int(mask.sum())
         out[f"funnel.{label}.reached"] = float(k)
         out[f"funnel.{label}.rate"] = _ratio(k, n)
-        out[f"funnel.{label}.step_rate"] = _ratio(k, prev)
-        prev = k
+        # step conversion: the share of the previous stage's customers who reached this
+        # one. Not k / (previous count): a stage can be reached without the previous one
+        # (advocacy after a single purchase, without retention; referrals entering past
+        # awareness), and that ratio, no share of anything, can pass 1.
+        out[f"funnel.{label}.step_rate"] = _ratio(int((mask & prev).sum()), int(prev.sum()))
+        prev = mask
 
     bought = ~np.isnan(c["t_purchase"])
     n_buy = int(bought.sum())
@@ -332,8 +338,8 @@ def metric_range(name: str) -> tuple[float, float]:
     counts, durations, rates per month and amounts spent or received at least 0; the rest
     (LTV, LTV:CAC, gross margin, profit, NPV), and any name not listed, unbounded."""
     group = name.split(".")[0]
-    if name in SHARES or group == "retention" or (group == "funnel" and name.endswith(".rate")):
-        return 0.0, 1.0  # (a step rate can pass 1: a stage may be reached by skipping one)
+    if name in SHARES or group == "retention" or (group == "funnel" and name.endswith("rate")):
+        return 0.0, 1.0  # funnel: the share of the aware and of the previous stage
     if group == "experience":
         return -2.0, 2.0
     if name in NONNEGATIVE or group in NONNEGATIVE or group == "funnel":

@@ -194,8 +194,12 @@ def _require_columns(table: pd.DataFrame, wanted: dict[str, tuple[str, str]],
         found = ", ".join(repr(c) for c in table.columns) or "none"
         cols = ", ".join(repr(c) for c, _ in missing)
         opts = ", ".join(o for _, o in missing)
+        other = [d for d in (";", "\t", "|") if len(table.columns) == 1
+                 and d in str(table.columns[0])]
+        hint = (f"; the header holds {other[0]!r}: columns are separated by commas"
+                if other else "")
         raise CalibrationError(f"{source}: missing column(s) {cols} (found {found}); name "
-                               f"the right ones with {opts}")
+                               f"the right ones with {opts}{hint}")
     if len(table) == 0:
         raise CalibrationError(f"{source}: no data rows after the header")
 
@@ -1123,7 +1127,7 @@ def prepare_journey(table: pd.DataFrame, source: str = "events",
         lost stage among the checkout stages, a single customer, a stage name the simulator
         reserves, no customer reaching the checkout.
     """
-    checkout = tuple(str(c) for c in checkout)
+    checkout = (checkout,) if isinstance(checkout, str) else tuple(str(c) for c in checkout)
     if not checkout or not all(c.strip() for c in checkout):
         raise CalibrationError(f"--checkout {','.join(checkout)!r}: name the stages that mean "
                                "the customer went to buy, comma-separated (such as "
@@ -1661,8 +1665,7 @@ def _run(args: argparse.Namespace) -> tuple[str, list[Path], list[str], list[str
             args.file, customer_col=args.customer_col, stage_col=args.stage_col,
             timestamp_col=args.timestamp_col, channel_col=args.channel_col,
             end=args.end, checkout=checkout, lost=args.lost, **common)
-        notes = [*result.data.warnings, *(f"{stage}: {w}" for stage, f in result.stages.items()
-                                          for w in f.warnings)]
+        notes = [*result.data.warnings, *(w for f in result.stages.values() for w in f.warnings)]
         groups = _journey_groups(result.data.order, clean_name(args.name or args.file.stem))
         return _journey_summary(result), written, notes, groups
 

@@ -439,6 +439,27 @@ def test_unreadable_inputs(tmp_path: Path) -> None:
         calibrate.io.read_csv_text(pipe)
 
 
+def test_bom_and_line_endings_read_alike(tmp_path: Path) -> None:
+    """A byte-order mark and CRLF line endings (a spreadsheet's export) give the same data
+    as the plain file."""
+    table = transactions()
+    plain, excel = tmp_path / "plain.csv", tmp_path / "excel.csv"
+    table.to_csv(plain, index=False)
+    excel.write_bytes(b"\xef\xbb\xbf" + table.to_csv(index=False, lineterminator="\r\n")
+                      .encode())
+    a = calibrate.prepare_transactions(calibrate.io.read_csv_text(plain))
+    b = calibrate.prepare_transactions(calibrate.io.read_csv_text(excel))
+    pd.testing.assert_frame_equal(a.customers, b.customers)
+
+
+def test_other_delimiter_named(tmp_path: Path) -> None:
+    src = tmp_path / "semi.csv"
+    transactions().to_csv(src, index=False, sep=";")
+    one_error(*run(["transactions", str(src), *folders(tmp_path)]),
+              "missing column(s) 'customer_id', 'date', 'amount'",
+              "the header holds ';': columns are separated by commas")
+
+
 def test_command_line_process_one_line(tmp_path: Path) -> None:
     """As a process: a date out of range, a NaN option and a named pipe each give exactly
     one line on stderr (no traceback) and exit status 2, within a minute."""

@@ -26,9 +26,9 @@ from sim.metrics import (
 )
 from sim.spec import ModelSpec
 
-__all__ = ["FINANCE_METRICS", "HEADLINE", "Estimate", "cohort_table", "compare", "estimate",
-           "extra_cost", "finance_table", "ltv_comparison", "ltv_table", "paired",
-           "payback_table", "roi", "summarize"]
+__all__ = ["FINANCE_METRICS", "HEADLINE", "ONE_REPLICATION", "Estimate", "cohort_table",
+           "compare", "estimate", "extra_cost", "finance_table", "ltv_comparison", "ltv_table",
+           "paired", "payback_table", "roi", "run_notes", "summarize", "why_nobody_aware"]
 
 
 @dataclass(frozen=True)
@@ -77,6 +77,49 @@ def summarize(exp: ExperimentResult, level: float = 0.95) -> dict[str, Estimate]
     """Every headline metric of an experiment with its confidence interval."""
     return {name: estimate(exp.metric(name), level, metric_range(name))
             for name in exp.metrics[0]}
+
+
+# ------------------------------------------------------------------ runs with little to show
+ONE_REPLICATION = ("one replication: each value is that replication's (no interval); a "
+                   "confidence interval needs at least two replications (run.replications=2 "
+                   "or more)")
+
+
+def why_nobody_aware(spec: ModelSpec) -> str:
+    """Why a run may have had nobody aware, from the channels' reach: no reach at all, or
+    so little for the market and horizon that nobody is expected to become aware.
+
+    The chance that one person becomes aware by the horizon H through the channels alone
+    (word of mouth needs a first advocate) is 1 - exp(-integral of the reach over [0, H]).
+    """
+    reach = np.asarray(spec.reach_per_day, dtype=float).sum(axis=1)
+    days = np.arange(reach.size)
+    hazard = float((reach * np.clip(spec.horizon_days - days, 0.0, 1.0)).sum())
+    if hazard <= 0:
+        return ("no channel has any reach (every channel's organic reach is 0 and none has "
+                "paid reach with spend), and word of mouth needs a first advocate")
+    chance = -math.expm1(-hazard)
+    odds = f"{chance:.1%}" if chance >= 0.001 else f"1 in {1 / chance:,.0f}"
+    expected = chance * spec.market_size
+    return (f"the channels give each person a chance of {odds} of becoming aware in "
+            f"{spec.horizon_days:g} days, so in a market of {spec.market_size:,} "
+            + (f"about {expected:,.2g} are" if expected >= 0.01 else "almost no one is")
+            + " expected to; a larger market.size, a longer run.horizon_days or more reach "
+            "would show more")
+
+
+def run_notes(summary: Mapping[str, Estimate], spec: ModelSpec,
+              n_replications: int) -> list[str]:
+    """Plain lines about a run with little to show, for the summary and the figures: a
+    single replication (no interval), nobody aware in any replication (and why it may be),
+    nobody buying in any replication. Empty for an ordinary run."""
+    notes = [ONE_REPLICATION] if n_replications < 2 else []
+    if not summary["aware"].mean > 0:
+        notes.append(f"nobody became aware in any replication: {why_nobody_aware(spec)}")
+    elif not summary["purchases"].mean > 0:
+        notes.append("nobody bought in any replication, so LTV, CAC, retention and payback "
+                     "have no value (see the funnel and the checkout's abandonment)")
+    return notes
 
 
 # ------------------------------------------------------------------ comparisons
@@ -131,7 +174,9 @@ def paired(baseline: Sequence[Mapping[str, float]], scenario: Sequence[Mapping[s
         "difference_high": est.high,
         "relative_change": est.mean / abs(base_mean) if base_mean else float("nan"),
         "share_better": float(better.mean()) if better.size else float("nan"),
-        "crn_variance_ratio": var_indep / var_d if var_d > 0 else float("inf"),
+        # one replication: no variance, so no ratio (NaN, not the "infinitely better" of 0)
+        "crn_variance_ratio": (float("nan") if math.isnan(var_d) else
+                               var_indep / var_d if var_d > 0 else float("inf")),
         "replications": float(ok.sum()),
     }
 

@@ -143,57 +143,76 @@ class Run:
                                 extra=figures if plots else None)
 
     def figures(self) -> dict:
-        """The standard figures of a run, by name (matplotlib Figures)."""
+        """The standard figures of a run, by name (matplotlib Figures). A figure with
+        nothing to draw (nobody aware, nobody bought) is a panel that says so and why;
+        with one replication the figures show point values, without intervals."""
         from sim import plotting
+        from sim.analysis import why_nobody_aware
 
         plt = plotting.plt
-        figs = {"funnel": plotting.funnel_figure(self.summary, self.stages, self.title)}
-        customers = [r.customers for r in self.experiment.results]
-        bought = [~np.isnan(c["t_purchase"]) for c in customers]
-        end = self.spec.horizon_days
-        durations = [np.where(np.isnan(c["t_churned"]), end, c["t_churned"])[b] - c["t_purchase"][b]
-                     for c, b in zip(customers, bought, strict=True)]
-        churned = [~np.isnan(c["t_churned"][b]) for c, b in zip(customers, bought, strict=True)]
-        fig, ax = plt.subplots(figsize=(7, 4))
-        plotting.plot_retention(durations, churned, ax=ax)
-        ax.set_title(f"Retention (Kaplan-Meier), {self.title}", fontsize=10, loc="left")
-        figs["retention"] = fig
-        fig, ax = plt.subplots(figsize=(7, 4))
-        marks = {name.upper() if name != "mean" else name: self.summary[f"ltv.{name}"]
-                 for name in ("p10", "p50", "p90", "mean")}
-        plotting.plot_ltv(self.customers()["ltv"].to_numpy(), ax=ax, marks=marks)
-        ax.set_title(f"Customer LTV, all replications; {self.title}", fontsize=10, loc="left")
-        figs["ltv"] = fig
-        daily = self.daily().groupby("day").mean(numeric_only=True)
-        fig, ax = plt.subplots(figsize=(8, 4))
-        plotting.plot_activity(daily.index.to_numpy(), daily["active_customers"].to_numpy(),
-                               daily["revenue"].to_numpy(), ax=ax)
-        ax.set_title(f"Active customers and revenue, {self.title}", fontsize=10, loc="left")
-        figs["activity"] = fig
-        states = [s for s in self.spec.states if s != "lost"]
-        fig, ax = plt.subplots(figsize=(8, 3.5))
-        plotting.plot_experience(self.summary, states, ax=ax)
-        ax.set_title(f"Experience score on entering each state, {self.title}", fontsize=10,
-                     loc="left")
-        figs["experience"] = fig
-        fig, ax = plt.subplots(figsize=(8.5, 4.5))
-        plotting.plot_cohort_curves(self.cohorts(), self.summary["cac"], ax=ax)
-        ax.set_title(f"LTV to date by acquisition cohort, {self.title}", fontsize=10, loc="left")
-        figs["cohorts"] = fig
-        fig, ax = plt.subplots(figsize=(8, 4.5))
-        plotting.plot_payback(self.payback(), self.summary["payback_days"],
-                              self.summary["paid_back"].mean, ax=ax)
-        ax.set_title(f"Payback, {self.title}", fontsize=10, loc="left")
-        figs["payback"] = fig
-        for f in figs.values():
-            f.tight_layout()
+        figs: dict = {}
+        nobody_aware = (None if self.summary["aware"].mean > 0 else
+                        f"nobody became aware in any replication: {why_nobody_aware(self.spec)}")
+
+        def panel(name: str, size: tuple[float, float], title: str):
+            fig, ax = plt.subplots(figsize=size)
+            figs[name] = fig
+            ax.set_title(f"{title}, {self.title}", fontsize=10, loc="left")
+            return ax
+
+        try:
+            if nobody_aware:  # every figure says so, and why it may be
+                for name, title in (("funnel", "Funnel"),
+                                    ("retention", "Retention (Kaplan-Meier)"),
+                                    ("ltv", "Customer LTV"),
+                                    ("activity", "Active customers and revenue"),
+                                    ("experience", "Experience score on entering each state"),
+                                    ("cohorts", "LTV to date by acquisition cohort"),
+                                    ("payback", "Payback")):
+                    plotting.nothing_to_show(panel(name, (8, 4), title), nobody_aware)
+            else:
+                figs["funnel"] = plotting.funnel_figure(self.summary, self.stages, self.title)
+                customers = [r.customers for r in self.experiment.results]
+                bought = [~np.isnan(c["t_purchase"]) for c in customers]
+                end = self.spec.horizon_days
+                durations = [np.where(np.isnan(c["t_churned"]), end, c["t_churned"])[b]
+                             - c["t_purchase"][b] for c, b in zip(customers, bought, strict=True)]
+                churned = [~np.isnan(c["t_churned"][b])
+                           for c, b in zip(customers, bought, strict=True)]
+                plotting.plot_retention(durations, churned,
+                                        ax=panel("retention", (7, 4), "Retention (Kaplan-Meier)"))
+                marks = {name.upper() if name != "mean" else name: self.summary[f"ltv.{name}"]
+                         for name in ("p10", "p50", "p90", "mean")}
+                plotting.plot_ltv(self.customers()["ltv"].to_numpy(), marks=marks,
+                                  ax=panel("ltv", (7, 4), "Customer LTV, all replications"))
+                daily = self.daily().groupby("day").mean(numeric_only=True)
+                plotting.plot_activity(daily.index.to_numpy(),
+                                       daily["active_customers"].to_numpy(),
+                                       daily["revenue"].to_numpy(),
+                                       ax=panel("activity", (8, 4), "Active customers and revenue"))
+                states = [s for s in self.spec.states if s != "lost"]
+                plotting.plot_experience(self.summary, states, ax=panel(
+                    "experience", (8, 3.5), "Experience score on entering each state"))
+                plotting.plot_cohort_curves(self.cohorts(), self.summary["cac"], ax=panel(
+                    "cohorts", (8.5, 4.5), "LTV to date by acquisition cohort"))
+                plotting.plot_payback(self.payback(), self.summary["payback_days"],
+                                      self.summary["paid_back"].mean,
+                                      ax=panel("payback", (8, 4.5), "Payback"))
+            for name, f in figs.items():
+                if name != "funnel" or nobody_aware:  # funnel_figure lays itself out
+                    f.tight_layout()
+        except BaseException:
+            for f in figs.values():  # no half-drawn figures left open
+                plotting.close(f)
+            raise
         return figs
 
     @property
     def title(self) -> str:
-        s = self.spec
+        s, n = self.spec, self.experiment.n_replications
         return (f"{s.scenario_name}: {s.journey_name} journey, "
-                f"{self.experiment.n_replications} replications x {s.horizon_days:g} days")
+                f"{n} replication{'' if n == 1 else 's'} x {s.horizon_days:g} "
+                f"day{'' if s.horizon_days == 1 else 's'}")
 
 
 class MemoryGuardError(SpecError):

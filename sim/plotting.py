@@ -4,11 +4,13 @@ here (saving is ``sim.io.save_figure``). The only module that imports matplotlib
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Mapping
 
 import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.axes import Axes
+from matplotlib.ticker import FuncFormatter, NullFormatter
 
 from sim.analysis import Estimate
 from sim.metrics import kaplan_meier
@@ -17,6 +19,7 @@ __all__ = [
     "close",
     "forest_figure",
     "funnel_figure",
+    "nothing_to_show",
     "plot_activity",
     "plot_cohort_curves",
     "plot_experience",
@@ -28,34 +31,95 @@ __all__ = [
 ]
 
 
+NO_INTERVAL = "one replication: no interval, which needs at least two replications"
+
+
 def close(fig) -> None:
     """Release a figure made here (after saving it)."""
     plt.close(fig)
 
 
+def nothing_to_show(ax: Axes, why: str) -> Axes:
+    """An empty panel that says so: "nothing to show: ``why``", instead of empty or NaN
+    axes (a run where nobody became aware, nobody bought, ...)."""
+    ax.tick_params(left=False, labelleft=False, bottom=False, labelbottom=False)
+    for spine in ax.spines.values():
+        spine.set_visible(False)
+    ax.text(0.5, 0.5, textwrap.fill(f"nothing to show: {why}", 60), transform=ax.transAxes,
+            ha="center", va="center", fontsize=10, color="dimgrey")
+    return ax
+
+
+def _count(x: float) -> str:
+    """A mean count: whole numbers as such, small fractional means with one decimal."""
+    if not np.isfinite(x):
+        return "-"
+    return f"{x:,.0f}" if x >= 10 or x == round(x) else f"{x:.1f}"
+
+
+def _share(x: float, digits: int = 1) -> str:
+    return f"{x:.{digits}%}" if np.isfinite(x) else "-"
+
+
+def _replications(summary: Mapping[str, Estimate]) -> int:
+    """The run's replication count: that of ``aware``, a count every replication has."""
+    return summary["aware"].n if "aware" in summary else max(e.n for e in summary.values())
+
+
+def _finite_max(*values, default: float = 1.0) -> float:
+    """The largest finite value among arrays and scalars, ``default`` if there is none."""
+    x = np.concatenate([np.atleast_1d(np.asarray(v, dtype=float)) for v in values])
+    x = x[np.isfinite(x)]
+    return float(x.max()) if x.size else default
+
+
 def plot_funnel(summary: dict[str, Estimate], stages: list[str], ax: Axes | None = None) -> Axes:
     """The funnel: customers reaching each framework stage (mean with 95% CI), the share
-    of aware customers and the step conversion from the previous stage.
-    """
+    of aware customers and the step conversion (the share of the previous stage's
+    customers who reached this one)."""
     if ax is None:
         _, ax = plt.subplots(figsize=(8, 0.6 * len(stages) + 1.5))
-    y = np.arange(len(stages))[::-1]
     est = [summary[f"funnel.{s}.reached"] for s in stages]
-    means = np.array([e.mean for e in est])
-    err = np.array([0.0 if np.isnan(e.half_width) else e.half_width for e in est])
-    bars = ax.barh(y, means, xerr=err, color="#3b6ea8", alpha=0.85, capsize=3)
+    means = np.nan_to_num(np.array([e.mean for e in est]))
+    if not np.any(means > 0):
+        return nothing_to_show(ax, "nobody reached any stage of the journey (nobody "
+                                   "became aware)")
+    y = np.arange(len(stages))[::-1]
+    # the interval as printed: cut at 0 (a count), so a bar's whisker never goes below it
+    err = np.array([[0.0, 0.0] if np.isnan(e.half_width) else [e.mean - e.low, e.high - e.mean]
+                    for e in est]).T
+    bars = ax.barh(y, means, xerr=err if err.any() else None, color="#3b6ea8", alpha=0.85,
+                   capsize=3)
     ax.set_yticks(y, stages)
     ax.set_xscale("log")
-    ax.set_xlim(max(means.min(), 1) / 3, means.max() * 8)
+    # plain numbers (1, 10, 1,000) rather than powers of ten: read at once, drawn faster
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.0f}" if v >= 1 else f"{v:g}"))
+    ax.xaxis.set_minor_formatter(NullFormatter())
+    left = min(means[means > 0].min(), 1.0) / 3  # a stage nobody reached has no bar
+    ax.set_xlim(left, means.max() * 8)
     for s, bar, m in zip(stages, bars, means, strict=True):
         rate = summary[f"funnel.{s}.rate"].mean
         step = summary[f"funnel.{s}.step_rate"].mean
-        ax.text(bar.get_width() * 1.15, bar.get_y() + bar.get_height() / 2,
-                f"{m:,.0f}  ({rate:.1%} of aware, {step:.0%} of previous)",
-                va="center", fontsize=9)
-    ax.set_xlabel("customers per replication (log scale; bars: 95% CI)")
+        of_previous = (f"{step:.0%} of previous" if np.isfinite(step)
+                       else "nobody at the previous stage")
+        ax.text(max(bar.get_width(), left) * 1.15, bar.get_y() + bar.get_height() / 2,
+                f"{_count(m)}  ({_share(rate)} of aware, {of_previous})", va="center",
+                fontsize=9)
+    ax.set_xlabel("customers per replication (log scale; "
+                  + ("bars: 95% CI)" if _replications(summary) > 1 else f"{NO_INTERVAL})"))
     ax.spines[["top", "right"]].set_visible(False)
     return ax
+
+
+def _with_half_width(e: Estimate, pct: bool, undefined: str) -> str:
+    """``mean (±half width)``; the mean alone without an interval; ``undefined`` without
+    a value."""
+    if not np.isfinite(e.mean):
+        return undefined
+    text = _share(e.mean) if pct else f"{e.mean:,.0f}"
+    if np.isfinite(e.half_width):
+        text += f" (±{_share(e.half_width) if pct else f'{e.half_width:,.0f}'})"
+    return text
 
 
 def funnel_figure(summary: dict[str, Estimate], stages: list[str], title: str):
@@ -63,8 +127,10 @@ def funnel_figure(summary: dict[str, Estimate], stages: list[str], title: str):
     fig, ax = plt.subplots(figsize=(9, 0.6 * len(stages) + 1.8))
     plot_funnel(summary, stages, ax=ax)
     ab, cac = summary["checkout.abandonment_rate"], summary["cac"]
-    ax.set_title(f"{title}\ncart abandonment {ab.mean:.1%} (±{ab.half_width:.1%}), "
-                 f"CAC {cac.mean:,.0f} (±{cac.half_width:,.0f})", fontsize=10, loc="left")
+    ax.set_title(f"{title}\ncart abandonment "
+                 f"{_with_half_width(ab, True, '- (nobody reached the checkout)')}, "
+                 f"CAC {_with_half_width(cac, False, '- (no purchase)')}",
+                 fontsize=10, loc="left")
     fig.tight_layout()
     return fig
 
@@ -75,12 +141,22 @@ def plot_retention(durations: list[np.ndarray], churned: list[np.ndarray],
     curve per replication and the pooled curve."""
     if ax is None:
         _, ax = plt.subplots(figsize=(7, 4))
-    for d, e in zip(durations, churned, strict=True):
+    if not any(d.size for d in durations):
+        return nothing_to_show(ax, "nobody bought, so nobody could be retained")
+
+    def curve(d: np.ndarray, e: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        # to the longest duration seen: flat after the last churn, and a line (not a lone
+        # point) when nobody churned
         t, s = kaplan_meier(d, e)
-        ax.step(np.r_[0, t] / 30.44, np.r_[1, s], where="post", color="#3b6ea8", alpha=0.15)
-    t, s = kaplan_meier(np.concatenate(durations), np.concatenate(churned))
-    ax.step(np.r_[0, t] / 30.44, np.r_[1, s], where="post", color="#1d3f66", lw=2,
-            label="all replications")
+        return np.r_[0, t, d.max()] / 30.44, np.r_[1, s, s[-1] if s.size else 1.0]
+
+    if len(durations) > 1:
+        for d, e in zip(durations, churned, strict=True):
+            if d.size:
+                ax.step(*curve(d, e), where="post", color="#3b6ea8", alpha=0.15)
+    ax.step(*curve(np.concatenate(durations), np.concatenate(churned)), where="post",
+            color="#1d3f66", lw=2,
+            label="all replications" if len(durations) > 1 else "one replication")
     ax.set_ylim(0, 1.02)
     ax.set_xlabel("months since first purchase")
     ax.set_ylabel("share still active")
@@ -97,11 +173,15 @@ def plot_ltv(ltv: np.ndarray, ax: Axes | None = None,
     By default the marks are those of the pooled ``ltv`` values. ``marks`` (keys ``P10``,
     ``P50``, ``P90``, ``mean``) marks these estimates instead, each with its 95% CI as a
     band: e.g. the run's ``ltv.p10`` ... ``ltv.mean`` metrics, computed in each replication
-    and averaged, the values of ``metrics.csv`` and ``finance.csv``.
+    and averaged, the values of ``metrics.csv`` and ``finance.csv``. A mark without a value
+    is left out; one without an interval (a single replication) is drawn without a band.
     """
     if ax is None:
         _, ax = plt.subplots(figsize=(7, 4))
+    ltv = np.asarray(ltv, dtype=float)
     ltv = ltv[np.isfinite(ltv)]
+    if not ltv.size:
+        return nothing_to_show(ax, "nobody bought, so no customer has a lifetime value")
     upper = np.percentile(ltv, 99.5)  # the far tail would squash the histogram
     ax.hist(ltv[ltv <= upper], bins=60, color="#3b6ea8", alpha=0.8)
     styles = {"P10": ":", "P50": "-", "P90": "-.", "mean": "--"}
@@ -112,15 +192,21 @@ def plot_ltv(ltv: np.ndarray, ax: Axes | None = None,
     else:
         values = {k: (marks[k].mean, marks[k].low, marks[k].high) for k in styles}
     for name, (value, low, high) in values.items():
+        if not np.isfinite(value):
+            continue
         color = "black" if name == "mean" else "#b23a48"
         label = f"{name} {value:,.0f}"
         if np.isfinite(low) and np.isfinite(high):
             ax.axvspan(low, high, color=color, alpha=0.12, lw=0)
             label += f" [{low:,.0f}, {high:,.0f}]"
         ax.axvline(value, color=color, ls=styles[name], lw=1.4, label=label)
-    ax.legend(frameon=False, fontsize=9, loc="upper right",
-              title=None if marks is None else "mean of replications [95% CI]",
-              title_fontsize=8)
+    if marks is None:
+        title = None
+    elif all(marks[k].n < 2 for k in styles):
+        title = "one replication: no interval"
+    else:
+        title = "mean of replications [95% CI]"
+    ax.legend(frameon=False, fontsize=9, loc="upper right", title=title, title_fontsize=8)
     ax.set_xlabel("LTV per customer (discounted margin minus retention costs; "
                   "axis cut at P99.5)")
     ax.set_ylabel("customers")
@@ -135,22 +221,26 @@ def plot_cohort_curves(table, cac: Estimate | None = None, ax: Axes | None = Non
     gives the month of acquisition. With ``cac``, its mean (dashed) and 95% CI band."""
     if ax is None:
         _, ax = plt.subplots(figsize=(8, 4.5))
+    table = table[np.isfinite(table["ltv_to_date_per_customer"].to_numpy(dtype=float))]
+    if not len(table):
+        return nothing_to_show(ax, "no acquisition cohort has a customer (nobody bought)")
     cohorts = sorted(table["acquisition_month"].unique())
     cmap = plt.get_cmap("viridis")
-    norm = plt.Normalize(0, max(cohorts[-1], 1)) if cohorts else plt.Normalize(0, 1)
+    norm = plt.Normalize(0, max(cohorts[-1], 1))
     if cac is not None and np.isfinite(cac.mean):
         if np.isfinite(cac.half_width):
             ax.axhspan(cac.low, cac.high, color="grey", alpha=0.15, lw=0)
         ax.axhline(cac.mean, color="grey", ls="--", lw=1)
-        ax.text(0.2, cac.mean, f"CAC {cac.mean:,.0f}", va="bottom", fontsize=9, color="dimgrey")
+        ax.text(0.01, cac.mean, f"CAC {cac.mean:,.0f}", va="bottom", fontsize=9,
+                color="dimgrey", transform=ax.get_yaxis_transform())
     for month in cohorts:
         rows = table[table["acquisition_month"] == month]
         x, y = rows["months_since_acquisition"], rows["ltv_to_date_per_customer"]
-        ax.plot(x, y, color=cmap(norm(month)), lw=1.3, alpha=0.9,
+        ax.plot(x, y, color=cmap(norm(month)), lw=1.3, alpha=0.9, clip_on=len(rows) > 1,
                 marker="o" if len(rows) == 1 else None, ms=3)
     bar = ax.figure.colorbar(plt.cm.ScalarMappable(norm=norm, cmap=cmap), ax=ax, pad=0.02)
     bar.set_label("month of acquisition (0 = first month of the run)")
-    ax.set_xlim(left=0)
+    ax.set_xlim(0, max(float(table["months_since_acquisition"].max()), 1.0))
     ax.set_ylim(bottom=0)
     ax.set_xlabel("months since acquisition (each cohort as far as all its customers are "
                   "observed)")
@@ -170,25 +260,34 @@ def plot_payback(table, payback: Estimate, paid_back_share: float = 1.0,
     At each age the average is over the customers observable that long, ever fewer: a thin
     grey line (right axis) gives their share of all buyers, and the curve stops where it
     falls below ``min_observable_share`` (a handful of early customers would carry it).
+    With a single replication there is no band; without a buyer, nothing to show.
     """
     if ax is None:
         _, ax = plt.subplots(figsize=(8, 4.5))
-    observable = table["customers_observable"].to_numpy()
-    share = observable / observable[0] if observable.size and observable[0] > 0 else observable
+    observable = table["customers_observable"].to_numpy(dtype=float)
+    if not observable.size or not observable[0] > 0:
+        return nothing_to_show(ax, "nobody bought, so there is no customer value to pay "
+                                   "back the acquisition cost")
+    share = observable / observable[0]
     keep = table[share >= min_observable_share]
     age = keep["age_days"].to_numpy()
-    ax.fill_between(age, keep["ltv_to_date_per_customer_ci_low"],
-                    keep["ltv_to_date_per_customer_ci_high"], color="#3b6ea8", alpha=0.2, lw=0)
-    ax.plot(age, keep["ltv_to_date_per_customer"], color="#1d3f66", lw=1.8,
-            label="net value per customer (95% CI)")
-    cac = table[["cac", "cac_ci_low", "cac_ci_high"]].iloc[0]
-    if np.isfinite(cac["cac_ci_low"]):
+    value = keep["ltv_to_date_per_customer"].to_numpy(dtype=float)
+    low = keep["ltv_to_date_per_customer_ci_low"].to_numpy(dtype=float)
+    high = keep["ltv_to_date_per_customer_ci_high"].to_numpy(dtype=float)
+    banded = bool(np.isfinite(high).any())
+    if banded:
+        ax.fill_between(age, low, high, color="#3b6ea8", alpha=0.2, lw=0)
+    ax.plot(age, value, color="#1d3f66", lw=1.8, marker="o" if age.size == 1 else None,
+            label="net value per customer " + ("(95% CI)" if banded else "(no interval)"))
+    cac = table[["cac", "cac_ci_low", "cac_ci_high"]].iloc[0].astype(float)
+    if np.isfinite(cac["cac_ci_low"]) and np.isfinite(cac["cac_ci_high"]):
         ax.axhspan(cac["cac_ci_low"], cac["cac_ci_high"], color="grey", alpha=0.15, lw=0)
-    ax.axhline(cac["cac"], color="grey", ls="--", lw=1, label=f"CAC {cac['cac']:,.0f} (95% CI)")
-    ax.set_xlim(0, max(age[-1], 1.0) if age.size else 1.0)
-    ax.set_ylim(0, max(float(np.nanmax(keep["ltv_to_date_per_customer_ci_high"], initial=0)),
-                       float(cac["cac_ci_high"]) if np.isfinite(cac["cac_ci_high"])
-                       else float(cac["cac"])) * 1.1)
+    if np.isfinite(cac["cac"]):
+        ci = "95% CI" if np.isfinite(cac["cac_ci_high"]) else "no interval"
+        ax.axhline(cac["cac"], color="grey", ls="--", lw=1, label=f"CAC {cac['cac']:,.0f} ({ci})")
+    ax.set_xlim(0, max(float(age[-1]), 1.0))
+    top = _finite_max(value, high, cac["cac"], cac["cac_ci_high"], default=0.0)
+    ax.set_ylim(0, top * 1.1 if top > 0 else 1.0)
     if np.isfinite(payback.mean):
         interval = (f" [{payback.low:,.0f}, {payback.high:,.0f}]"
                     if np.isfinite(payback.half_width) else "")
@@ -197,9 +296,8 @@ def plot_payback(table, payback: Estimate, paid_back_share: float = 1.0,
         ax.axvline(payback.mean, color="#b23a48", lw=1.2,
                    label=f"payback {payback.mean:,.0f} days{interval},\n"
                          f"paid back in {paid_back_share:.0%} of replications")
-    else:
-        ax.text(0.5, 0.05, "no payback within the horizon", transform=ax.transAxes,
-                ha="center", color="#b23a48", fontsize=9)
+    else:  # said in the legend, where it cannot overlap the lines
+        ax.plot([], [], " ", label="no payback within the horizon")
     right = ax.twinx()
     right.plot(table["age_days"], 100 * share, color="grey", lw=0.8, alpha=0.6)
     right.set_ylim(0, 105)
@@ -209,23 +307,28 @@ def plot_payback(table, payback: Estimate, paid_back_share: float = 1.0,
     ax.set_xlabel(f"days since acquisition (first purchase); the curve stops where fewer than "
                   f"{min_observable_share:.0%} of buyers are observable")
     ax.set_ylabel("discounted net value per customer\n(LTV to date)")
-    ax.legend(frameon=False, loc="lower right", fontsize=9)
+    ax.legend(frameon=False, loc="best", fontsize=9)
     ax.spines[["top"]].set_visible(False)
     return ax
 
 
 def plot_activity(day: np.ndarray, active: np.ndarray, revenue: np.ndarray,
                   ax: Axes | None = None) -> Axes:
-    """Active customers (left axis) and revenue per week (right axis) over time; the
-    arrays are means over replications per day."""
+    """Active customers (left axis) and revenue of the last 7 days (right axis) over time;
+    the arrays are means over replications per day."""
     if ax is None:
         _, ax = plt.subplots(figsize=(8, 4))
-    ax.plot(day, active, color="#1d3f66", label="active customers")
+    day, active, revenue = (np.asarray(x, dtype=float) for x in (day, active, revenue))
+    if not day.size or not (np.any(active > 0) or np.any(revenue > 0)):
+        return nothing_to_show(ax, "no customer was active and nothing was sold")
+    marker = "o" if day.size == 1 else None  # a one-day run: a point, not an invisible line
+    ax.plot(day, active, color="#1d3f66", marker=marker, label="active customers")
     ax.set_xlabel("day")
     ax.set_ylabel("active customers", color="#1d3f66")
     right = ax.twinx()
-    weeks = np.convolve(revenue, np.ones(7), mode="same")
-    right.plot(day, weeks, color="#b23a48", alpha=0.8, label="revenue, last 7 days")
+    weeks = np.convolve(revenue, np.ones(7))[:revenue.size]  # the day and the 6 before it
+    right.plot(day, weeks, color="#b23a48", alpha=0.8, marker=marker,
+               label="revenue, last 7 days")
     right.set_ylabel("revenue per week", color="#b23a48")
     ax.spines[["top"]].set_visible(False)
     right.spines[["top"]].set_visible(False)
@@ -234,11 +337,14 @@ def plot_activity(day: np.ndarray, active: np.ndarray, revenue: np.ndarray,
 
 def plot_experience(summary: dict[str, Estimate], states: list[str],
                     ax: Axes | None = None) -> Axes:
-    """The emotion curve: mean experience score on first entering each state (95% CI)."""
+    """The emotion curve: mean experience score on first entering each state (95% CI);
+    states nobody entered are left out."""
     if ax is None:
         _, ax = plt.subplots(figsize=(8, 3.5))
     est = [summary[f"experience.{s}"] for s in states]
     keep = [i for i, e in enumerate(est) if np.isfinite(e.mean)]
+    if not keep:
+        return nothing_to_show(ax, "nobody entered any state of the journey")
     x = np.arange(len(keep))
     means = np.array([est[i].mean for i in keep])
     err = np.array([np.nan_to_num(est[i].half_width) for i in keep])
@@ -249,27 +355,43 @@ def plot_experience(summary: dict[str, Estimate], states: list[str],
     ax.fill_between(x, means, 0, where=means < 0, color="#b23a48", alpha=0.2)
     ax.set_xticks(x, [states[i] for i in keep], rotation=20)
     ax.set_ylim(-2, 2)
-    ax.set_ylabel("experience score")
+    ax.set_ylabel("experience score" + ("" if _replications(summary) > 1 else
+                                        "\n(one replication: no interval)"))
     ax.spines[["top", "right"]].set_visible(False)
     return ax
 
 
 def plot_forest(table, metric: str, ax: Axes | None = None) -> Axes:
     """Forest plot: each scenario's paired difference from the baseline in ``metric`` with
-    its 95% CI, in ranking order (``table`` from ``analysis.compare``)."""
+    its 95% CI, in ranking order (``table`` from ``analysis.compare``). A difference
+    without an interval (a single replication) is drawn as a grey point; a scenario where
+    the metric has no value (e.g. CAC without a purchase) is left without a mark."""
     rows = table[table["metric"] == metric].sort_values("rank")
     if ax is None:
         _, ax = plt.subplots(figsize=(7, 0.35 * len(rows) + 1.2))
     y = np.arange(len(rows))[::-1]
-    d = rows["difference"].to_numpy()
-    lo, hi = rows["difference_low"].to_numpy(), rows["difference_high"].to_numpy()
-    sure = (lo > 0) | (hi < 0)
+    d = rows["difference"].to_numpy(dtype=float)
+    lo = rows["difference_low"].to_numpy(dtype=float)
+    hi = rows["difference_high"].to_numpy(dtype=float)
+    interval = np.isfinite(lo) & np.isfinite(hi) & np.isfinite(d)
+    sure = interval & ((lo > 0) | (hi < 0))
+    unsure = interval & ~sure
+    point = np.isfinite(d) & ~interval
     ax.axvline(0, color="grey", lw=0.8)
-    ax.errorbar(d, y, xerr=[d - lo, hi - d], fmt="none", ecolor="#7f8c9a", capsize=2)
-    ax.scatter(d[sure], y[sure], color="#1d3f66", zorder=3, label="CI excludes 0")
-    ax.scatter(d[~sure], y[~sure], facecolor="white", edgecolor="#1d3f66", zorder=3,
-               label="CI includes 0")
     ax.set_yticks(y, rows["scenario"])
+    if interval.any():
+        ax.errorbar(d[interval], y[interval], xerr=[d[interval] - lo[interval],
+                                                      hi[interval] - d[interval]],
+                    fmt="none", ecolor="#7f8c9a", capsize=2)
+    for mask, style, label in ((sure, {"color": "#1d3f66"}, "CI excludes 0"),
+                               (unsure, {"facecolor": "white", "edgecolor": "#1d3f66"},
+                                "CI includes 0"),
+                               (point, {"color": "#7f8c9a"}, "no interval (one replication)")):
+        if mask.any():
+            ax.scatter(d[mask], y[mask], zorder=3, label=label, **style)
+    if not np.isfinite(d).any():
+        ax.text(0.5, 0.5, f"nothing to show: {metric} has no value", transform=ax.transAxes,
+                ha="center", va="center", fontsize=9, color="dimgrey")
     ax.set_xlabel(f"difference from baseline: {metric} (95% CI, paired)")
     ax.spines[["top", "right"]].set_visible(False)
     return ax
@@ -283,7 +405,13 @@ def forest_figure(table, metrics: list[str], title: str):
     for ax, metric in zip(np.atleast_1d(axes), metrics, strict=True):
         plot_forest(table, metric, ax=ax)
         ax.set_xlabel(f"{metric}: difference (95% CI)", fontsize=9)
-    np.atleast_1d(axes)[0].legend(frameon=False, fontsize=8, loc="best")
+    handles = {}
+    for ax in np.atleast_1d(axes):  # every kind of mark any panel drew, once
+        for handle, label in zip(*ax.get_legend_handles_labels(), strict=True):
+            handles.setdefault(label, handle)
+    if handles:
+        np.atleast_1d(axes)[0].legend(handles.values(), handles.keys(), frameon=False,
+                                      fontsize=8, loc="best")
     fig.suptitle(title, x=0.01, ha="left", fontsize=10)
     fig.tight_layout()
     return fig

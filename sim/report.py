@@ -47,13 +47,25 @@ def _table(title: str, header: list[str], rows: list[list[str]]) -> list[str]:
 
 
 def format_summary(summary: dict[str, Estimate], spec: ModelSpec, n_replications: int) -> str:
-    """The console summary: funnel, checkout, channels, time to purchase (95% CIs)."""
+    """The console summary: funnel, checkout, channels, time to purchase (95% CIs).
+
+    A run with little to show says so once, under the title (``analysis.run_notes``): one
+    replication (point values; an interval needs two), nobody aware in any replication and
+    why that may be, nobody buying. A value that does not exist (CAC without a purchase)
+    is "-".
+    """
+    from sim.analysis import run_notes
+
+    plural = "replication" if n_replications == 1 else "replications"
     out = [
         f"journey-sim: scenario '{spec.scenario_name}', journey '{spec.journey_name}', "
-        f"engine {spec.engine}, {n_replications} replications x {spec.horizon_days:g} days, "
+        f"engine {spec.engine}, {n_replications} {plural} x {spec.horizon_days:g} "
+        f"day{'' if spec.horizon_days == 1 else 's'}, "
         f"market {spec.market_size:,}, seed {spec.seed}",
-        "mean per replication [95% confidence interval across replications]",
     ]
+    if n_replications > 1:
+        out.append("mean per replication [95% confidence interval across replications]")
+    out += run_notes(summary, spec, n_replications)
     rows = []
     for label, _ in spec.report:
         rows.append([label, _ci(summary[f"funnel.{label}.reached"]),
@@ -125,27 +137,38 @@ def _fmt(x: float, metric: str) -> str:
 
 
 def format_comparison(table: pd.DataFrame, rank_by: str, replications: int) -> str:
-    """The comparison as a Markdown table, one row per scenario, best first."""
+    """The comparison as a Markdown table, one row per scenario, best first. With one
+    replication the differences are point values, and the text says that an interval
+    needs at least two replications."""
+    def _with_interval(mean: float, low: float, high: float, text) -> str:
+        if any(x is None or math.isnan(x) for x in (low, high)):
+            return text(mean)  # no interval: the value alone
+        return f"{text(mean)} [{text(low)}, {text(high)}]"
+
     metrics = list(dict.fromkeys(table["metric"]))
-    header = ["rank", "scenario", *[f"Δ {m} [95% CI]" for m in metrics],
-              f"better in (of {replications})", "extra cost", "ROI [95% CI]"]
+    ci = " [95% CI]" if replications > 1 else ""
+    header = ["rank", "scenario", *[f"Δ {m}{ci}" for m in metrics],
+              f"better in (of {replications})", "extra cost", f"ROI{ci}"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for name, rows in table.groupby("scenario", sort=False):
         by = rows.set_index("metric")
         cells = [str(int(by["rank"].iloc[0])), name]
         for m in metrics:
             r = by.loc[m]
-            cells.append(f"{_fmt(r['difference'], m)} [{_fmt(r['difference_low'], m)}, "
-                         f"{_fmt(r['difference_high'], m)}]")
+            cells.append(_with_interval(r["difference"], r["difference_low"],
+                                        r["difference_high"], lambda x, m=m: _fmt(x, m)))
         r = by.loc[rank_by]
-        cells.append(f"{r['share_better']:.0%}")
+        cells.append("-" if math.isnan(r["share_better"]) else f"{r['share_better']:.0%}")
         cells.append(f"{r['extra_cost']:,.0f}")
         cells.append("-" if math.isnan(r["roi"]) else
-                     f"{r['roi']:.2f} [{r['roi_low']:.2f}, {r['roi_high']:.2f}]")
+                     _with_interval(r["roi"], r["roi_low"], r["roi_high"], lambda x: f"{x:.2f}"))
         lines.append("| " + " | ".join(cells) + " |")
+    paired = (f"paired replication by replication ({replications} replications, common "
+              "random numbers) with a 95% t interval" if replications > 1 else
+              "that of the single replication (common random numbers): no interval, which "
+              "needs at least two replications")
     intro = (f"Scenarios against the baseline, ranked by the difference in {rank_by}. Each "
-             f"difference is paired replication by replication ({replications} replications, "
-             "common random numbers) with a 95% t interval; pp = percentage points. "
+             f"difference is {paired}; pp = percentage points. "
              "ROI = extra NPV / extra cost (every cost, undiscounted), per replication; "
              "'-' where the scenario costs nothing extra. 'better in' counts replications "
              f"where the scenario did better on {rank_by}.")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,6 +13,7 @@ import pandas as pd
 from omegaconf import DictConfig
 
 from sim.analysis import (
+    HEADLINE,
     Estimate,
     cohort_table,
     estimate,
@@ -22,7 +24,8 @@ from sim.analysis import (
     summarize,
 )
 from sim.analysis import compare as analysis_compare
-from sim.config import compose_config, scenario_names
+from sim.config import compose_config, scenario_choice, scenario_names
+from sim.errors import InputError
 from sim.experiment import (
     ExperimentResult,
     estimated_memory_bytes,
@@ -32,8 +35,9 @@ from sim.experiment import (
 )
 from sim.spec import ModelSpec, SpecError, build_spec
 
-__all__ = ["Comparison", "MemoryGuardError", "Run", "WorkGuardError", "check_memory",
-           "check_work", "compare", "run", "scenario_list"]
+__all__ = ["Comparison", "MemoryGuardError", "Run", "WorkGuardError", "check_comparison",
+           "check_memory", "check_metric_name", "check_work", "compare", "metric_names", "run",
+           "scenario_list"]
 
 
 @dataclass
@@ -295,9 +299,11 @@ def run(cfg: DictConfig | None = None, overrides: Sequence[str] = (),
     if cfg is None:
         cfg = compose_config(overrides)
     elif overrides:
-        raise ValueError("pass either cfg or overrides, not both")
+        raise InputError("sim.run: pass either cfg or overrides, not both")
     spec = build_spec(cfg)
     first = spec.first_replication
+    if spec.target_rel_half_width is not None and replications is None:
+        check_metric_name(spec, spec.precision_metric, "run.precision_metric")
     check_memory(spec, replications)
     check_work(spec, replications)
     if replications is not None:
@@ -306,9 +312,6 @@ def run(cfg: DictConfig | None = None, overrides: Sequence[str] = (),
     exp = run_experiment(spec)
     target = spec.target_rel_half_width
     if target is not None:
-        if spec.precision_metric not in exp.metrics[0]:
-            raise SpecError([("run.precision_metric", spec.precision_metric,
-                              "a metric name of metrics.json, e.g. npv, ltv.mean, purchases")])
         # Add replications (a batch of n_jobs at a time), then stop at the FIRST count that
         # meets the target: the same count, and so the same results, whatever n_jobs.
         def precise(k: int) -> bool:
@@ -362,33 +365,119 @@ class Comparison:
                                            "share_better", "extra_cost", "roi"]]
 
 
-def scenario_list(compare: Any) -> list[str]:
-    """The scenarios ``compare`` names: "all", one name, or a list; checked."""
-    known = [n for n in scenario_names() if n != "baseline"]
-    if compare in (None, "", []):
+def scenario_list(compare: Any, config_dirs: Sequence[Path | str] = ()) -> list[str]:
+    """The scenarios ``compare`` names: "all", one name, or a list of names; checked.
+
+    Raises
+    ------
+    SpecError : ``compare`` is of another type, or names a scenario that does not exist.
+    """
+    known = [n for n in scenario_names(config_dirs) if n != "baseline"]
+    allowed = f"'all', a scenario name or a list of them, among {', '.join(known)}"
+    if compare is None or (isinstance(compare, str | list | tuple) and not compare):
         return []
-    names = known if compare == "all" else ([compare] if isinstance(compare, str)
-                                            else [str(n) for n in compare])
+    if isinstance(compare, str):
+        names = known if compare == "all" else [compare]
+    elif isinstance(compare, list | tuple) and all(isinstance(n, str) for n in compare):
+        names = list(compare)
+    else:
+        raise SpecError([("compare", compare, allowed)])
     unknown = [n for n in names if n not in known]
     if unknown:
-        raise SpecError([("compare", unknown, f"'all' or scenario names among {', '.join(known)}")])
+        raise SpecError([("compare", unknown, allowed)])
+    if len(set(names)) < len(names):
+        raise SpecError([("compare", names, "each scenario once")])
     return names
 
 
+def metric_names(spec: ModelSpec) -> list[str]:
+    """The metric names of ``metrics.json`` for this model (they depend on its channels
+    and stages), found by running it on a market of one person."""
+    from sim.engine import simulate
+    from sim.metrics import replication_metrics
+
+    tiny = dataclasses.replace(spec, market_size=1, engine="agent", n_jobs=1, progress=False)
+    return sorted(replication_metrics(simulate(tiny, tiny.seed, tiny.first_replication), tiny))
+
+
+def check_metric_name(spec: ModelSpec, name: Any, key: str) -> None:
+    """Refuse a metric name (``compare_rank``, ``run.precision_metric``) before any run.
+
+    Raises
+    ------
+    SpecError : naming the key, the value and the headline metrics (and where to find all).
+    """
+    if isinstance(name, str) and name in metric_names(spec):
+        return
+    raise SpecError([(key, name, f"a metric name of metrics.json, e.g. "
+                      f"{', '.join(HEADLINE)}, ltv.p50, profit (all of them: the 'metric' "
+                      "column of metrics.csv)")])
+
+
+def _scenario_configs(names: Sequence[str], overrides: Sequence[str],
+                      config_dirs: Sequence[Path | str]) -> dict[str, DictConfig]:
+    """Each option's composed config, the baseline first; overrides name no scenario."""
+    if scenario_choice(overrides) != "baseline":
+        raise SpecError([("scenario", scenario_choice(overrides),
+                          "no scenario= override in a comparison: name the scenarios to "
+                          "compare (they all run against the baseline)")])
+    base = compose_config([*overrides, "scenario=baseline"], config_dirs)
+    cfgs = {"baseline": base}
+    for name in names:
+        cfgs[name] = compose_config([*overrides, f"scenario={name}"], config_dirs,
+                                    baseline=base)
+    return cfgs
+
+
+def check_comparison(scenarios: Any = "all", overrides: Sequence[str] = (),
+                     rank_by: str = "npv", config_dirs: Sequence[Path | str] = ()
+                     ) -> dict[str, ModelSpec]:
+    """Compose and validate every option of a comparison, and its ranking metric, without
+    running anything; returns each option's spec, the baseline first.
+
+    Raises
+    ------
+    sim.errors.InputError : every problem of one option (the scenario's name first) or of
+        ``scenarios`` or ``rank_by``.
+    """
+    names = scenario_list(scenarios, config_dirs)
+    specs = {}
+    for name, cfg in _scenario_configs(names, overrides, config_dirs).items():
+        try:
+            specs[name] = build_spec(cfg)
+        except SpecError as err:
+            raise SpecError([(f"{path} (scenario {name})", value, allowed)
+                             for path, value, allowed in err.problems]) from None
+    check_metric_name(specs["baseline"], rank_by, "compare_rank")
+    for spec in specs.values():
+        check_memory(spec)
+        check_work(spec)
+    return specs
+
+
 def compare(scenarios: Any = "all", overrides: Sequence[str] = (),
-            rank_by: str = "npv") -> Comparison:
+            rank_by: str = "npv", config_dirs: Sequence[Path | str] = ()) -> Comparison:
     """Run the baseline and each scenario with the same seed and replications, and compare.
 
     ``overrides`` apply to every run (e.g. ``["run=smoke"]``); they must not name a
-    scenario. The baseline's replication count (fixed, or found by the precision target)
-    is used for every scenario, so each difference is paired replication by replication.
+    scenario. ``config_dirs``: folders of your own overlays (as ``--config-dir``). Every
+    option is composed and validated, and ``rank_by`` checked, before the first run
+    (``check_comparison``). The baseline's replication count (fixed, or found by the
+    precision target) is used for every scenario, so each difference is paired
+    replication by replication.
+
+    Raises
+    ------
+    sim.errors.InputError : as ``check_comparison``.
     """
-    names = scenario_list(scenarios)
-    base = run(overrides=[*overrides, "scenario=baseline"])
+    names = scenario_list(scenarios, config_dirs)
+    check_comparison(names, overrides, rank_by, config_dirs)
+    cfgs = _scenario_configs(names, overrides, config_dirs)
+    base = run(cfgs["baseline"])
     n = base.experiment.n_replications
     runs = {"baseline": base}
     for name in names:
-        runs[name] = run(overrides=[*overrides, f"scenario={name}"], replications=n)
+        runs[name] = run(cfgs[name], replications=n)
     table = analysis_compare(base.experiment.metrics,
                              {k: r.experiment.metrics for k, r in runs.items() if k != "baseline"},
                              rank_by=rank_by)

@@ -1,33 +1,50 @@
 """The command line: ``python -m sim [overrides]`` (a Hydra app).
 
-Validation problems are printed as one message, without a traceback, and the exit status
-is 2. Outputs go to Hydra's run directory, which is passed down explicitly (no chdir).
+Before Hydra runs anything (and before it makes an output folder), every config folder the
+user named is checked as data (``sim.userfiles``) and the config is composed and validated
+once, with every comparison option. Any input problem is printed as one line,
+``error: ...``, and the exit status is 2 (``sim.errors.EXIT_INPUT``); outputs that cannot
+be written exit 1, Ctrl-C exits 130. Outputs go to Hydra's run directory, which is passed
+down explicitly (no chdir).
 """
 
 from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
-from sim.api import compare, run, scenario_list
-from sim.config import CONFIG_DIR, register_configs
+from sim.api import check_comparison, compare, run, scenario_list
+from sim.config import CONFIG_DIR, compose_config, register_configs, settle_scenario
+from sim.errors import EXIT_INPUT, EXIT_INTERRUPTED, EXIT_OUTPUT, InputError, SimError
 from sim.report import format_comparison, format_summary, write_comparison
-from sim.spec import SpecError
+from sim.userfiles import ConfigFileError, check_user_configs
 
 log = logging.getLogger("sim")
+
+MAX_PREFLIGHT_JOBS = 200  # a sweep larger than this is checked job by job as it runs
+
+
+def _compare_names(cfg: DictConfig) -> list[str]:
+    value = cfg.compare
+    return scenario_list(OmegaConf.to_container(value) if OmegaConf.is_config(value)
+                         else value)
+
+
+def _without_compare(overrides: Sequence[str]) -> list[str]:
+    return [o for o in overrides
+            if not o.lstrip("+~").startswith(("compare=", "compare_rank=", "scenario="))]
 
 
 def _compare(cfg: DictConfig, out_dir: Path) -> float:
     """``compare=...``: the baseline and the named scenarios, paired, ranked."""
-    names = scenario_list(OmegaConf.to_container(cfg.compare)
-                          if OmegaConf.is_config(cfg.compare) else cfg.compare)
-    keep = [o for o in HydraConfig.get().overrides.task
-            if not o.lstrip("+~").startswith(("compare=", "compare_rank=", "scenario="))]
+    names = _compare_names(cfg)
+    keep = _without_compare(HydraConfig.get().overrides.task)
     result = compare(names, overrides=keep, rank_by=cfg.compare_rank)
     descriptions = {k: r.spec.scenario_description for k, r in result.runs.items()}
     per_rep = {k: r.experiment.metrics for k, r in result.runs.items()}
@@ -41,17 +58,22 @@ def _compare(cfg: DictConfig, out_dir: Path) -> float:
     return float(best["difference"].max()) if len(best) else float("nan")
 
 
+def _fail(err: SimError) -> None:
+    print(f"error: {err}", file=sys.stderr)
+    sys.exit(EXIT_INPUT if isinstance(err, InputError) else EXIT_OUTPUT)
+
+
 @hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="config")
 def _app(cfg: DictConfig) -> float:
     out_dir = Path(HydraConfig.get().runtime.output_dir)
     try:
         if cfg.compare not in (None, "", []):
             return _compare(cfg, out_dir)
+        settle_scenario(cfg, HydraConfig.get().runtime.choices.get("scenario", "baseline"))
         result = run(cfg)
-    except SpecError as err:
-        print(f"error: {err}", file=sys.stderr)
-        sys.exit(2)
-    written = result.write(out_dir, plots=cfg.run.plots, events=cfg.run.events)
+        written = result.write(out_dir, plots=cfg.run.plots, events=cfg.run.events)
+    except SimError as err:
+        _fail(err)
     if cfg.run.summary:
         print(format_summary(result.summary, result.spec, result.experiment.n_replications))
         print(f"\nwrote {', '.join(p.name for p in written)} to {out_dir}")
@@ -59,7 +81,75 @@ def _app(cfg: DictConfig) -> float:
     return float(result.summary["conversion_rate"].mean)
 
 
+def _jobs(overrides: list[str]) -> list[list[str]]:
+    """The override lists of a multirun's jobs (Hydra's basic sweep: every combination)."""
+    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    parsed = OverridesParser.create().parse_overrides(overrides)
+    batches = BasicSweeper.split_arguments(parsed, max_batch_size=None)
+    return [list(job) for batch in batches for job in batch]
+
+
+def _check_job(overrides: list[str], config_dirs: list[Path]) -> None:
+    """Compose and validate one job as ``_app`` will run it, without running it."""
+    from sim.api import check_memory, check_work
+    from sim.config import scenario_choice
+    from sim.spec import build_spec
+
+    cfg = compose_config(overrides, config_dirs)
+    if cfg.compare not in (None, "", []):
+        if scenario_choice(overrides) != "baseline":
+            raise ConfigFileError(
+                f"compare with scenario={scenario_choice(overrides)}: a comparison runs the "
+                "baseline and the scenarios it names; put the scenario in the list, e.g. "
+                "compare=[seo,guest_checkout]")
+        check_comparison(_compare_names(cfg), _without_compare(overrides), cfg.compare_rank,
+                         config_dirs)
+        return
+    spec = build_spec(cfg)
+    check_memory(spec)
+    check_work(spec)
+
+
+def preflight(argv: Sequence[str]) -> None:
+    """Check everything the command line was given before Hydra runs: the config folders
+    (as data), options that would load code, then every job's config as it will run.
+
+    Raises
+    ------
+    sim.errors.InputError : the first problem, as one message.
+    """
+    from hydra._internal.utils import get_args_parser
+
+    try:
+        args = get_args_parser().parse_args(list(argv))
+    except SystemExit:
+        return  # argparse has its own message and status (2); Hydra will print it
+    if args.experimental_rerun:
+        raise ConfigFileError("--experimental-rerun loads a pickled file, which can run "
+                              "code; rerun with the saved overrides instead")
+    if args.config_path is not None or args.config_name not in (None, "config"):
+        raise ConfigFileError("--config-path and --config-name replace the built-in config; "
+                              "keep your overlays in a folder and pass --config-dir DIR")
+    config_dirs = [Path(args.config_dir)] if args.config_dir else []
+    check_user_configs(config_dirs, args.overrides)
+    if args.help or args.hydra_help or args.cfg or args.info or args.shell_completion:
+        return
+    jobs = _jobs(args.overrides) if args.multirun else [list(args.overrides)]
+    for job in jobs[:MAX_PREFLIGHT_JOBS]:
+        _check_job(job, config_dirs)
+
+
 def main() -> None:
     """Entry point of ``python -m sim`` and the ``journey-sim`` script."""
-    register_configs()
-    _app()
+    try:
+        preflight(sys.argv[1:])
+        register_configs()
+        _app()
+    except SimError as err:
+        _fail(err)
+    except KeyboardInterrupt:
+        print("interrupted: stopped before the outputs were complete (a run folder without "
+              "metrics.json is unfinished)", file=sys.stderr)
+        sys.exit(EXIT_INTERRUPTED)

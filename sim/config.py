@@ -9,7 +9,10 @@ and from a wheel alike. Nothing here instantiates ``_target_`` nodes: configs ar
 
 from __future__ import annotations
 
+import dataclasses
+import difflib
 import math
+import re
 from collections.abc import Sequence
 from dataclasses import Field, dataclass, field
 from importlib import resources
@@ -405,6 +408,10 @@ class ScenarioConfig:
     description: str = ""
     # cost of the intervention itself
     cost_per_day: float = field(default=0.0, metadata=MONEY_PER_DAY)
+    # map entries this overlay adds to the baseline it is applied to, as key paths
+    # (channels.podcast, market.segments.students, journey.stages.trial): an entry that is
+    # not listed here is refused, so a misspelled one cannot add a new, free channel
+    adds: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -427,7 +434,36 @@ class RootConfig:
     compare_rank: str = "npv"
 
 
+_SCHEMA_CLASSES = {c.__name__: c for c in globals().copy().values()
+                   if isinstance(c, type) and dataclasses.is_dataclass(c)}
+
+
 # ---------------------------------------------------------------------- registration
+# the maps an overlay could silently grow with a misspelled entry
+GROWABLE_MAPS = ("channels", "market.segments", "journey.stages")
+_SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+_OVERLAY_KEYS = frozenset(f.name for f in dataclasses.fields(RootConfig)) | {"defaults"}
+
+
+def slug(text: Any, fallback: str = "run") -> str:
+    """``text`` made safe as one path component: letters, digits, ``_ - .`` only, no
+    leading dot, at most 64 characters (a scenario name never steers a path elsewhere)."""
+    out = re.sub(r"[^A-Za-z0-9_.=,+-]+", "_", str(text)).lstrip("._")[:64]
+    return out or fallback
+
+
+def _run_name(choice: Any, name: Any, compare: Any) -> str:
+    """The run folder's name: what ran (a comparison, the scenario's name, or its file)."""
+    if compare not in (None, "", []):
+        items = [compare] if isinstance(compare, str | int | float) else list(compare)
+        return slug("compare_" + "+".join(str(i) for i in items))
+    return slug(name if name not in (None, "", "baseline") else choice, "baseline")
+
+
+OmegaConf.register_new_resolver("sim_run_name", _run_name, replace=True)
+OmegaConf.register_new_resolver("sim_slug", lambda text: slug(text), replace=True)
+
+
 def _scenario_package(path: Path) -> str | None:
     first = path.read_text().splitlines()[:1]
     if first and first[0].startswith("# @package"):
@@ -438,8 +474,13 @@ def _scenario_package(path: Path) -> str | None:
 def register_configs(scenario_dirs: Sequence[Path] = ()) -> None:
     """Register the schema and the scenario overlays with Hydra's ConfigStore.
 
-    Scenario files are loaded as data (``OmegaConf.load``); nothing in them is executed.
+    Scenario files are loaded as data (``OmegaConf.load``) after ``sim.userfiles`` has
+    checked them; nothing in them is executed.
     """
+    from sim.userfiles import check_config_dir
+
+    for folder in scenario_dirs:
+        check_config_dir(folder, "scenario folder")
     cs = ConfigStore.instance()
     cs.store(name="schema", node=RootConfig)
     for folder in (SCENARIO_DIR, *scenario_dirs):
@@ -452,25 +493,182 @@ def register_configs(scenario_dirs: Sequence[Path] = ()) -> None:
             )
 
 
-def scenario_names() -> list[str]:
-    """Names of the available scenarios, sorted: the built-in ones and, inside a running
-    Hydra app, those of ``--config-dir`` folders too."""
+def scenario_names(config_dirs: Sequence[Path | str] = ()) -> list[str]:
+    """Names of the available scenarios, sorted: the built-in ones, those in the
+    ``scenario/`` folder of each of ``config_dirs`` and, inside a running Hydra app, those
+    of its ``--config-dir`` folders too."""
+    names = {p.stem for d in (SCENARIO_DIR, *(Path(c) / "scenario" for c in config_dirs))
+             for p in Path(d).glob("*.yaml")}
     if GlobalHydra.instance().is_initialized():
-        return sorted(GlobalHydra.instance().config_loader().get_group_options("scenario"))
-    return sorted(p.stem for p in SCENARIO_DIR.glob("*.yaml"))
+        names |= set(GlobalHydra.instance().config_loader().get_group_options("scenario"))
+    return sorted(names)
 
 
-def compose_config(overrides: Sequence[str] = ()) -> DictConfig:
+def scenario_choice(overrides: Sequence[str]) -> str:
+    """The scenario an override list selects (the last ``scenario=NAME``), or baseline."""
+    choice = "baseline"
+    for text in overrides:
+        key, sep, value = text.lstrip("+").partition("=")
+        if sep and key == "scenario":
+            choice = value.strip()
+    return choice
+
+
+def _searchpath(overrides: Sequence[str], config_dirs: Sequence[Path]) -> list[str]:
+    """``overrides`` with the ``config_dirs`` added to the config search path (as
+    ``--config-dir`` does on the command line)."""
+    if not config_dirs:
+        return list(overrides)
+    from sim.userfiles import searchpath_dirs
+
+    dirs = [*searchpath_dirs(overrides), *(Path(d) for d in config_dirs)]
+    rest = [o for o in overrides if not o.lstrip("+").startswith("hydra.searchpath=")]
+    entries = ",".join(f"file://{Path(d).resolve()}" for d in dirs)
+    return [*rest, f"hydra.searchpath=[{entries}]"]
+
+
+def _hydra_message(err: BaseException, overrides: Sequence[str]) -> str:
+    """A Hydra or OmegaConf composition error as one readable message: the key, the value
+    and what is allowed, without Hydra's hints that do not apply here."""
+    text = str(err)
+    cause = err.__cause__ or err.__context__
+    if cause is not None and str(cause) and str(cause) not in text:
+        text += "\n" + str(cause)
+    keep = []
+    for line in text.splitlines():
+        s = line.strip()
+        if s.startswith(("To append to your config use", "reference_type=", "object_type=",
+                         "Config search path", "provider=", "Set the environment variable")):
+            continue
+        if s.startswith("full_key:"):
+            s = "(key " + s.removeprefix("full_key:").strip() + ")"
+        if s:
+            keep.append(s)
+    m = re.search(r"Key '([^']+)' not in '(\w+)'", text)
+    if m and m.group(2) in _SCHEMA_CLASSES:
+        known = [f.name for f in dataclasses.fields(_SCHEMA_CLASSES[m.group(2)])]
+        near = difflib.get_close_matches(m.group(1), known, n=1)
+        keep.append(f"known keys there: {', '.join(known)}"
+                    + (f" (did you mean {near[0]!r}?)" if near else ""))
+    return " ".join(keep) or type(err).__name__
+
+
+def _compose(overrides: Sequence[str]) -> DictConfig:
+    from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
+
+    from sim.userfiles import ConfigFileError
+
+    try:
+        if GlobalHydra.instance().is_initialized():
+            return compose(config_name="config", overrides=list(overrides))
+        with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+            return compose(config_name="config", overrides=list(overrides))
+    except (HydraException, OmegaConfBaseException, KeyError, ValueError, TypeError) as err:
+        if isinstance(err, ConfigFileError):
+            raise
+        raise ConfigFileError(_hydra_message(err, overrides)) from None
+
+
+def _check_overrides(overrides: Sequence[str]) -> None:
+    """Overrides Hydra would take and silently ignore."""
+    from sim.userfiles import ConfigFileError
+
+    for text in overrides:
+        key, sep, value = text.partition("=")
+        key = key.lstrip("+")
+        if sep and value.strip() in ("{}", "[]") and not key.startswith(("hydra", "~")):
+            if key in ("market.segments", "journey.stages"):
+                raise ConfigFileError(f"override {text!r}: {key} cannot be empty (a market "
+                                      "needs a segment, a journey a stage)")
+            if key in GROWABLE_MAPS or key == "journey.report":
+                raise ConfigFileError(
+                    f"override {text!r}: Hydra merges a mapping given on the command line "
+                    f"into the config, so {value.strip()} would change nothing; remove "
+                    f"entries one by one with ~{key}.NAME")
+
+
+def _entries(cfg: DictConfig, path: str) -> set[str]:
+    node = OmegaConf.select(cfg, path)
+    return set(node.keys()) if isinstance(node, DictConfig) else set()
+
+
+def settle_scenario(cfg: DictConfig, choice: str, baseline: DictConfig | None = None) -> None:
+    """Checks and defaults that need the composed config: a scenario file without
+    ``scenario.name`` is named after its file; the name is a safe path component; with
+    ``baseline`` (the same config with ``scenario=baseline``), every map entry the
+    scenario adds is declared in ``scenario.adds``.
+
+    Raises
+    ------
+    sim.userfiles.ConfigFileError : naming the key, the value and what is allowed.
+    """
+    from sim.userfiles import ConfigFileError
+
+    if choice != "baseline" and cfg.scenario.name == "baseline":
+        cfg.scenario.name = choice
+    name = cfg.scenario.name
+    if not isinstance(name, str) or not _SAFE_NAME.match(name):
+        raise ConfigFileError(
+            f"scenario.name = {name!r}: a name of 1 to 64 letters, digits, '_', '-' or '.' "
+            "starting with a letter or digit (it names output folders; put prose in "
+            "scenario.description)")
+    if baseline is None:
+        return
+    declared = set(cfg.scenario.adds)
+    for path in GROWABLE_MAPS:
+        new = sorted(_entries(cfg, path) - _entries(baseline, path))
+        undeclared = [f"{path}.{k}" for k in new if f"{path}.{k}" not in declared]
+        if undeclared:
+            known = sorted(_entries(baseline, path))
+            near = {u: difflib.get_close_matches(u.rsplit(".", 1)[1], known, n=1)
+                    for u in undeclared}
+            hints = " ".join(f"Did you mean {path}.{v[0]}?" for v in near.values() if v)
+            raise ConfigFileError(
+                f"scenario {choice!r} adds {', '.join(undeclared)}, which the baseline does "
+                f"not have (it has {', '.join(known) or 'none'}). {hints + ' ' if hints else ''}"
+                f"If the entry is meant to be new, declare it in the scenario file: "
+                f"scenario: {{adds: [{', '.join(undeclared)}]}}")
+    stale = sorted(p for p in declared
+                   if not any(p.startswith(m + ".") for m in GROWABLE_MAPS))
+    if stale:
+        raise ConfigFileError(f"scenario.adds = {stale}: entries of "
+                              f"{', '.join(GROWABLE_MAPS)} (e.g. channels.podcast)")
+
+
+def compose_config(overrides: Sequence[str] = (),
+                   config_dirs: Sequence[Path | str] = (),
+                   baseline: DictConfig | None = None) -> DictConfig:
     """Compose the config as the CLI would, for notebooks and tests.
 
-    Inside a running Hydra app (a comparison launched from the command line) it composes
-    with the app's own search path, so ``--config-dir`` overlays are found too.
+    ``config_dirs`` are folders of your own overlays (``--config-dir`` on the command line;
+    ``hydra.searchpath=[file://DIR]`` among the overrides works too). Every YAML file in
+    them is checked as data first (``sim.userfiles``). Inside a running Hydra app (a
+    comparison launched from the command line) it composes with the app's own search path,
+    so ``--config-dir`` overlays are found too. ``baseline``: the same config with
+    ``scenario=baseline`` when the caller has it already (a comparison), else it is composed
+    here for a scenario's check.
+
+    Raises
+    ------
+    sim.errors.InputError : (``ConfigFileError``) an unsafe config file, an unknown key or
+        group option, a value of the wrong type, an override Hydra would ignore, or a
+        scenario that adds an undeclared channel, segment or stage.
     """
+    from sim.userfiles import check_user_configs
+
+    check_user_configs(config_dirs, overrides)
+    _check_overrides(overrides)
     register_configs()
-    if GlobalHydra.instance().is_initialized():
-        return compose(config_name="config", overrides=list(overrides))
-    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
-        return compose(config_name="config", overrides=list(overrides))
+    overrides = _searchpath(overrides, [Path(d) for d in config_dirs])
+    cfg = _compose(overrides)
+    choice = scenario_choice(overrides)
+    if choice != "baseline" and baseline is None:
+        rest = [o for o in overrides if scenario_choice([o]) == "baseline"
+                or not o.lstrip("+").startswith("scenario=")]
+        baseline = _compose([*rest, "scenario=baseline"])
+    settle_scenario(cfg, choice, baseline)
+    return cfg
 
 
 def to_container(cfg: DictConfig | dict[str, Any]) -> dict[str, Any]:

@@ -58,6 +58,10 @@ MAX_FILES = 2_000  # YAML files in one config folder
 MAX_DEPTH = 4  # group folders nested this deep (hydra/launcher is 2)
 _PLAIN_TAGS = frozenset(f"tag:yaml.org,2002:{t}" for t in (
     "str", "int", "float", "bool", "null", "map", "seq", "timestamp", "merge"))
+# top-level sections of the config: a scenario file that sets them needs the _global_ header
+_MODEL_SECTIONS = frozenset({"scenario", "market", "journey", "channels", "checkout",
+                             "retention", "loyalty", "support", "experience", "advocacy",
+                             "economics", "run", "compare", "compare_rank"})
 _PACKAGE = re.compile(r"^#\s*@package\s+(\S+)")
 
 
@@ -217,7 +221,10 @@ def check_yaml_file(path: Path, group: str = "") -> None:
     ConfigFileError, InputError : one message naming the file, the key and why.
     """
     path = Path(path)
-    text = read_user_text(path, "config file", MAX_FILE_BYTES)
+    try:
+        text = read_user_text(path, "config file", MAX_FILE_BYTES)
+    except InputError as err:
+        raise ConfigFileError(str(err)) from None
     if group == "hydra" or group.startswith("hydra/"):
         raise ConfigFileError(f"{path}: a config file in a 'hydra' group folder; Hydra "
                               "settings (launchers, callbacks, output folders) are given on "
@@ -239,6 +246,13 @@ def check_yaml_file(path: Path, group: str = "") -> None:
         raise ConfigFileError(f"{path}: '# @package {package}' sets Hydra's own settings; "
                               "give those on the command line")
     at_top = package in (None, "_global_") and group == ""
+    if group == "scenario" and package is None and isinstance(root, yaml.MappingNode):
+        top = {str(getattr(k, "value", "")) for k, _ in root.value}
+        if top & _MODEL_SECTIONS:
+            raise ConfigFileError(
+                f"{path}: the first line must be '# @package _global_' (a scenario overlays "
+                f"keys of the whole config, here {', '.join(sorted(top & _MODEL_SECTIONS))}); "
+                "without it every key is read as a key of 'scenario'")
     for key_path, key, value in _key_paths(root):
         name = key_path.rsplit(".", 1)[-1].split("[", 1)[0]
         line = key.start_mark.line + 1

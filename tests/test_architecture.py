@@ -31,9 +31,9 @@ LAYERS: dict[str, float] = {
     "sim.distributions": 0,
     "sim.rng": 0,
     "sim.errors": 0,
-    "sim.config": 0,
-    # user-supplied config files checked as data before Hydra reads them
-    "sim.userfiles": 0.5,
+    # files users hand us (configs, logs, folders) read and checked as data
+    "sim.userfiles": 0.2,
+    "sim.config": 0.4,
     "sim.spec": 1,
     "sim.engine": 2,
     "sim.metrics": 3,
@@ -439,6 +439,11 @@ def _code_identifiers_and_strings(tree: ast.Module) -> Iterator[tuple[int, str]]
             yield line, node.arg
 
 
+# sim/userfiles.py refuses these keys in user files, so it spells them out, once
+USERFILES = "sim/userfiles.py"
+REFUSED_KEY_LITERALS = {"_target_"}
+
+
 def test_no_target_or_instantiate_in_the_code() -> None:
     """Scenario files are data: nothing in sim/ instantiates ``_target_`` nodes.
 
@@ -449,6 +454,8 @@ def test_no_target_or_instantiate_in_the_code() -> None:
     for path in python_files():
         file, tree = rel(path), parse(path)
         for line, text in _code_identifiers_and_strings(tree):
+            if file == USERFILES and text in REFUSED_KEY_LITERALS:
+                continue  # the checker names the keys it refuses
             if "_target_" in text or "instantiate" in text.lower():
                 problems.append(f"{file}:{line} {text!r}")
         for imp in imports_in(tree, file, module_name(path), path.name == "__init__.py",

@@ -1005,12 +1005,13 @@ def calibrate_transactions(path: Path, name: str | None = None, config_dir: Path
     _check_config("retention", {"model": "repeat_purchase",
                                 "repeat": {"r": bg["r"], "alpha_days": alpha_days,
                                            "a": bg["a"], "b": bg["b"]}})
-    written = [io.write_new_text(retention_yaml(result, name, path.name, sha), targets[0],
-                                 overwrite=force)]
+    texts = [retention_yaml(result, name, path.name, sha)]
     if result.spend is not None:
-        text = economics_yaml(result, name, path.name, sha)
         _check_config("economics", economics_values(result)[0])
-        written.append(io.write_new_text(text, targets[1], overwrite=force))
+        texts.append(economics_yaml(result, name, path.name, sha))
+    # every check passed: only now write, so a refusal leaves no config behind
+    written = [io.write_new_text(text, target, overwrite=force)
+               for text, target in zip(texts, targets, strict=True)]
 
     written.append(io.write_table(result.customers, out_dir / "customers.csv"))
     written.append(io.write_table(result.histogram, out_dir / "repeat_histogram.csv"))

@@ -365,6 +365,19 @@ def test_retention_comments_stay_comments(tmp_path: Path) -> None:
                                              "order_value_cv"}
 
 
+def test_refused_fit_leaves_no_config(tmp_path: Path) -> None:
+    """Amounts in the hundreds of billions fit, but the order value is beyond the
+    simulator's range: refused with the key and the range, and neither config is written
+    (the retention config used to be written before the economics one was checked)."""
+    table = transactions()
+    table["amount"] = (table["amount"] * 1e9).round(2)
+    src = tmp_path / "rich.csv"
+    table.to_csv(src, index=False)
+    one_error(*run(["transactions", str(src), *folders(tmp_path), *FAST]),
+              "economics.order_value_mean", "(0, 1e+07]")
+    assert not list(tmp_path.rglob("*.yaml"))
+
+
 # ---------------------------------------------------------------- output folders
 def test_default_config_dir_is_fitted_in_working_dir(tx_csv: Path, tmp_path: Path,
                                                      monkeypatch: pytest.MonkeyPatch) -> None:

@@ -365,16 +365,21 @@ def test_retention_comments_stay_comments(tmp_path: Path) -> None:
                                              "order_value_cv"}
 
 
-def test_refused_fit_leaves_no_config(tmp_path: Path) -> None:
-    """Amounts in the hundreds of billions fit, but the order value is beyond the
-    simulator's range: refused with the key and the range, and neither config is written
-    (the retention config used to be written before the economics one was checked)."""
-    table = transactions()
-    table["amount"] = (table["amount"] * 1e9).round(2)
-    src = tmp_path / "rich.csv"
-    table.to_csv(src, index=False)
-    one_error(*run(["transactions", str(src), *folders(tmp_path), *FAST]),
-              "economics.order_value_mean", "(0, 1e+07]")
+def test_refused_fit_leaves_no_config(tx_csv: Path, tmp_path: Path,
+                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """When the economics config does not validate (here forced: e.g. an order value beyond
+    the simulator's range), neither config is written; the retention one used to be
+    written before the economics one was checked."""
+    check = calibrate._check_config
+
+    def refuse_economics(section: str, *args: object) -> None:
+        if section == "economics":
+            raise CalibrationError("the fitted economics config does not validate: test")
+        check(section, *args)
+
+    monkeypatch.setattr(calibrate, "_check_config", refuse_economics)
+    one_error(*run(["transactions", str(tx_csv), *folders(tmp_path), *FAST]),
+              "economics config does not validate")
     assert not list(tmp_path.rglob("*.yaml"))
 
 

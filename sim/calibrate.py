@@ -1595,7 +1595,9 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--calibration-end", help="last day of the calibration period (default: "
                                              "the last date in the file)")
     t.add_argument("--holdout-end", help="last day of a holdout period after the calibration "
-                                         "period, to test the predictions")
+                                         "period, to test the predictions (dates: ISO, "
+                                         f"{FIRST_DATE.date()} to {LAST_DATE.date()}, in "
+                                         "the file too)")
     t.add_argument("--unit", choices=sorted(DAYS_PER_UNIT), default="day",
                    help="time unit of the fit (the configs are always in days)")
     t.add_argument("--no-spend", action="store_true", help="fit repeat buying only")
@@ -1622,7 +1624,8 @@ def _parser() -> argparse.ArgumentParser:
     j.add_argument("--channel-col", default="channel",
                    help="optional column: the channel that brought the customer")
     j.add_argument("--end", help="end of the data (default: the last timestamp); customers "
-                                 "still in a stage then are censored")
+                                 "still in a stage then are censored (dates: ISO, "
+                                 f"{FIRST_DATE.date()} to {LAST_DATE.date()}, in the file too)")
     j.add_argument("--checkout", default="checkout,purchase",
                    help="comma-separated stages that mean the customer went to buy "
                         "(default: checkout,purchase)")

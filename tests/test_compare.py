@@ -639,6 +639,35 @@ def test_report_without_baseline_exits_2(cli_dir: Path, sweep: Path) -> None:
     assert not (folder / "comparison.csv").exists()
 
 
+def test_report_refuses_a_sweep_with_an_unfinished_job(cli_dir: Path, sweep: Path) -> None:
+    """A Hydra job folder (``.hydra/``, tables) without its metrics.json, which a run writes
+    last, was stopped: refused, not merged as a sweep of fewer scenarios."""
+    folder = cli_dir / "unfinished"
+    for job in sweep.iterdir():
+        if job.is_dir():
+            shutil.copytree(job, folder / job.name)
+    stopped = next(p for p in sorted(folder.iterdir()) if "scenario=seo" in p.name)
+    assert (stopped / ".hydra").is_dir() and (stopped / "customers.csv").exists()
+    (stopped / "metrics.json").unlink()
+    proc = run_py(cli_dir, "-m", "sim.report", str(folder))
+    assert proc.returncode == 2
+    assert proc.stderr == (f"error: {stopped}: incomplete (no metrics.json: the job was "
+                           "stopped before it finished); rerun it or remove the folder\n")
+    assert not (folder / "comparison.csv").exists()
+
+
+def test_report_marks_its_own_folder_finished(cli_dir: Path, sweep: Path) -> None:
+    """The report writes its metrics.json last, into the sweep folder and nowhere else."""
+    from sim import io
+
+    report = run_py(cli_dir, "-m", "sim.report", str(sweep), "--no-plots")
+    assert report.returncode == 0, report.stderr
+    assert io.is_complete(sweep)
+    written = {p.name: p.stat().st_mtime_ns for p in sweep.iterdir() if p.is_file()}
+    assert written["metrics.json"] == max(written.values())
+    assert all(io.is_complete(job) for job in sweep.iterdir() if job.is_dir())
+
+
 # the interval itself: the t interval of the replication-by-replication differences
 def test_paired_interval_is_the_t_interval_of_the_differences(baseline_twice) -> None:
     base, _ = baseline_twice

@@ -300,6 +300,10 @@ def run(cfg: DictConfig | None = None, overrides: Sequence[str] = (),
         cfg = compose_config(overrides)
     elif overrides:
         raise InputError("sim.run: pass either cfg or overrides, not both")
+    if cfg.get("compare") not in (None, "", []):
+        raise InputError(f"compare={cfg.compare}: sim.run runs one scenario; compare "
+                         "scenarios with sim.api.compare([...]) (python -m sim compare=... "
+                         "does)")
     spec = build_spec(cfg)
     first = spec.first_replication
     if spec.target_rel_half_width is not None and replications is None:

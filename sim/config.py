@@ -676,7 +676,19 @@ def to_container(cfg: DictConfig | dict[str, Any]) -> dict[str, Any]:
 
     A plain dict (e.g. ``to_container(cfg)`` edited in a test or notebook) is merged onto
     the schema first, so missing keys get their defaults and wrong types fail here.
+
+    Raises
+    ------
+    sim.userfiles.ConfigFileError : a value of the wrong type, or an interpolation that
+        does not resolve (``${oc.env:UNSET}``, ``${no.such.key}``), naming the key.
     """
-    if not isinstance(cfg, DictConfig):
-        cfg = OmegaConf.merge(OmegaConf.structured(RootConfig), cfg)
-    return OmegaConf.to_container(cfg, resolve=True)  # type: ignore[return-value]
+    from omegaconf.errors import OmegaConfBaseException
+
+    from sim.userfiles import ConfigFileError
+
+    try:
+        if not isinstance(cfg, DictConfig):
+            cfg = OmegaConf.merge(OmegaConf.structured(RootConfig), cfg)
+        return OmegaConf.to_container(cfg, resolve=True)  # type: ignore[return-value]
+    except OmegaConfBaseException as err:
+        raise ConfigFileError(_hydra_message(err, ())) from None

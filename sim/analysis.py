@@ -102,7 +102,8 @@ def why_nobody_aware(spec: ModelSpec) -> str:
     odds = f"{chance:.1%}" if chance >= 0.001 else f"1 in {1 / chance:,.0f}"
     expected = chance * spec.market_size
     return (f"the channels give each person a chance of {odds} of becoming aware in "
-            f"{spec.horizon_days:g} days, so in a market of {spec.market_size:,} "
+            f"{spec.horizon_days:g} day{'' if spec.horizon_days == 1 else 's'}, so in a market "
+            f"of {spec.market_size:,} "
             + (f"about {expected:,.2g} are" if expected >= 0.01 else "almost no one is")
             + " expected to; a larger market.size, a longer run.horizon_days or more reach "
             "would show more")

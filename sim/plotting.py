@@ -96,13 +96,14 @@ def plot_funnel(summary: dict[str, Estimate], stages: list[str], ax: Axes | None
     ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.0f}" if v >= 1 else f"{v:g}"))
     ax.xaxis.set_minor_formatter(NullFormatter())
     left = min(means[means > 0].min(), 1.0) / 3  # a stage nobody reached has no bar
-    ax.set_xlim(left, means.max() * 8)
-    for s, bar, m in zip(stages, bars, means, strict=True):
+    ends = np.maximum(means + err[1], left)  # labels start after the whiskers
+    ax.set_xlim(left, ends.max() * 8)
+    for s, bar, m, end in zip(stages, bars, means, ends, strict=True):
         rate = summary[f"funnel.{s}.rate"].mean
         step = summary[f"funnel.{s}.step_rate"].mean
         of_previous = (f"{step:.0%} of previous" if np.isfinite(step)
                        else "nobody at the previous stage")
-        ax.text(max(bar.get_width(), left) * 1.15, bar.get_y() + bar.get_height() / 2,
+        ax.text(end * 1.15, bar.get_y() + bar.get_height() / 2,
                 f"{_count(m)}  ({_share(rate)} of aware, {of_previous})", va="center",
                 fontsize=9)
     ax.set_xlabel("customers per replication (log scale; "
@@ -392,7 +393,8 @@ def plot_forest(table, metric: str, ax: Axes | None = None) -> Axes:
     if not np.isfinite(d).any():
         ax.text(0.5, 0.5, f"nothing to show: {metric} has no value", transform=ax.transAxes,
                 ha="center", va="center", fontsize=9, color="dimgrey")
-    ax.set_xlabel(f"difference from baseline: {metric} (95% CI, paired)")
+    ax.set_xlabel(f"difference from baseline: {metric} "
+                  + ("(95% CI, paired)" if interval.any() else "(paired, no interval)"))
     ax.spines[["top", "right"]].set_visible(False)
     return ax
 
@@ -402,9 +404,11 @@ def forest_figure(table, metrics: list[str], title: str):
     n = table["scenario"].nunique()
     fig, axes = plt.subplots(1, len(metrics), figsize=(4.2 * len(metrics), 0.35 * n + 1.6),
                              sharey=True)
+    intervals = bool(np.isfinite(table["difference_low"].to_numpy(dtype=float)).any())
     for ax, metric in zip(np.atleast_1d(axes), metrics, strict=True):
         plot_forest(table, metric, ax=ax)
-        ax.set_xlabel(f"{metric}: difference (95% CI)", fontsize=9)
+        ax.set_xlabel(f"{metric}: difference " + ("(95% CI)" if intervals else "(no interval)"),
+                      fontsize=9)
     handles = {}
     for ax in np.atleast_1d(axes):  # every kind of mark any panel drew, once
         for handle, label in zip(*ax.get_legend_handles_labels(), strict=True):

@@ -234,6 +234,8 @@ MAX_ENTRIES = 100_000  # files and folders looked at under the folder given
 MAX_DEPTH = 16  # folders within folders below it
 MAX_TOTAL_BYTES = 2**30  # every metrics.json read, together
 MAX_NAME_CHARS = 200
+# no run comes near: larger values would overflow the sums and squares of an interval
+MAX_METRIC_MAGNITUDE = 1e100
 # files a run or a comparison writes: a folder holding one of them (or Hydra's .hydra)
 # is a job's folder, finished only when its metrics.json is there
 RUN_FILES = frozenset({"metrics.csv", "customers.csv", "daily.csv", "purchases.csv",
@@ -422,6 +424,9 @@ def _job(path: Path, doc: Any) -> dict[str, Any] | None:
             if value is not None and not _is_number(value):
                 raise bad(f"per_replication[{i}][{json.dumps(key)}]",
                           "a finite number or null", value)
+            if value is not None and abs(value) > MAX_METRIC_MAGNITUDE:
+                raise bad(f"per_replication[{i}][{json.dumps(key)}]",
+                          f"a number of magnitude at most {MAX_METRIC_MAGNITUDE:g}", value)
         per_replication.append({k: (math.nan if v is None else v) for k, v in row.items()})
     ids = doc.get("replication_ids", list(range(len(rows))))
     if not isinstance(ids, list) or not all(_is_count(i) for i in ids):

@@ -162,6 +162,8 @@ WRONG_SHAPES = [
      "per_replication[0][\"cac\"]: expected a finite number or null, got False"),
     ("value-huge-int", lambda d: _set(d, ("per_replication", 0, "npv"), 10**400),
      "per_replication[0][\"npv\"]: expected a finite number or null"),
+    ("value-overflowing", lambda d: _set(d, ("per_replication", 1, "npv"), -1e308),
+     "per_replication[1][\"npv\"]: expected a number of magnitude at most 1e+100, got -1e+308"),
     ("metric-missing", lambda d: d["per_replication"][1].pop("npv") and d,
      "per_replication[1]: not the metrics of per_replication[0] (missing ['npv']"),
     # the probe: "zip() argument 2 is longer than argument 1"

@@ -499,10 +499,35 @@ def _schema(*keys: str) -> Any:
     return tp
 
 
-def _nobody_can_become_aware(reach: np.ndarray) -> bool:
-    """No channel has reach on any day: nobody ever becomes aware, as word of mouth and
-    referrals need buyers first."""
-    return reach.size == 0 or not bool(reach.max() > 0)
+def _known_keys(cfg: Any, chk: _Checker) -> dict[str, Any]:
+    """The config as a resolved plain dict, every key the schema does not know reported and
+    left out (so the rest is checked too and one message lists every problem)."""
+    raw = OmegaConf.to_container(cfg, resolve=False) if isinstance(cfg, DictConfig) else cfg
+    unknown = list(unknown_keys(raw))
+    for keys, value, known in unknown:
+        chk.add(*_unknown_key_problem(keys, value, known))
+    if not unknown:
+        return to_container(cfg)
+    if isinstance(cfg, DictConfig):
+        return _pruned(to_container(cfg), [k for k, _, _ in unknown])
+    return to_container(_pruned(cfg, [k for k, _, _ in unknown]))
+
+
+def _spend_and_reach(c: Mapping[str, Any], chk: _Checker
+                     ) -> tuple[np.ndarray, np.ndarray] | tuple[None, None]:
+    """Spend and reach per day and channel once the numbers they are made of are valid;
+    a config where no channel has reach on any day is refused: nobody would ever become
+    aware, as word of mouth and referrals need buyers first."""
+    if any(p.startswith(("channels", "run.horizon_days")) for p, _, _ in chk.problems):
+        return None, None
+    cost, reach = daily_spend_and_reach(c["channels"], math.ceil(c["run"]["horizon_days"]) + 1)
+    if reach.size == 0 or not reach.max() > 0:
+        chk.add("channels", sorted(c["channels"]),
+                "at least one channel with reach on some day of the horizon "
+                "(organic_reach_per_day > 0, or max_reach_per_day > 0 with spend: "
+                "spend_per_day or a campaign): without one nobody ever becomes aware, "
+                "as word of mouth and referrals need buyers first")
+    return cost, reach
 
 
 def build_spec(cfg: Any) -> ModelSpec:
@@ -516,17 +541,7 @@ def build_spec(cfg: Any) -> ModelSpec:
         its schema field declares.
     """
     chk = _Checker()
-    raw = OmegaConf.to_container(cfg, resolve=False) if isinstance(cfg, DictConfig) else cfg
-    unknown = list(unknown_keys(raw))
-    for keys, value, known in unknown:
-        chk.add(*_unknown_key_problem(keys, value, known))
-    # the rest is checked without them, so one message lists every problem
-    if not unknown:
-        c = to_container(cfg)
-    elif isinstance(cfg, DictConfig):
-        c = _pruned(to_container(cfg), [k for k, _, _ in unknown])
-    else:
-        c = to_container(_pruned(cfg, [k for k, _, _ in unknown]))
+    c = _known_keys(cfg, chk)
 
     # market
     m = c["market"]
@@ -638,17 +653,7 @@ def build_spec(cfg: Any) -> ModelSpec:
         chk.add("run.engine", r["engine"], f"one of {', '.join(ENGINES)}, auto")
     _check_ranges(c, chk)
 
-    # reach per day and channel, once the numbers it is made of are valid
-    reach = cost = None
-    if not any(p.startswith(("channels", "run.horizon_days")) for p, _, _ in chk.problems):
-        cost, reach = daily_spend_and_reach(c["channels"], math.ceil(r["horizon_days"]) + 1)
-        if _nobody_can_become_aware(reach):
-            chk.add("channels", sorted(c["channels"]),
-                    "at least one channel with reach on some day of the horizon "
-                    "(organic_reach_per_day > 0, or max_reach_per_day > 0 with spend: "
-                    "spend_per_day or a campaign): without one nobody ever becomes aware, "
-                    "as word of mouth and referrals need buyers first")
-
+    cost, reach = _spend_and_reach(c, chk)
     if chk.problems:
         raise SpecError(chk.problems)
 

@@ -193,6 +193,18 @@ def dwell_logcdf(kind: str, theta: Sequence[float], c: np.ndarray) -> np.ndarray
     return np.log(np.maximum(-np.expm1(-((c / theta[1]) ** theta[0])), 1e-300))
 
 
+def _exp(x: float) -> float:
+    """``math.exp`` that gives infinity instead of raising ``OverflowError`` (a parameter far
+    out in a flat likelihood, or an interval without an upper end)."""
+    return math.inf if x >= 709.0 else math.exp(x)
+
+
+def _cv_of_log(d: float) -> float:
+    """sqrt(exp(d) - 1): the cv from log(1 + cv^2), infinite when that overflows and 0 for
+    a rounding error below zero."""
+    return math.inf if d >= 709.0 else math.sqrt(max(math.expm1(d), 0.0))
+
+
 def _mean_cv(kind: str, theta: Sequence[float]) -> tuple[float, float]:
     if kind == "exponential":
         return float(theta[0]), 1.0
@@ -200,10 +212,10 @@ def _mean_cv(kind: str, theta: Sequence[float]) -> tuple[float, float]:
         return float(theta[0] * theta[1]), float(1 / math.sqrt(theta[0]))
     if kind == "lognormal":
         sigma, s = theta
-        return float(s * math.exp(sigma**2 / 2)), float(math.sqrt(math.expm1(sigma**2)))
+        return float(s * _exp(sigma**2 / 2)), _cv_of_log(sigma**2)
     k, s = theta
     g1, g2 = special.gammaln(1 + 1 / k), special.gammaln(1 + 2 / k)
-    return float(s * math.exp(g1)), float(math.sqrt(math.expm1(g2 - 2 * g1)))
+    return float(s * _exp(g1)), _cv_of_log(float(g2 - 2 * g1))
 
 
 def _starts(kind: str, mean: float, cv: float) -> list[np.ndarray]:
@@ -246,7 +258,7 @@ class DwellFit:
         out = {}
         for key, est, se in (("mean_days", self.mean_days, self.mean_se),
                              ("cv", self.cv, self.cv_se)):
-            f = math.exp(z * se / est) if est > 0 else math.nan
+            f = _exp(z * se / est) if est > 0 else math.nan
             out[key] = (est / f, est * f)
         return out
 
@@ -542,4 +554,4 @@ def channel_multiplier(fits: dict[str, StageFit], visits: dict[str, StageVisits]
         return math.exp(u), math.nan, math.nan, math.nan
     se_log = 1 / math.sqrt(curv)
     m = math.exp(u)
-    return m, m * se_log, math.exp(u - z * se_log), math.exp(u + z * se_log)
+    return m, m * se_log, math.exp(u - z * se_log), _exp(u + z * se_log)

@@ -498,6 +498,26 @@ def test_command_line_process_one_line(tmp_path: Path) -> None:
         assert "Traceback" not in proc.stderr and proc.stdout == ""
 
 
+def test_flat_channel_likelihood_found_by_fuzzing(tmp_path: Path) -> None:
+    """A case the fuzz test found: three customers, the stage names swapped by the options,
+    a channel whose forward-odds likelihood is nearly flat: its interval's upper end used
+    to overflow (``OverflowError: math range error``); now the fit finishes and the
+    interval is open-ended."""
+    src = tmp_path / "log.csv"
+    src.write_text(
+        " customer_id ,stage,timestamp,channel\n"
+        "u0,awareness,2024-01-20T02:36:44,search\nu0,consideration,2024-01-22T03:33:11,search\n"
+        "u0,lost,2024-01-22T03:42:59,search\nu1,awareness,2024-01-28T09:11:02,social\n"
+        "u1,lost,2024-01-29T17:30:57,social\nu2,awareness,2024-01-17T07:24:35,search\n"
+        "u2,lost,2024-01-29T10:10:55,search\n")
+    code, _, err = run(["journey", str(src), *folders(tmp_path), *FAST_J, "--checkout", "lost",
+                        "--lost", "checkout"])
+    assert code == 0, err
+    channels = json.loads((tmp_path / "out" / "fit.json").read_text())["channels"]
+    assert {c["channel"] for c in channels} == {"search", "social"}
+    assert all(c["high"] is None or c["high"] > c["multiplier"] for c in channels), channels
+
+
 # ------------------------------------------------------------------------- fuzzing
 GARBAGE = ["", " ", "nan", "NaN", "inf", "-inf", "1e308", "-1e308", "-5", "0", "1e-320",
            "9999-12-31", "0001-01-01", "2024-02-30", "2024-01-01T25:00", "x" * 200, "\"",

@@ -7,7 +7,9 @@
 
 from sim.api import Run, run
 from sim.config import compose_config
+from sim.errors import InputError, OutputError
 from sim.spec import ModelSpec, SpecError, build_spec
 
-__all__ = ["ModelSpec", "Run", "SpecError", "build_spec", "compose_config", "run"]
+__all__ = ["InputError", "ModelSpec", "OutputError", "Run", "SpecError", "build_spec",
+           "compose_config", "run"]
 __version__ = "0.1.0"

@@ -297,8 +297,9 @@ def running(pid: int) -> bool:
 
 # a run whose replications take several seconds each (the old pool waited for them)
 SLOW_RUN = ("import sim; sim.run(overrides=['run=smoke', 'run.n_jobs=2', "
-            "'run.replications=6', 'market.size=150000', 'run.memory_guard=false', "
-            "'run.progress=false'])")
+            "'run.replications=6', 'market.size=250000', 'run.memory_guard=false', "
+            "'run.work_guard=false', 'run.progress=false'])")
+STOP_WITHIN_S = 2.5  # measured 0.3-0.5 s; the pool it replaces took 3 to 8 s
 
 
 @pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="reads /proc (Linux)")
@@ -327,7 +328,7 @@ def test_ctrl_c_stops_the_workers_at_once(tmp_path: Path, group: bool) -> None:
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
-    assert elapsed < 2.0, f"took {elapsed:.1f} s to stop"
+    assert elapsed < STOP_WITHIN_S, f"took {elapsed:.1f} s to stop"
     assert not [w for w in workers if running(w)], "worker processes left"
     assert err.count("Traceback") <= 1, err
     assert "_process_worker" not in err and "BrokenProcessPool" not in err, err

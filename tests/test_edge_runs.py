@@ -1,13 +1,14 @@
 """Runs with little or nothing to show, and the funnel's step conversion.
 
-Each edge configuration (one or two people, a one-day horizon, nobody aware, nobody
-buying, nobody churning, no tickets, the subscription and ``none`` retention models) runs
-on both engines with one and with two replications, on a tiny market. Every run completes;
-``Run.write`` writes every table and figure; ``metrics.json`` has an interval exactly where
-two or more replications give one (null otherwise); the console summary says once, and
-only with one replication, that an interval needs at least two; figures of empty data say
-"nothing to show" instead of drawing NaN axes; no warning of any kind is raised (warnings
-are errors here, beyond pyproject's ``error::RuntimeWarning:sim.*``).
+Each edge configuration runs on both engines with one and with two replications, on a
+tiny market: a few buyers (also on a subscription), one person, two people for one day,
+nobody aware, nobody buying, nobody churning and no tickets, with the repeat-purchase,
+subscription and ``none`` retention models among them. Every run completes; ``Run.write``
+writes every table and figure; ``metrics.json`` has an interval exactly where two or more
+replications give one (null otherwise); the console summary says once, and only with one
+replication, that an interval needs at least two; figures of empty data say "nothing to
+show" instead of drawing NaN axes, figures with data draw it; no warning of any kind is
+raised (warnings are errors here, beyond pyproject's ``error::RuntimeWarning:sim.*``).
 
 The step conversion of a funnel stage is the share of the previous stage's customers who
 reached it, so its interval stays within 0-100 % (the smoke run used to print
@@ -41,7 +42,11 @@ matplotlib.use("Agg")
 TABLES = ("metrics.json", "metrics.csv", "customers.csv", "daily.csv", "purchases.csv",
           "tickets.csv", "finance.csv", "ltv.csv", "cohorts.csv", "payback.csv")
 FIGURES = ("funnel", "retention", "ltv", "activity", "experience", "cohorts", "payback")
-TINY = ["run=smoke", "market.size=40", "run.horizon_days=45", "run.progress=false"]
+# a tiny market in which, within two months, most people become aware and some buy, buy
+# again, churn and call the desk: the ordinary paths, on data small enough to be edge cases
+TINY = ["run=smoke", "market.size=60", "run.horizon_days=60", "run.progress=false",
+        "channels.search.organic_reach_per_day=0.03", "checkout.base_logit=-3",
+        "support.issue_prob=0.5"]
 # every channel's reach 0 but a trace of search: the spec may insist on some reach, and
 # with a chance of 1 in 10^7 per person nobody becomes aware
 NOBODY_AWARE = ["channels.search.organic_reach_per_day=1e-9",
@@ -53,18 +58,16 @@ NOBODY_BUYS = ["checkout.base_logit=30", "checkout.recovery_prob=0"]  # every ca
 # nobody churns (one purchase each, no bad experience makes anyone leave), no tickets
 QUIET = ["retention.model=none", "experience.leave_after_bad=0", "support.issue_prob=0"]
 EDGES = {
+    "tiny": ["retention.repeat.alpha_days=5"],  # repeat purchases, then churn, within weeks
+    "tiny_subscription": ["retention=subscription"],
     "one_person": ["market.size=1"],
-    "two_people_subscription": ["market.size=2", "retention=subscription"],
-    "one_day_none": ["run.horizon_days=1", "retention.model=none"],
-    "nobody_aware": NOBODY_AWARE,
+    "two_people_one_day_none": ["market.size=2", "run.horizon_days=1", "retention.model=none"],
     "nobody_aware_none": [*NOBODY_AWARE, "retention.model=none"],
-    "nobody_buys": NOBODY_BUYS,
     "nobody_buys_subscription": [*NOBODY_BUYS, "retention=subscription"],
     "nobody_churns_no_tickets": QUIET,
 }
-# what the edge guarantees: nobody aware / nobody buying / nobody churning, every replication
-EMPTY = {"nobody_aware": "aware", "nobody_aware_none": "aware", "nobody_buys": "purchases",
-         "nobody_buys_subscription": "purchases"}
+# what the edge guarantees in every replication: nobody aware, nobody buying
+EMPTY = {"nobody_aware_none": "aware", "nobody_buys_subscription": "purchases"}
 NEEDS_TWO = "needs at least two replications"
 
 
@@ -109,6 +112,11 @@ def test_edge_run_writes_everything(edge: str, engine: str, replications: int,
     assert (run.spec.engine, run.experiment.n_replications) == (engine, replications)
     if edge in EMPTY:
         assert run.experiment.metric(EMPTY[edge]).sum() == 0, "the edge case is not one"
+    if edge.startswith("tiny") or edge == "nobody_churns_no_tickets":  # data to show
+        assert np.all(run.experiment.metric("purchases") > 0)
+    if edge == "tiny":
+        assert run.experiment.metric("churned").sum() > 0
+        assert run.experiment.metric("support.tickets").sum() > 0
     if edge == "nobody_churns_no_tickets":
         assert run.experiment.metric("churned").sum() == 0
         assert run.experiment.metric("support.tickets").sum() == 0
@@ -161,17 +169,20 @@ def test_edge_run_writes_everything(edge: str, engine: str, replications: int,
             assert f"nothing to show: {nobody_aware}" in _texts(fig), name
     if replications == 1 and run.summary["aware"].mean > 0:
         assert "one replication" in figures["funnel"].axes[0].get_xlabel()
+    if run.summary["purchases"].mean > 0:  # a buyer: the value figures draw, not excuse
+        for name in ("retention", "ltv", "cohorts", "payback"):
+            assert "nothing to show" not in _texts(figures[name]), name
 
 
 def test_nobody_aware_says_why() -> None:
     """With every channel's reach (near) zero the summary names the chance of becoming
     aware and what to change."""
-    run = sim.run(overrides=[*TINY, *NOBODY_AWARE, "run.replications=2"])
+    run = sim.run(_config("nobody_aware_none", "agent", 2))
     lines = [line for line in format_summary(run.summary, run.spec, 2).splitlines()
              if line.startswith("nobody became aware")]
     assert len(lines) == 1
     chance = -math.expm1(-1e-9 * run.spec.horizon_days)  # search's organic reach alone
-    assert f"a chance of 1 in {1 / chance:,.0f} of becoming aware in 45 days" in lines[0]
+    assert f"a chance of 1 in {1 / chance:,.0f} of becoming aware in 60 days" in lines[0]
     assert "market.size" in lines[0] and "run.horizon_days" in lines[0]
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -71,7 +72,7 @@ def test_blocks_that_overlap_or_differ_are_refused(tmp_path: Path) -> None:
     assert overlap.returncode == 2
     assert "appears in two jobs" in overlap.stderr or "different model" in overlap.stderr
     assert "Traceback" not in overlap.stderr
-    (tmp_path / "x" / "b" / "metrics.json").unlink()
+    shutil.rmtree(tmp_path / "x" / "b")  # (a folder without metrics.json is refused as unfinished)
     differ = python(tmp_path, "-m", "sim.report", "x")
     assert differ.returncode == 2 and "different model or seed" in differ.stderr
 

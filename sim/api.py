@@ -62,7 +62,8 @@ class Run:
 
     def funnel(self) -> pd.DataFrame:
         """One row per framework stage: customers reaching it, share of the aware and step
-        conversion from the previous stage, each as mean and 95% CI (low, high)."""
+        conversion (the share of the previous stage's customers who also reached it), each
+        as mean and 95% CI (low, high)."""
         rows = {}
         for stage in self.stages:
             row = {}

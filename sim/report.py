@@ -215,7 +215,8 @@ def write_comparison(table: pd.DataFrame, per_replication: dict[str, list[dict]]
         written.append(io.write_table(ltv, out_dir / "ltv.csv", io.FINANCE_FLOAT_FORMAT))
     if plots:
         metrics = list(dict.fromkeys([rank_by, "ltv.mean", "conversion_rate"]))
-        fig = plotting.forest_figure(table, metrics, f"Scenarios vs baseline, {n} replications")
+        fig = plotting.forest_figure(
+            table, metrics, f"Scenarios vs baseline, {n} replication{'' if n == 1 else 's'}")
         try:
             written.append(io.save_figure(fig, out_dir / "comparison.png"))
         finally:

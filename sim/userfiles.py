@@ -24,6 +24,7 @@ except ``--experimental-rerun`` (it unpickles a file, which can run code).
 
 from __future__ import annotations
 
+import os
 import re
 import stat
 from collections.abc import Iterable, Iterator, Sequence
@@ -65,7 +66,6 @@ _MODEL_SECTIONS = frozenset({"scenario", "market", "journey", "channels", "check
 _PACKAGE = re.compile(r"^#\s*@package\s+(\S+)")
 
 
-
 MAX_USER_FILE_BYTES = 256 * 2**20  # a log, a metrics.json or a config: never more than this
 
 
@@ -80,22 +80,29 @@ def read_user_bytes(path: Path, what: str = "file",
     """
     path = Path(path)
     try:
-        st = path.stat()  # follows links: a link to /dev/zero is a character device
+        # O_NONBLOCK: opening a pipe must not wait for a writer; the checks are made on the
+        # file actually opened (fstat), so nothing can be swapped in between
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
     except FileNotFoundError:
         raise InputError(f"{path}: no such {what}") from None
+    except IsADirectoryError:
+        raise InputError(f"{path}: not a regular file (a folder, pipe or device); "
+                         f"expected a {what}") from None
     except OSError as err:
         raise InputError(f"{path}: cannot read the {what} ({err.strerror})") from None
+    st = os.fstat(fd)  # a link to /dev/zero opens the character device
     if not stat.S_ISREG(st.st_mode):
+        os.close(fd)
         raise InputError(f"{path}: not a regular file (a folder, pipe or device); "
                          f"expected a {what}")
-    if st.st_size > max_bytes:
-        raise InputError(f"{path}: {st.st_size:,} bytes, more than the {max_bytes:,} a "
-                         f"{what} may have")
-    try:
-        with open(path, "rb") as f:
+    with os.fdopen(fd, "rb") as f:
+        if st.st_size > max_bytes:
+            raise InputError(f"{path}: {st.st_size:,} bytes, more than the {max_bytes:,} a "
+                             f"{what} may have")
+        try:
             data = f.read(max_bytes + 1)
-    except OSError as err:
-        raise InputError(f"{path}: cannot read the {what} ({err.strerror})") from None
+        except OSError as err:
+            raise InputError(f"{path}: cannot read the {what} ({err.strerror})") from None
     if len(data) > max_bytes:  # grew while we read it
         raise InputError(f"{path}: more than the {max_bytes:,} bytes a {what} may have")
     return data

@@ -376,8 +376,9 @@ class EconomicsConfig:
 class RunConfig:
     seed: int = field(default=20261123, metadata=integers(0, 2**63 - 1))
     replications: int = field(default=10, metadata=integers(1, 10_000))
-    # one day to twenty years (the work guard stops what would not finish)
-    horizon_days: float = field(default=365.0, metadata=between(1, 7305))
+    # one day to sixty years, a customer's lifetime (the work guard stops what would not
+    # finish: the cohort tables grow with the square of the horizon)
+    horizon_days: float = field(default=365.0, metadata=between(1, 21_915))
     engine: str = "auto"  # agent | fast | auto (agent below 50,000 people, fast from there)
     # fast engine: population feedback (word of mouth, referrals, social proof) is read once
     # per tick of this many days (each tick has a fixed cost: the work guard counts them)

@@ -19,7 +19,7 @@ from tqdm import tqdm
 
 from sim.engine import OUTCOMES, TICKET_OUTCOMES, SimulationResult, simulate
 from sim.metrics import customer_values, daily_table, replication_metrics
-from sim.spec import ModelSpec
+from sim.spec import DAYS_PER_MONTH, ModelSpec
 
 __all__ = ["ExperimentResult", "estimated_memory_bytes", "estimated_work_seconds", "extend",
            "run_experiment", "run_replications"]
@@ -231,21 +231,25 @@ def estimated_memory_bytes(spec: ModelSpec, replications: int | None = None) -> 
 
 
 # Work per unit, seconds of one core, measured with sim.run and Run.write on the baseline:
-# the agent engine at 1,000 to 20,000 people, the fast one at 3,000 to 200,000 people and
-# ticks of 0.1 to 1 day, horizons of 1 to 20 years. On eight such runs the CPU time was 0.6
-# to 1.3 times the estimate (tests/test_ranges.py checks a factor of 3); wall time on a
-# loaded machine is longer.
+# the agent engine at 1,000 to 20,000 people, the fast one at 100 to 200,000 people and
+# ticks of 0.1 to 1 day, horizons of 1 to 60 years. On eight such runs the CPU time was 0.4
+# (a market of 100 over 60 years: not every cohort month has buyers) to 1.5 times the
+# estimate (tests/test_ranges.py checks a factor of 3); wall time on a loaded machine is
+# longer.
 WORK_SECONDS = {
     "agent_per_aware": 20e-6,  # a customer's arrival, records and metrics ...
     "agent_per_visit": 15e-6,  # ... and each visit of a prospect stage
     "agent_per_purchase": 20e-6,  # a purchase, its ticket at the desk, the next gap
-    "fast_per_tick": 1.0e-3,  # the fast engine's fixed cost per tick (a few hundred numpy calls)
+    # the fast engine's cost per tick (a few hundred numpy calls), from 0.1 ms in a market
+    # of a hundred people to 1.1 ms from about 2,000 aware on
+    "fast_per_tick": 0.1e-3,
+    "fast_per_tick_busy": 1.0e-3,
     "fast_per_aware": 8e-6,
     "fast_per_visit": 6e-6,
     "fast_per_purchase": 10e-6,
     "per_customer_row": 10e-6,  # customers.csv and the per-customer tables
     "per_day": 50e-6,  # daily.csv and the payback curve, per day and replication
-    "per_cohort_point": 250e-6,  # cohorts.csv, its plot and the LTV tables, per replication
+    "per_cohort_point": 150e-6,  # cohorts.csv, its plot and the LTV tables, per replication
     "per_replication": 0.05,
     "per_run": 3.0,  # the summary, the finance tables and the figures
 }
@@ -307,22 +311,27 @@ def estimated_work_seconds(spec: ModelSpec, replications: int | None = None) -> 
     n = spec.replications if replications is None else replications
     w = WORK_SECONDS
     days = math.ceil(spec.horizon_days)
-    hazard = float(spec.reach_per_day[:days].sum(axis=1).sum())
+    hazard = float(spec.reach_per_day[:days].sum())  # channel reach over the horizon
     aware = spec.market_size * -math.expm1(-hazard)
     visits, p_checkout = _journey_visits_and_checkout(spec)
     co = spec.checkout
     buyers = aware * p_checkout * (1.0 - co.abandon_prob * (1.0 - co.recovery_prob))
     purchases = buyers * _purchases_per_buyer(spec) * (1.0 + spec.support.issue_prob)
     if spec.engine == "fast":
-        engine = (math.ceil(spec.horizon_days / spec.tick_days) * w["fast_per_tick"]
+        per_tick = w["fast_per_tick"] + w["fast_per_tick_busy"] * min(1.0, aware / 2000)
+        engine = (math.ceil(spec.horizon_days / spec.tick_days) * per_tick
                   + aware * (w["fast_per_aware"] + visits * w["fast_per_visit"])
                   + purchases * w["fast_per_purchase"])
     else:
         engine = (aware * (w["agent_per_aware"] + visits * w["agent_per_visit"])
                   + purchases * w["agent_per_purchase"])
-    months = spec.horizon_days / (365.25 / 12)
+    # a cohort curve for every month up to the last first purchase, each to the horizon: the
+    # points grow with the square of the horizon in months (the whole triangle, an upper
+    # bound: a late first purchase, by word of mouth or a long journey, is enough)
+    months = math.ceil(days / DAYS_PER_MONTH)
+    points = months * (months + 1) / 2
     tables = (aware * w["per_customer_row"] + days * w["per_day"]
-              + months * (months + 1) / 2 * w["per_cohort_point"])
+              + points * w["per_cohort_point"])
     return w["per_run"] + n * (w["per_replication"] + engine + tables)
 
 

@@ -1123,8 +1123,7 @@ def prepare_journey(table: pd.DataFrame, source: str = "events",
     Raises
     ------
     CalibrationError : missing columns, no rows, empty ids or stages, bad timestamps or
-        timestamps outside ``FIRST_DATE`` .. ``LAST_DATE``, a stage name holding ``${``
-        (a config key the simulator refuses), no checkout stage named, the
+        timestamps outside ``FIRST_DATE`` .. ``LAST_DATE``, no checkout stage named, the
         lost stage among the checkout stages, a single customer, a stage name the simulator
         reserves, no customer reaching the checkout.
     """
@@ -1142,13 +1141,6 @@ def prepare_journey(table: pd.DataFrame, source: str = "events",
                              "timestamp": (timestamp_col, "--timestamp-col")}, source)
     ids = _ids(table[customer_col], customer_col, source)
     stages = _ids(table[stage_col], stage_col, source)
-    dollar = stages.str.contains("${", regex=False).to_numpy()
-    if dollar.any():  # a stage name is a key of the written config (sim.userfiles)
-        row = int(np.flatnonzero(dollar)[0])
-        raise CalibrationError(
-            f"{source}, line {_line(row)}: {stage_col} {stages.iloc[row]!r} holds '${{', "
-            "which the simulator refuses in the keys of a config file (it reads as a "
-            "resolver); rename the stage")
     when = _parse_times(table[timestamp_col], timestamp_col, source)
     n_rows = len(table)
     dup, where = _duplicates(table)

@@ -280,8 +280,11 @@ def check_yaml_file(path: Path, group: str = "") -> None:
                 f"{value.value!r}: resolvers ({', '.join(_resolver_calls(str(value.value)))}) "
                 "are not allowed in config files; use a number or text, or "
                 "${other.key} to repeat another key's value")
-    for node in _nodes(root):  # list items and keys that are not under a named key
-        if isinstance(node, yaml.ScalarNode) and _resolver_calls(str(node.value)):
+    keys = {id(k) for node in _nodes(root) if isinstance(node, yaml.MappingNode)
+            for k, _ in node.value}
+    for node in _nodes(root):  # list items (keys never resolve: a stage may be named ${x})
+        if (isinstance(node, yaml.ScalarNode) and id(node) not in keys
+                and _resolver_calls(str(node.value))):
             raise ConfigFileError(
                 f"{path}, line {node.start_mark.line + 1}: {node.value!r}: resolvers are not "
                 "allowed in config files")

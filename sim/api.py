@@ -445,19 +445,26 @@ def check_comparison(scenarios: Any = "all", overrides: Sequence[str] = (),
     sim.errors.InputError : every problem of one option (the scenario's name first) or of
         ``scenarios`` or ``rank_by``.
     """
+    return {name: spec for name, (_, spec) in
+            _checked_options(scenarios, overrides, rank_by, config_dirs).items()}
+
+
+def _checked_options(scenarios: Any, overrides: Sequence[str], rank_by: str,
+                     config_dirs: Sequence[Path | str]
+                     ) -> dict[str, tuple[DictConfig, ModelSpec]]:
     names = scenario_list(scenarios, config_dirs)
-    specs = {}
+    options = {}
     for name, cfg in _scenario_configs(names, overrides, config_dirs).items():
         try:
-            specs[name] = build_spec(cfg)
+            options[name] = (cfg, build_spec(cfg))
         except SpecError as err:
             raise SpecError([(f"{path} (scenario {name})", value, allowed)
                              for path, value, allowed in err.problems]) from None
-    check_metric_name(specs["baseline"], rank_by, "compare_rank")
-    for spec in specs.values():
+    check_metric_name(options["baseline"][1], rank_by, "compare_rank")
+    for _, spec in options.values():
         check_memory(spec)
         check_work(spec)
-    return specs
+    return options
 
 
 def compare(scenarios: Any = "all", overrides: Sequence[str] = (),
@@ -475,14 +482,13 @@ def compare(scenarios: Any = "all", overrides: Sequence[str] = (),
     ------
     sim.errors.InputError : as ``check_comparison``.
     """
-    names = scenario_list(scenarios, config_dirs)
-    check_comparison(names, overrides, rank_by, config_dirs)
-    cfgs = _scenario_configs(names, overrides, config_dirs)
-    base = run(cfgs["baseline"])
+    options = _checked_options(scenarios, overrides, rank_by, config_dirs)
+    base = run(options["baseline"][0])
     n = base.experiment.n_replications
     runs = {"baseline": base}
-    for name in names:
-        runs[name] = run(cfgs[name], replications=n)
+    for name, (cfg, _) in options.items():
+        if name != "baseline":
+            runs[name] = run(cfg, replications=n)
     table = analysis_compare(base.experiment.metrics,
                              {k: r.experiment.metrics for k, r in runs.items() if k != "baseline"},
                              rank_by=rank_by)

@@ -121,7 +121,7 @@ MONEY_PER_DAY = between(0, 1e9)
 MONEY_PER_UNIT = between(0, 1e6)  # per message, member, customer, referral
 HAZARD_PER_DAY = between(0, 100)  # 100 a day: everyone within minutes
 DAYS = between(0, 3650)  # ten years
-MINUTES = between(0.01, 5_256_000)  # ten years
+MINUTES = between(1e-4, 5_256_000)  # from a fraction of a second to ten years
 CV = between(0, 10)
 SHAPE = between(0.01, 1e9)  # Beta parameters; 1e9 is a point mass
 

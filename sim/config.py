@@ -123,7 +123,7 @@ HAZARD_PER_DAY = between(0, 100)  # 100 a day: everyone within minutes
 DAYS = between(0, 3650)  # ten years
 MINUTES = between(1e-4, 5_256_000)  # from a fraction of a second to ten years
 CV = between(0, 10)
-SHAPE = between(0.01, 1e9)  # Beta parameters; 1e9 is a point mass
+SHAPE = between(0.01, 1e15)  # Beta parameters; a huge one makes a point mass
 
 
 @dataclass

@@ -20,7 +20,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from omegaconf import DictConfig, OmegaConf
 from scipy import special
 
 from sim.config import Range, RootConfig, field_range, to_container
@@ -502,15 +501,15 @@ def _schema(*keys: str) -> Any:
 def _known_keys(cfg: Any, chk: _Checker) -> dict[str, Any]:
     """The config as a resolved plain dict, every key the schema does not know reported and
     left out (so the rest is checked too and one message lists every problem)."""
-    raw = OmegaConf.to_container(cfg, resolve=False) if isinstance(cfg, DictConfig) else cfg
-    unknown = list(unknown_keys(raw))
+    # a plain dict is merged onto the schema, which refuses unknown keys: drop them first;
+    # a composed config keeps every key, however it got there, in its container
+    c = cfg if isinstance(cfg, dict) else to_container(cfg)
+    unknown = list(unknown_keys(c))
     for keys, value, known in unknown:
         chk.add(*_unknown_key_problem(keys, value, known))
-    if not unknown:
-        return to_container(cfg)
-    if isinstance(cfg, DictConfig):
-        return _pruned(to_container(cfg), [k for k, _, _ in unknown])
-    return to_container(_pruned(cfg, [k for k, _, _ in unknown]))
+    if unknown:
+        c = _pruned(c, [k for k, _, _ in unknown])
+    return to_container(c) if isinstance(cfg, dict) else c
 
 
 def _spend_and_reach(c: Mapping[str, Any], chk: _Checker

@@ -30,10 +30,10 @@ log = logging.getLogger("sim")
 MAX_PREFLIGHT_JOBS = 200  # a sweep larger than this is checked job by job as it runs
 
 
-def _compare_names(cfg: DictConfig) -> list[str]:
+def _compare_names(cfg: DictConfig, config_dirs: Sequence[Path] = ()) -> list[str]:
     value = cfg.compare
     return scenario_list(OmegaConf.to_container(value) if OmegaConf.is_config(value)
-                         else value)
+                         else value, config_dirs)
 
 
 def _without_compare(overrides: Sequence[str]) -> list[str]:
@@ -104,8 +104,8 @@ def _check_job(overrides: list[str], config_dirs: list[Path]) -> None:
                 f"compare with scenario={scenario_choice(overrides)}: a comparison runs the "
                 "baseline and the scenarios it names; put the scenario in the list, e.g. "
                 "compare=[seo,guest_checkout]")
-        check_comparison(_compare_names(cfg), _without_compare(overrides), cfg.compare_rank,
-                         config_dirs)
+        check_comparison(_compare_names(cfg, config_dirs), _without_compare(overrides),
+                         cfg.compare_rank, config_dirs)
         return
     spec = build_spec(cfg)
     check_memory(spec)

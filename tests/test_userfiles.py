@@ -270,3 +270,21 @@ def test_every_input_error_is_an_input_error(tmp_path: Path) -> None:
     for overrides in probes:
         with pytest.raises(InputError):
             sim.run(overrides=["run=smoke", *overrides])
+
+
+def test_your_own_scenario_in_a_comparison(tmp_path: Path) -> None:
+    """A scenario of a --config-dir folder can be compared (the checks before the run know
+    the folder's scenarios too); the folder is named after the comparison."""
+    root = overlay(tmp_path / "mine", "short_checkout", GLOBAL + """\
+scenario:
+  description: Three checkout steps instead of five.
+checkout:
+  steps: 3
+""")
+    proc = run_cli(tmp_path, "--config-dir", str(root), "compare=[short_checkout]",
+                   "run=smoke", "run.plots=false", "run.summary=false", "market.size=300",
+                   "run.replications=2")
+    assert proc.returncode == 0, proc.stderr
+    (folder,) = (tmp_path / "outputs").glob("*/*")
+    assert folder.name.endswith("_compare_short_checkout")
+    assert "short_checkout" in (folder / "comparison.csv").read_text()

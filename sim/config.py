@@ -637,6 +637,26 @@ def settle_scenario(cfg: DictConfig, choice: str, baseline: DictConfig | None = 
                               f"{', '.join(GROWABLE_MAPS)} (e.g. channels.podcast)")
 
 
+def _searchpath_dirs(overrides: Sequence[str]) -> list[Path]:
+    from sim.userfiles import searchpath_dirs
+
+    return searchpath_dirs(overrides)
+
+
+def _may_add_entries(choice: str, config_dirs: Sequence[Path | str]) -> bool:
+    """Whether the scenario file could add map entries (so the baseline must be composed to
+    tell): it sets keys under one of ``GROWABLE_MAPS``, pulls in other configs through a
+    defaults list, or cannot be found here (inside a Hydra app, say)."""
+    folders = [SCENARIO_DIR, *(Path(d) / "scenario" for d in config_dirs)]
+    found = [f / f"{choice}.yaml" for f in folders if (f / f"{choice}.yaml").is_file()]
+    if not found:
+        return True
+    node = OmegaConf.load(found[-1])  # checked as data already (sim.userfiles)
+    if not isinstance(node, DictConfig) or "defaults" in node:
+        return True
+    return any(OmegaConf.select(node, path) is not None for path in GROWABLE_MAPS)
+
+
 def compose_config(overrides: Sequence[str] = (),
                    config_dirs: Sequence[Path | str] = (),
                    baseline: DictConfig | None = None) -> DictConfig:
@@ -664,12 +684,37 @@ def compose_config(overrides: Sequence[str] = (),
     overrides = _searchpath(overrides, [Path(d) for d in config_dirs])
     cfg = _compose(overrides)
     choice = scenario_choice(overrides)
-    if choice != "baseline" and baseline is None:
+    if (choice != "baseline" and baseline is None
+            and _may_add_entries(choice, [*config_dirs, *_searchpath_dirs(overrides)])):
         rest = [o for o in overrides if scenario_choice([o]) == "baseline"
                 or not o.lstrip("+").startswith("scenario=")]
-        baseline = _compose([*rest, "scenario=baseline"])
+        baseline = _baseline_entries(rest, [*config_dirs, *_searchpath_dirs(overrides)])
     settle_scenario(cfg, choice, baseline)
     return cfg
+
+
+_BASELINE_CACHE: dict[tuple[Any, ...], tuple[Any, DictConfig]] = {}
+
+
+def _baseline_entries(overrides: list[str], config_dirs: Sequence[Path | str]) -> DictConfig:
+    """The entries of ``GROWABLE_MAPS`` in the config composed with ``scenario=baseline``,
+    remembered per override list while no config file changes (a comparison or a test
+    composes many scenarios on one baseline; a composition takes a few tenths of a
+    second)."""
+    files = sorted(p for d in (CONFIG_DIR, *map(Path, config_dirs))
+                   for p in Path(d).rglob("*.yaml"))
+    stamp = tuple((str(p), p.stat().st_mtime_ns) for p in files)
+    key = (tuple(overrides), GlobalHydra.instance().is_initialized())
+    if key in _BASELINE_CACHE and _BASELINE_CACHE[key][0] == stamp:
+        return _BASELINE_CACHE[key][1]
+    full = _compose([*overrides, "scenario=baseline"])
+    entries = OmegaConf.create({})
+    for path in GROWABLE_MAPS:
+        OmegaConf.update(entries, path, {k: {} for k in _entries(full, path)}, merge=False)
+    if len(_BASELINE_CACHE) > 64:
+        _BASELINE_CACHE.clear()
+    _BASELINE_CACHE[key] = (stamp, entries)
+    return entries
 
 
 def to_container(cfg: DictConfig | dict[str, Any]) -> dict[str, Any]:

@@ -20,7 +20,13 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
 from sim.api import check_comparison, compare, run, scenario_list
-from sim.config import CONFIG_DIR, compose_config, register_configs, settle_scenario
+from sim.config import (
+    CONFIG_DIR,
+    compose_config,
+    hydra_message,
+    register_configs,
+    settle_scenario,
+)
 from sim.errors import EXIT_INPUT, EXIT_INTERRUPTED, EXIT_OUTPUT, InputError, SimError
 from sim.report import format_comparison, format_summary, write_comparison
 from sim.userfiles import ConfigFileError, check_user_configs
@@ -83,11 +89,16 @@ def _app(cfg: DictConfig) -> float:
 
 def _jobs(overrides: list[str]) -> list[list[str]]:
     """The override lists of a multirun's jobs (Hydra's basic sweep: every combination)."""
+    # Hydra's own sweep expansion (hydra-core is pinned below 1.4)
     from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
     from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.errors import HydraException
 
-    parsed = OverridesParser.create().parse_overrides(overrides)
-    batches = BasicSweeper.split_arguments(parsed, max_batch_size=None)
+    try:
+        parsed = OverridesParser.create().parse_overrides(overrides)
+        batches = BasicSweeper.split_arguments(parsed, max_batch_size=None)
+    except HydraException as err:
+        raise ConfigFileError(hydra_message(err, overrides)) from None
     return [list(job) for batch in batches for job in batch]
 
 
@@ -122,10 +133,9 @@ def preflight(argv: Sequence[str]) -> None:
     """
     from hydra._internal.utils import get_args_parser
 
-    try:
-        args = get_args_parser().parse_args(list(argv))
-    except SystemExit:
-        return  # argparse has its own message and status (2); Hydra will print it
+    # Hydra's own parser, so the options mean what Hydra will take them to mean; a bad
+    # option exits here with argparse's message and status 2
+    args = get_args_parser().parse_args(list(argv))
     if args.experimental_rerun:
         raise ConfigFileError("--experimental-rerun loads a pickled file, which can run "
                               "code; rerun with the saved overrides instead")

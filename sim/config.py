@@ -32,9 +32,13 @@ __all__ = [
     "between",
     "compose_config",
     "field_range",
+    "hydra_message",
     "integers",
     "register_configs",
+    "scenario_choice",
     "scenario_names",
+    "settle_scenario",
+    "slug",
     "to_container",
 ]
 
@@ -528,7 +532,7 @@ def _searchpath(overrides: Sequence[str], config_dirs: Sequence[Path]) -> list[s
     return [*rest, f"hydra.searchpath=[{entries}]"]
 
 
-def _hydra_message(err: BaseException, overrides: Sequence[str]) -> str:
+def hydra_message(err: BaseException, overrides: Sequence[str]) -> str:
     """A Hydra or OmegaConf composition error as one readable message: the key, the value
     and what is allowed, without Hydra's hints that do not apply here."""
     text = str(err)
@@ -551,6 +555,9 @@ def _hydra_message(err: BaseException, overrides: Sequence[str]) -> str:
         near = difflib.get_close_matches(m.group(1), known, n=1)
         keep.append(f"known keys there: {', '.join(known)}"
                     + (f" (did you mean {near[0]!r}?)" if near else ""))
+    bad = getattr(err, "override", None)  # Hydra's OverrideParseException names it
+    if isinstance(bad, str) and bad:
+        keep.insert(0, f"override {bad!r}:")
     return " ".join(keep) or type(err).__name__
 
 
@@ -568,7 +575,7 @@ def _compose(overrides: Sequence[str]) -> DictConfig:
     except (HydraException, OmegaConfBaseException, KeyError, ValueError, TypeError) as err:
         if isinstance(err, ConfigFileError):
             raise
-        raise ConfigFileError(_hydra_message(err, overrides)) from None
+        raise ConfigFileError(hydra_message(err, overrides)) from None
 
 
 def _check_overrides(overrides: Sequence[str]) -> None:
@@ -737,4 +744,4 @@ def to_container(cfg: DictConfig | dict[str, Any]) -> dict[str, Any]:
             cfg = OmegaConf.merge(OmegaConf.structured(RootConfig), cfg)
         return OmegaConf.to_container(cfg, resolve=True)  # type: ignore[return-value]
     except OmegaConfBaseException as err:
-        raise ConfigFileError(_hydra_message(err, ())) from None
+        raise ConfigFileError(hydra_message(err, ())) from None

@@ -212,3 +212,14 @@ def test_env_interpolation_typed_by_the_user_is_their_choice(tmp_path: Path,
     cfg = compose_config([*BASE, "scenario.description=${oc.env:JOURNEY_SIM_TEST_NOTE}"])
     assert OmegaConf.to_container(cfg, resolve=True)["scenario"]["description"] == (
         "from the environment")
+
+
+@pytest.mark.parametrize("args", [["-m", "run=smoke", "run.seed=1,2", "a=["],
+                                  ["run=smoke", "a=["], ["--no-such-option"]])
+def test_malformed_overrides_and_options_are_one_message(tmp_path: Path,
+                                                         args: list[str]) -> None:
+    proc = run_cli(tmp_path, *args)
+    assert proc.returncode == 2, proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert "a=[" in proc.stderr or "--no-such-option" in proc.stderr
+    assert proc.stderr.count("usage:") <= 1

@@ -476,6 +476,9 @@ def _scenario_package(path: Path) -> str | None:
     return None
 
 
+_REGISTERED: dict[str, Any] = {}
+
+
 def register_configs(scenario_dirs: Sequence[Path] = ()) -> None:
     """Register the schema and the scenario overlays with Hydra's ConfigStore.
 
@@ -486,16 +489,23 @@ def register_configs(scenario_dirs: Sequence[Path] = ()) -> None:
 
     for folder in scenario_dirs:
         check_config_dir(folder, "scenario folder")
+    files = [p for folder in (SCENARIO_DIR, *scenario_dirs)
+             for p in sorted(Path(folder).glob("*.yaml"))]
+    # registering loads every scenario file (a fifth of a composition): done again only
+    # when the files changed since the last time in this process
+    stamp = tuple((str(p), p.stat().st_mtime_ns) for p in files)
     cs = ConfigStore.instance()
+    if _REGISTERED.get("stamp") == stamp and "schema.yaml" in cs.repo:
+        return
     cs.store(name="schema", node=RootConfig)
-    for folder in (SCENARIO_DIR, *scenario_dirs):
-        for path in sorted(Path(folder).glob("*.yaml")):
-            cs.store(
-                group="scenario",
-                name=path.stem,
-                node=OmegaConf.load(path),
-                package=_scenario_package(path) or "scenario",
-            )
+    for path in files:
+        cs.store(
+            group="scenario",
+            name=path.stem,
+            node=OmegaConf.load(path),
+            package=_scenario_package(path) or "scenario",
+        )
+    _REGISTERED["stamp"] = stamp
 
 
 def scenario_names(config_dirs: Sequence[Path | str] = ()) -> list[str]:

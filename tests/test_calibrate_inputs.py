@@ -620,11 +620,11 @@ def test_fuzz_journey_logs(data: bytes, options: list[str]) -> None:
 
 
 @pytest.mark.slow
-@settings(max_examples=200, deadline=None,
+@settings(max_examples=60, deadline=None,
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(kind=st.sampled_from(["transactions", "journey"]), data=st.data())
 def test_fuzz_logs_many(kind: str, data: st.DataObject) -> None:
-    """The two fuzz tests with four times the examples, new ones each run (``--runslow``)."""
+    """The two fuzz tests with more examples, new ones each run (``--runslow``)."""
     log = data.draw(mangled_log(kind))
     options = data.draw(TX_OPTIONS if kind == "transactions" else JOURNEY_OPTIONS)
     _fuzz_one(kind, log, options)

@@ -127,7 +127,7 @@ def test_any_override_runs_or_is_one_input_error(data: st.DataObject,
 
 
 @pytest.mark.slow
-@settings(max_examples=60, deadline=None, database=None,
+@settings(max_examples=25, deadline=None, database=None,
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 @given(data=st.data())
 def test_any_override_runs_or_is_one_input_error_many(data: st.DataObject,

@@ -54,9 +54,9 @@ from _common import (
     naive_journeys,
 )
 
-from sim.config import compose_config
 from sim.engine.agent import AgentModel
-from sim.spec import ModelSpec, build_spec
+from sim.model.config import compose_config
+from sim.model.spec import ModelSpec, build_spec
 
 RAW_EVENTS = 1_000_000  # timeouts in the raw loop, as in naive_reference.raw_timeouts
 RAW_PER_PROCESS = 100  # timeouts per process

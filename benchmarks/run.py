@@ -111,9 +111,9 @@ from _common import (
     naive_journeys,
 )
 
-from sim.config import compose_config
 from sim.engine import simulate
-from sim.spec import ModelSpec, build_spec
+from sim.model.config import compose_config
+from sim.model.spec import ModelSpec, build_spec
 
 SIZES = (10_000, 100_000, 1_000_000)
 CASES = ("fast", "agent", "naive_simpy", "naive_numpy")

@@ -6,9 +6,9 @@
 """
 
 from sim.api import Run, run
-from sim.config import compose_config
 from sim.errors import InputError, OutputError
-from sim.spec import ModelSpec, SpecError, build_spec
+from sim.model.config import compose_config
+from sim.model.spec import ModelSpec, SpecError, build_spec
 
 __all__ = ["InputError", "ModelSpec", "OutputError", "Run", "SpecError", "build_spec",
            "compose_config", "run"]

@@ -12,28 +12,25 @@ import numpy as np
 import pandas as pd
 from omegaconf import DictConfig
 
-from sim.analysis import (
-    HEADLINE,
-    Estimate,
-    cohort_table,
-    estimate,
-    finance_table,
-    ltv_comparison,
-    ltv_table,
-    payback_table,
-    summarize,
-)
-from sim.analysis import compare as analysis_compare
-from sim.config import compose_config, scenario_choice, scenario_names
 from sim.errors import InputError
-from sim.experiment import (
+from sim.measure.experiment import (
     ExperimentResult,
     estimated_memory_bytes,
     estimated_work_seconds,
     extend,
     run_experiment,
 )
-from sim.spec import ModelSpec, SpecError, build_spec
+from sim.measure.finance import (
+    cohort_table,
+    finance_table,
+    ltv_comparison,
+    ltv_table,
+    payback_table,
+)
+from sim.measure.stats import HEADLINE, Estimate, estimate, summarize
+from sim.measure.stats import compare as analysis_compare
+from sim.model.config import compose_config, scenario_choice, scenario_names
+from sim.model.spec import ModelSpec, SpecError, build_spec
 
 __all__ = ["Comparison", "MemoryGuardError", "Run", "WorkGuardError", "check_comparison",
            "check_memory", "check_metric_name", "check_work", "compare", "metric_names", "run",
@@ -134,27 +131,28 @@ class Run:
         ``events`` also events.csv, the event log), with ``plots`` the figures (funnel,
         retention, ltv, activity, experience, cohorts, payback), and last metrics.json, which
         marks the folder finished (``sim.io.is_complete``), into ``out_dir``."""
-        from sim import io, plotting
+        from sim import io
+        from sim.present import figures, tables
 
-        def figures(folder: Path) -> list[Path]:
+        def draw(folder: Path) -> list[Path]:
             figs = self.figures()
             try:
                 return [io.save_figure(fig, folder / f"{name}.png") for name, fig in figs.items()]
             finally:
                 for fig in figs.values():
-                    plotting.close(fig)
+                    figures.close(fig)
 
-        return io.write_outputs(self.experiment, self.summary, Path(out_dir), events=events,
-                                extra=figures if plots else None)
+        return tables.write_outputs(self.experiment, self.summary, Path(out_dir), events=events,
+                                    extra=draw if plots else None)
 
     def figures(self) -> dict:
         """The standard figures of a run, by name (matplotlib Figures). A figure with
         nothing to draw (nobody aware, nobody bought) is a panel that says so and why;
         with one replication the figures show point values, without intervals."""
-        from sim import plotting
-        from sim.analysis import why_nobody_aware
+        from sim.measure.stats import why_nobody_aware
+        from sim.present import figures
 
-        plt = plotting.plt
+        plt = figures.plt
         figs: dict = {}
         nobody_aware = (None if self.summary["aware"].mean > 0 else
                         f"nobody became aware in any replication: {why_nobody_aware(self.spec)}")
@@ -174,9 +172,9 @@ class Run:
                                     ("experience", "Experience score on entering each state"),
                                     ("cohorts", "LTV to date by acquisition cohort"),
                                     ("payback", "Payback")):
-                    plotting.nothing_to_show(panel(name, (8, 4), title), nobody_aware)
+                    figures.nothing_to_show(panel(name, (8, 4), title), nobody_aware)
             else:
-                figs["funnel"] = plotting.funnel_figure(self.summary, self.stages, self.title)
+                figs["funnel"] = figures.funnel_figure(self.summary, self.stages, self.title)
                 customers = [r.customers for r in self.experiment.results]
                 bought = [~np.isnan(c["t_purchase"]) for c in customers]
                 end = self.spec.horizon_days
@@ -184,23 +182,23 @@ class Run:
                              - c["t_purchase"][b] for c, b in zip(customers, bought, strict=True)]
                 churned = [~np.isnan(c["t_churned"][b])
                            for c, b in zip(customers, bought, strict=True)]
-                plotting.plot_retention(durations, churned,
+                figures.plot_retention(durations, churned,
                                         ax=panel("retention", (7, 4), "Retention (Kaplan-Meier)"))
                 marks = {name.upper() if name != "mean" else name: self.summary[f"ltv.{name}"]
                          for name in ("p10", "p50", "p90", "mean")}
-                plotting.plot_ltv(self.customers()["ltv"].to_numpy(), marks=marks,
+                figures.plot_ltv(self.customers()["ltv"].to_numpy(), marks=marks,
                                   ax=panel("ltv", (7, 4), "Customer LTV, all replications"))
                 daily = self.daily().groupby("day").mean(numeric_only=True)
-                plotting.plot_activity(daily.index.to_numpy(),
+                figures.plot_activity(daily.index.to_numpy(),
                                        daily["active_customers"].to_numpy(),
                                        daily["revenue"].to_numpy(),
                                        ax=panel("activity", (8, 4), "Active customers and revenue"))
                 states = [s for s in self.spec.states if s != "lost"]
-                plotting.plot_experience(self.summary, states, ax=panel(
+                figures.plot_experience(self.summary, states, ax=panel(
                     "experience", (8, 3.5), "Experience score on entering each state"))
-                plotting.plot_cohort_curves(self.cohorts(), self.summary["cac"], ax=panel(
+                figures.plot_cohort_curves(self.cohorts(), self.summary["cac"], ax=panel(
                     "cohorts", (8.5, 4.5), "LTV to date by acquisition cohort"))
-                plotting.plot_payback(self.payback(), self.summary["payback_days"],
+                figures.plot_payback(self.payback(), self.summary["payback_days"],
                                       self.summary["paid_back"].mean,
                                       ax=panel("payback", (8, 4.5), "Payback"))
             for name, f in figs.items():
@@ -208,7 +206,7 @@ class Run:
                     f.tight_layout()
         except BaseException:
             for f in figs.values():  # no half-drawn figures left open
-                plotting.close(f)
+                figures.close(f)
             raise
         return figs
 
@@ -295,7 +293,7 @@ def run(cfg: DictConfig | None = None, overrides: Sequence[str] = (),
 
     Raises
     ------
-    sim.spec.SpecError : listing every invalid key, its value and what is allowed.
+    sim.model.spec.SpecError : listing every invalid key, its value and what is allowed.
     """
     if cfg is None:
         cfg = compose_config(overrides)
@@ -399,7 +397,7 @@ def metric_names(spec: ModelSpec) -> list[str]:
     """The metric names of ``metrics.json`` for this model (they depend on its channels
     and stages), found by running it on a market of one person."""
     from sim.engine import simulate
-    from sim.metrics import replication_metrics
+    from sim.measure.metrics import replication_metrics
 
     tiny = dataclasses.replace(spec, market_size=1, engine="agent", n_jobs=1, progress=False)
     return sorted(replication_metrics(simulate(tiny, tiny.seed, tiny.first_replication), tiny))

@@ -20,15 +20,15 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
 from sim.api import check_comparison, compare, run, scenario_list
-from sim.config import (
+from sim.errors import EXIT_INPUT, EXIT_INTERRUPTED, EXIT_OUTPUT, InputError, SimError
+from sim.model.config import (
     CONFIG_DIR,
     compose_config,
     hydra_message,
     register_configs,
     settle_scenario,
 )
-from sim.errors import EXIT_INPUT, EXIT_INTERRUPTED, EXIT_OUTPUT, InputError, SimError
-from sim.report import format_comparison, format_summary, write_comparison
+from sim.present.text import format_comparison, format_summary, write_comparison
 from sim.userfiles import ConfigFileError, check_user_configs
 
 log = logging.getLogger("sim")
@@ -105,8 +105,8 @@ def _jobs(overrides: list[str]) -> list[list[str]]:
 def _check_job(overrides: list[str], config_dirs: list[Path]) -> None:
     """Compose and validate one job as ``_app`` will run it, without running it."""
     from sim.api import check_memory, check_work
-    from sim.config import scenario_choice
-    from sim.spec import build_spec
+    from sim.model.config import scenario_choice
+    from sim.model.spec import build_spec
 
     cfg = compose_config(overrides, config_dirs)
     if cfg.compare not in (None, "", []):

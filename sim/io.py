@@ -31,13 +31,23 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from sim.analysis import Estimate, cohort_table, finance_table, ltv_table, payback_table
 from sim.errors import OutputError
-from sim.experiment import ExperimentResult
 
-__all__ = ["FINANCE_FLOAT_FORMAT", "METRICS_FILE", "atomic_write", "begin_outputs",
-           "finish_outputs", "is_complete", "save_figure", "stale_temp_files", "to_csv",
-           "write_finance", "write_json", "write_outputs", "write_table", "write_text"]
+__all__ = [
+    "FINANCE_FLOAT_FORMAT",
+    "METRICS_FILE",
+    "atomic_write",
+    "begin_outputs",
+    "finish_outputs",
+    "is_complete",
+    "json_ready",
+    "save_figure",
+    "stale_temp_files",
+    "to_csv",
+    "write_json",
+    "write_table",
+    "write_text",
+]
 
 log = logging.getLogger("sim")
 
@@ -269,82 +279,15 @@ def to_csv(table: pd.DataFrame, f: Any, float_format: str = "%.6g") -> None:
         f.write("\n".join(map(",".join, zip(*fields, strict=True))) + "\n")
 
 
-def _clean(x: Any) -> Any:
+def json_ready(x: Any) -> Any:
     """JSON has no NaN: write null."""
     if isinstance(x, float) and not math.isfinite(x):
         return None
     if isinstance(x, dict):
-        return {k: _clean(v) for k, v in x.items()}
+        return {k: json_ready(v) for k, v in x.items()}
     if isinstance(x, list | tuple):
-        return [_clean(v) for v in x]
+        return [json_ready(v) for v in x]
     return x
-
-
-def metrics_document(exp: ExperimentResult, summary: dict[str, Estimate]) -> dict[str, Any]:
-    """What ``metrics.json`` holds: the run, every metric with its CI, each replication."""
-    spec = exp.spec
-    return _clean({
-        "scenario": {"name": spec.scenario_name, "description": spec.scenario_description},
-        "journey": spec.journey_name,
-        "engine": spec.engine,
-        "seed": spec.seed,
-        "replications": exp.n_replications,
-        "first_replication": spec.first_replication,
-        "replication_ids": [r.replication for r in exp.results],
-        "fingerprint": spec.fingerprint(),
-        "horizon_days": spec.horizon_days,
-        "market_size": spec.market_size,
-        "retention_model": spec.retention.model,
-        "annual_discount_rate": math.expm1(spec.discount_rate_per_day * 365),
-        "conventions": {
-            "time": "days since the start of the run",
-            "discounting": "continuous at ln(1 + annual rate) / 365 per day",
-            "ltv": "per customer from the first purchase (first margin undiscounted) to churn "
-                   "or the horizon: discounted margin minus the retention costs caused",
-            "npv": "every cash flow of the run discounted to day 0",
-            "cohorts": "acquisition month = month of the run (365.25 / 12 days) of the first "
-                       "purchase; a cohort's curve stops at the last whole month since "
-                       "acquisition that every one of its customers could reach by the horizon",
-        },
-        "confidence_level": 0.95,
-        "metrics": {k: v.as_dict() for k, v in summary.items()},
-        "per_replication": exp.metrics,
-    })
-
-
-def write_outputs(exp: ExperimentResult, summary: dict[str, Estimate], out_dir: Path,
-                  events: bool = False,
-                  extra: Callable[[Path], list[Path]] | None = None) -> list[Path]:
-    """Write a run's outputs into ``out_dir``: ``metrics.csv`` (one row per metric, for
-    spreadsheets), ``customers.csv``, ``daily.csv``, ``purchases.csv`` (the transaction
-    log), ``tickets.csv``, with ``events`` ``events.csv`` (``ExperimentResult.event_log``),
-    the finance tables of ``write_finance``, then whatever ``extra(out_dir)`` writes (the
-    figures), and last ``metrics.json``, the mark of a finished folder (``begin_outputs``
-    removes an earlier one first). Returns the files written, ``metrics.json`` last."""
-    out_dir = Path(out_dir)
-    doc = metrics_document(exp, summary)
-    begin_outputs(out_dir)
-    tables = {"customers": exp.customers, "metrics": lambda: pd.DataFrame(
-        [{"metric": k, **v.as_dict()} for k, v in summary.items()]), "daily": exp.daily,
-        "purchases": exp.purchases, "tickets": exp.tickets}
-    if events:
-        tables["events"] = exp.event_log
-    written = [write_table(table(), out_dir / f"{name}.csv") for name, table in tables.items()]
-    written += write_finance(exp, out_dir)
-    if extra is not None:
-        written += extra(out_dir)
-    return [*written, finish_outputs(doc, out_dir)]
-
-
-def write_finance(exp: ExperimentResult, out_dir: Path) -> list[Path]:
-    """The finance view of a run: ``finance.csv`` (one row: unit economics with CIs),
-    ``ltv.csv`` (LTV by acquisition cohort, segment and channel), ``cohorts.csv`` (censored
-    cumulative value curves of the cohorts) and ``payback.csv`` (the payback curve); see
-    ``sim.analysis``."""
-    out_dir, name = Path(out_dir), exp.spec.scenario_name
-    tables = {"finance": finance_table({name: exp.metrics}, {name: exp.spec}),
-              "ltv": ltv_table(exp), "cohorts": cohort_table(exp), "payback": payback_table(exp)}
-    return [write_table(t, out_dir / f"{k}.csv", FINANCE_FLOAT_FORMAT) for k, t in tables.items()]
 
 
 def save_figure(fig: Any, path: Path, dpi: int = 120) -> Path:
@@ -364,7 +307,7 @@ def write_text(text: str, path: Path) -> Path:
 
 
 def write_json(doc: dict[str, Any], path: Path) -> Path:
-    return atomic_write(Path(path), lambda f: json.dump(_clean(doc), f, indent=2,
+    return atomic_write(Path(path), lambda f: json.dump(json_ready(doc), f, indent=2,
                                                        allow_nan=False))
 
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from sim.config import compose_config, to_container
+from sim.model.config import compose_config, to_container
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

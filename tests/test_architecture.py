@@ -4,7 +4,9 @@
   lower layer, except that modules of ``sim.engine`` (the agent engine, the shared records
   and the service desk, all layer 2) may import each other. The layer map covers every
   module and names no module that is gone.
-- matplotlib only in ``sim/plotting.py``; hydra and omegaconf only in the config, API and CLI
+- Each stage of the flow is a subpackage whose ``__init__`` says what lives there and what
+  it may import.
+- matplotlib only in ``sim/present/figures.py``; hydra and omegaconf only in the config, API and CLI
   modules; ``print`` only in the CLI; the engine imports no Hydra, OmegaConf, matplotlib or
   pandas, reads and writes no files and keeps no global state.
 - numpy Generators only: no ``np.random.seed`` or legacy ``np.random.<dist>`` calls.
@@ -26,30 +28,41 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 PACKAGE = REPO / "sim"
 
-# lowest first; a module may import only from a lower layer (sim.engine: also its own package)
+# lowest first; a module may import only from a lower layer (sim.engine: also its own package).
+# The subpackages are the stages of the data flow (DESIGN.md section 8): model -> engine ->
+# measure -> present -> calibrate (a command) -> report, api, cli (the entry points). Within a
+# subpackage its modules are ordered too, and its __init__ sits on top of them.
 LAYERS: dict[str, float] = {
-    "sim.distributions": 0,
-    "sim.rng": 0,
     "sim.errors": 0,
     # files users hand us (configs, logs, folders) read and checked as data
     "sim.userfiles": 0.2,
-    "sim.config": 0.4,
-    "sim.spec": 1,
+    # atomic writing and the finished-folder protocol: every stage may write through it
+    "sim.io": 0.3,
+    "sim.model.distributions": 1.0,
+    "sim.model.rng": 1.0,
+    "sim.model.config": 1.1,
+    "sim.model.spec": 1.2,
+    "sim.model": 1.9,
     "sim.engine": 2,
-    "sim.metrics": 3,
-    "sim.experiment": 4,
-    "sim.analysis": 5,
-    # calibration: the models' likelihoods and fits (numpy/scipy only), then the funnel's,
-    # which uses the spec's odds shift and the dwell families' cv ranges
-    "sim.fit": 5.5,
-    "sim.fit_journey": 5.6,
-    "sim.io": 6,
-    "sim.plotting": 7,
-    # DESIGN.md section 3: analysis -> io -> plotting -> report -> cli; the report writes a
-    # comparison's tables and forest plot through io and plotting
-    "sim.report": 7.5,
-    # `python -m sim.calibrate`: reads and writes through io, draws through plotting
-    "sim.calibrate": 7.5,
+    "sim.measure.metrics": 3.0,
+    "sim.measure.experiment": 3.1,
+    "sim.measure.stats": 3.2,
+    "sim.measure.finance": 3.3,
+    "sim.measure": 3.9,
+    "sim.present.tables": 5.0,
+    "sim.present.figures": 5.0,
+    "sim.present.text": 5.1,
+    "sim.present": 5.9,
+    # `python -m sim.calibrate`: the likelihoods and fits (numpy/scipy only), then the
+    # funnel's, which uses the spec's odds shift; the commands write through io and draw
+    # through present
+    "sim.calibrate.buying": 6.0,
+    "sim.calibrate.funnel": 6.1,
+    "sim.calibrate.commands": 6.2,
+    "sim.calibrate": 6.8,
+    "sim.calibrate.__main__": 6.9,
+    # `python -m sim.report`: reads finished folders, writes through present
+    "sim.report": 7,
     "sim.api": 8,
     "sim.cli": 9,
     "sim": 9,
@@ -58,12 +71,15 @@ LAYERS: dict[str, float] = {
     "sim.__main__": 9.5,
 }
 SAME_LAYER_PACKAGES = ("sim.engine",)
+# the stages of the flow: each a subpackage whose __init__ says what lives there and what it
+# may import
+STAGES = ("model", "engine", "measure", "present", "calibrate")
 
-MATPLOTLIB_ALLOWED = {"sim/plotting.py"}
-HYDRA_ALLOWED = {"sim/config.py", "sim/userfiles.py", "sim/api.py", "sim/cli.py"}
+MATPLOTLIB_ALLOWED = {"sim/present/figures.py"}
+HYDRA_ALLOWED = {"sim/model/config.py", "sim/userfiles.py", "sim/api.py", "sim/cli.py"}
 PRINT_ALLOWED = {"sim/cli.py"}
 # print allowed in their entry points (main / __main__)
-REPORT_ENTRY_FILES = {"sim/report.py", "sim/calibrate.py"}
+REPORT_ENTRY_FILES = {"sim/report.py", "sim/calibrate/commands.py"}
 ENGINE_BANNED_IMPORTS = {"hydra", "omegaconf", "matplotlib", "pandas",
                          # file I/O has no place in the engine either
                          "pathlib", "shutil", "tempfile", "pickle", "csv", "json", "io"}
@@ -260,11 +276,11 @@ def legacy_random_calls(tree: ast.Module, file: str) -> list[str]:
 def test_scan_sees_the_package() -> None:
     """Guard against a vacuous pass: the scan finds the modules and their sim imports."""
     modules = known_modules()
-    assert {"sim", "sim.spec", "sim.engine", "sim.engine.agent", "sim.cli"} <= modules
+    assert {"sim", "sim.model.spec", "sim.engine", "sim.engine.agent", "sim.cli"} <= modules
     sim_imports = [i for i in all_imports() if top_level(i.target) == "sim"]
     assert len(sim_imports) >= 20, sim_imports
     importers = {i.importer for i in sim_imports}
-    assert {"sim.spec", "sim.engine.agent", "sim.metrics", "sim.api"} <= importers
+    assert {"sim.model.spec", "sim.engine.agent", "sim.measure.metrics", "sim.api"} <= importers
 
 
 def test_every_module_has_a_layer() -> None:
@@ -293,6 +309,31 @@ def test_engine_modules_are_one_layer() -> None:
     assert {"sim.engine.agent", "sim.engine.records"} <= desk_users
 
 
+def test_the_folder_list_reads_as_the_pipeline() -> None:
+    """Each stage is a subpackage whose __init__ docstring says what lives there and what
+    it may import, and every module of a stage is named in it; nothing else is a package."""
+    packages = sorted(p.parent.name for p in PACKAGE.glob("*/__init__.py"))
+    assert packages == sorted(STAGES)
+    for stage in STAGES:
+        init = PACKAGE / stage / "__init__.py"
+        doc = ast.get_docstring(parse(init)) or ""
+        assert "May import" in doc or "may import" in doc, f"{rel(init)}: say what it may import"
+        modules = sorted(p.stem for p in (PACKAGE / stage).glob("*.py")
+                         if not p.name.startswith("__"))
+        unnamed = [m for m in modules if f"``{m}``" not in doc]
+        assert not unnamed, f"{rel(init)}: its docstring does not name {unnamed}"
+
+
+def test_every_package_is_installed() -> None:
+    """pyproject.toml ships every subpackage (a wheel without one fails only on import)."""
+    import tomllib
+
+    listed = set(tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]
+                 ["packages"])
+    wanted = {"sim", *(f"sim.{s}" for s in STAGES)}
+    assert wanted <= listed, sorted(wanted - listed)
+
+
 def test_imports_go_one_way() -> None:
     problems = layering_violations(all_imports())
     assert not problems, format_problems("imports against the layering", problems)
@@ -301,15 +342,21 @@ def test_imports_go_one_way() -> None:
 @pytest.mark.parametrize(
     ("importer", "source", "is_package", "bad"),
     [
-        ("sim.metrics", "from sim.experiment import run_experiment", False, True),
-        ("sim.metrics", "def f():\n    from sim import api\n", False, True),
-        ("sim.spec", "from sim import build_spec", False, True),  # the package is on top
+        ("sim.measure.metrics", "from sim.measure.experiment import run_experiment", False,
+         True),
+        ("sim.measure.metrics", "def f():\n    from sim import api\n", False, True),
+        ("sim.model.spec", "from sim import build_spec", False, True),  # the package is on top
+        ("sim.model.spec", "from sim.model import build_spec", False, True),  # so is its own
+        ("sim.measure.stats", "from sim.present import figures", False, True),
+        ("sim.present.text", "from sim.measure import stats", False, False),
         ("sim.engine.agent", "from . import records\nfrom .records import build_result",
          False, False),
-        ("sim.engine.agent", "from .. import metrics", False, True),
+        ("sim.engine.agent", "from ..measure import metrics", False, True),
         ("sim.engine", "import sim.engine.agent", True, False),
-        ("sim.rng", "import importlib\nimportlib.import_module('sim.spec')", False, True),
-        ("sim.api", "def f():\n    from sim import io, plotting\n", False, False),
+        ("sim.model.rng", "import importlib\nimportlib.import_module('sim.model.spec')", False,
+         True),
+        ("sim.api", "def f():\n    from sim import io\n    from sim.present import figures\n",
+         False, False),
         ("sim.cli", "from sim.__main__ import x", False, True),
         ("sim.__main__", "from sim.cli import main", False, False),
     ],

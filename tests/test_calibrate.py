@@ -1,4 +1,5 @@
-"""Calibration from data (``sim.fit``, ``sim.fit_journey``, ``python -m sim.calibrate``).
+"""Calibration from data (``sim.calibrate.buying``, ``sim.calibrate.funnel``,
+``python -m sim.calibrate``).
 
 - The likelihoods and predictions agree with independent evaluations: the BG/NBD individual
   likelihood and P(X(t) = x) against direct numerical integration of the generative model
@@ -40,11 +41,10 @@ import pytest
 import yaml
 from scipy import integrate, special, stats
 
-from sim import calibrate, fit
-from sim import fit_journey as fj
-from sim.config import compose_config, to_container
+from sim.calibrate import buying, commands, funnel
 from sim.engine import simulate
-from sim.spec import build_spec
+from sim.model.config import compose_config, to_container
+from sim.model.spec import build_spec
 
 K_SE = 4.0  # standard errors allowed between a true parameter and its estimate
 NEVER = -60.0  # checkout.base_logit: abandonment ~1e-26, the checkout always buys
@@ -122,7 +122,7 @@ def simulated_transactions(cfg: dict[str, Any], seed: int) -> pd.DataFrame:
     """Replication 0 of ``cfg`` exported as a transaction log."""
     result = simulate(build_spec(cfg), seed=seed, replication=0)
     p = result.purchases
-    return calibrate.transactions_from_run(
+    return commands.transactions_from_run(
         pd.DataFrame({"customer": p["customer"], "time": p["time"], "value": p["value"]}), START)
 
 
@@ -150,7 +150,7 @@ def generated_transactions(r: float, alpha_days: float, a: float, b: float, p: f
     who = np.array([c for c, _ in rows])
     when = np.array([t for _, t in rows])
     value = rng.gamma(p, 1 / nu[who])
-    return calibrate.transactions_from_run(
+    return commands.transactions_from_run(
         pd.DataFrame({"customer": who, "time": when, "value": value}), START)
 
 
@@ -160,7 +160,7 @@ def write_csv(table: pd.DataFrame, path: Path) -> Path:
 
 
 def run_cli(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    code = calibrate.main(argv)
+    code = commands.main(argv)
     out, err = capsys.readouterr()
     return code, out, err
 
@@ -205,7 +205,7 @@ def test_bgnbd_likelihood_matches_integration(params: tuple[float, ...]) -> None
             return alive + gone
 
         expected = math.log(_integrate(individual, params))
-        got = fit.bgnbd_loglik(params, np.array([x]), np.array([t_x]), np.array([big_t]))[0]
+        got = buying.bgnbd_loglik(params, np.array([x]), np.array([t_x]), np.array([big_t]))[0]
         assert got == pytest.approx(expected, abs=1e-6), (x, t_x, big_t)
 
 
@@ -223,11 +223,11 @@ def test_bgnbd_pmf_matches_integration(params: tuple[float, ...]) -> None:
             at_least = 1 - sum(_poisson_pmf(j, lam * t) for j in range(x))
             return (1 - p) ** x * poisson + p * (1 - p) ** (x - 1) * at_least
 
-        got = float(fit.bgnbd_pmf(params, x, np.array([t]))[0])
+        got = float(buying.bgnbd_pmf(params, x, np.array([t]))[0])
         assert got == pytest.approx(_integrate(conditional, params), abs=1e-9), x
-    pmf = np.array([fit.bgnbd_pmf(params, x, np.array([t]))[0] for x in range(400)])
+    pmf = np.array([buying.bgnbd_pmf(params, x, np.array([t]))[0] for x in range(400)])
     assert pmf.sum() == pytest.approx(1.0, abs=1e-9)
-    assert pmf @ np.arange(400) == pytest.approx(fit.bgnbd_expected(params, [t])[0], rel=1e-8)
+    assert pmf @ np.arange(400) == pytest.approx(buying.bgnbd_expected(params, [t])[0], rel=1e-8)
 
 
 @pytest.mark.parametrize("params", BGNBD_POINTS)
@@ -238,7 +238,7 @@ def test_bgnbd_expectations_match_closed_forms(params: tuple[float, ...]) -> Non
     t = np.array([7.0, 30.0, 365.0, 2000.0])
     closed = (a + b - 1) / (a - 1) * (1 - (alpha / (alpha + t)) ** r
                                       * special.hyp2f1(r, b, a + b - 1, t / (alpha + t)))
-    np.testing.assert_allclose(fit.bgnbd_expected(params, t), closed, rtol=1e-9)
+    np.testing.assert_allclose(buying.bgnbd_expected(params, t), closed, rtol=1e-9)
     x = np.array([c[0] for c in CUSTOMERS])
     t_x = np.array([c[1] for c in CUSTOMERS])
     big_t = np.array([c[2] for c in CUSTOMERS])
@@ -248,12 +248,12 @@ def test_bgnbd_expectations_match_closed_forms(params: tuple[float, ...]) -> Non
             r + x, b + x, a + b + x - 1, horizon / (alpha + big_t + horizon)))
         den = 1 + (x > 0) * a / (b + x - 1) * ((alpha + big_t) / (alpha + t_x)) ** (r + x)
         np.testing.assert_allclose(
-            fit.bgnbd_conditional_expected(params, horizon, x, t_x, big_t), num / den, rtol=1e-9)
-    alive = fit.bgnbd_p_alive(params, x, t_x, big_t)
+            buying.bgnbd_conditional_expected(params, horizon, x, t_x, big_t), num / den, rtol=1e-9)
+    alive = buying.bgnbd_p_alive(params, x, t_x, big_t)
     for i, (xi, txi, ti) in enumerate(CUSTOMERS):
         on = _integrate(lambda lam, p, xi=xi, ti=ti: (1 - p) ** xi * lam**xi
                         * math.exp(-lam * ti), params)
-        total = math.exp(fit.bgnbd_loglik(params, [xi], [txi], [ti])[0])
+        total = math.exp(buying.bgnbd_loglik(params, [xi], [txi], [ti])[0])
         assert alive[i] == pytest.approx(on / total, rel=1e-6)
 
 
@@ -275,14 +275,14 @@ def test_discounted_purchases_match_integral(params: tuple[float, ...]) -> None:
         tail, _ = integrate.quad(lambda s: math.exp(-delta * s) * expected(s), 0, horizon,
                                  epsrel=1e-11, limit=200)
         want = math.exp(-delta * horizon) * expected(horizon) + delta * tail
-        got = fit.bgnbd_discounted_purchases(params, np.array([x]), np.array([t_x]),
+        got = buying.bgnbd_discounted_purchases(params, np.array([x]), np.array([t_x]),
                                              np.array([big_t]), delta, horizon)[0]
         assert got == pytest.approx(want, rel=1e-7), (x, t_x, big_t)
     # no discounting: the expected purchases themselves
-    got = fit.bgnbd_discounted_purchases(params, np.array([3]), np.array([20.0]),
+    got = buying.bgnbd_discounted_purchases(params, np.array([3]), np.array([20.0]),
                                          np.array([50.0]), 0.0, 200.0)[0]
     assert got == pytest.approx(
-        fit.bgnbd_conditional_expected(params, 200.0, np.array([3]), np.array([20.0]),
+        buying.bgnbd_conditional_expected(params, 200.0, np.array([3]), np.array([20.0]),
                                        np.array([50.0]))[0], rel=1e-9)
 
 
@@ -296,17 +296,17 @@ def test_gamma_gamma_matches_integration(params: tuple[float, float, float]) -> 
         want, _ = integrate.quad(lambda nu, x=x, m=m: stats.gamma.pdf(m, p * x, scale=1 / (nu * x))
                                  * stats.gamma.pdf(nu, q, scale=1 / g), 0, np.inf,
                                  epsabs=1e-300, epsrel=1e-11, limit=200)
-        assert fit.gg_loglik(params, np.array([x]), np.array([m]))[0] == pytest.approx(
+        assert buying.gg_loglik(params, np.array([x]), np.array([m]))[0] == pytest.approx(
             math.log(want), abs=1e-7)
     mean = integrate.quad(lambda nu: p / nu * stats.gamma.pdf(nu, q, scale=1 / g), 0, np.inf)[0]
     second = integrate.quad(lambda nu: p * (p + 1) / nu**2 * stats.gamma.pdf(nu, q, scale=1 / g),
                             0, np.inf)[0]
-    got_mean, got_cv = fit.gg_order_value(params)
+    got_mean, got_cv = buying.gg_order_value(params)
     assert got_mean == pytest.approx(mean, rel=1e-8)
     assert got_cv == pytest.approx(math.sqrt(second - mean**2) / mean, rel=1e-7)
     # E[Z | x, m] is the posterior mean of p / nu: nu | x, m ~ Gamma(q + p x, gamma + m x)
     x, m = 4, 7.0
-    assert fit.gg_conditional_mean(params, np.array([x]), np.array([m]))[0] == pytest.approx(
+    assert buying.gg_conditional_mean(params, np.array([x]), np.array([m]))[0] == pytest.approx(
         p * (g + m * x) / (q + p * x - 1), rel=1e-12)
 
 
@@ -314,7 +314,7 @@ def test_parameter_intervals_are_log_scale_wald() -> None:
     """The fits run on log(theta), so the 95% interval is exp(log theta -+ 1.96 se/theta):
     positive even when the SE exceeds the estimate, and symmetric on the log scale."""
     est, se = np.array([0.2, 5.0]), np.array([0.3, 0.5])
-    f = fit.MLFit(("x", "y"), est, se, np.diag(se**2), -1.0, 10, 1, 1, 1)
+    f = buying.MLFit(("x", "y"), est, se, np.diag(se**2), -1.0, 10, 1, 1, 1)
     lo, hi = f.interval()
     assert np.all(lo > 0)
     np.testing.assert_allclose(np.log(hi) - np.log(est), stats.norm.ppf(0.975) * se / est,
@@ -322,11 +322,11 @@ def test_parameter_intervals_are_log_scale_wald() -> None:
     np.testing.assert_allclose(np.log(est) - np.log(lo), np.log(hi) - np.log(est))
 
 
-@pytest.mark.parametrize("kind", fj.FIT_KINDS)
+@pytest.mark.parametrize("kind", funnel.FIT_KINDS)
 def test_dwell_families_match_scipy(kind: str) -> None:
     """Log density and survival of each dwell family against scipy.stats, and the native
-    parameters give the simulator's (mean, cv) (``sim.distributions.make_dwell``)."""
-    from sim.distributions import make_dwell
+    parameters give the simulator's (mean, cv) (``sim.model.distributions.make_dwell``)."""
+    from sim.model.distributions import make_dwell
 
     d = np.array([0.05, 0.7, 2.0, 9.0])
     dwell = make_dwell(kind, 3.0, None if kind == "exponential" else 0.7)
@@ -335,9 +335,9 @@ def test_dwell_families_match_scipy(kind: str) -> None:
               "gamma": stats.gamma(dwell.shape, scale=dwell.scale),
               "lognormal": stats.lognorm(dwell.shape, scale=dwell.scale),
               "weibull": stats.weibull_min(dwell.shape, scale=dwell.scale)}[kind]
-    np.testing.assert_allclose(fj.dwell_logpdf(kind, theta, d), frozen.logpdf(d), rtol=1e-10)
-    np.testing.assert_allclose(fj.dwell_logsf(kind, theta, d), frozen.logsf(d), rtol=1e-8)
-    mean, cv = fj._mean_cv(kind, theta)
+    np.testing.assert_allclose(funnel.dwell_logpdf(kind, theta, d), frozen.logpdf(d), rtol=1e-10)
+    np.testing.assert_allclose(funnel.dwell_logsf(kind, theta, d), frozen.logsf(d), rtol=1e-8)
+    mean, cv = funnel._mean_cv(kind, theta)
     assert (mean, cv) == pytest.approx((3.0, dwell.cv), rel=1e-9)
 
 
@@ -375,7 +375,7 @@ def test_transactions_round_trip_generated(name: str, tmp_path: Path,
     assert_within(bg["b"]["estimate"], bg["b"]["se"], b, f"{name} b")
     for key, true in (("p", p), ("q", q), ("gamma", g)):
         assert_within(gg[key]["estimate"], gg[key]["se"], true, f"{name} {key}")
-    mean, _ = fit.gg_order_value((p, q, g))
+    mean, _ = buying.gg_order_value((p, q, g))
     assert_within(doc["gamma_gamma"]["order_value_mean"],
                   doc["gamma_gamma"]["order_value_mean_se"], mean, f"{name} mean value")
     assert doc["bgnbd"]["starts"] == 4 and doc["bgnbd"]["at_best"] >= 2
@@ -440,10 +440,10 @@ def _simulator_round_trip(name: str, holdout: bool = False) -> None:
     cfg = life_config(r, alpha_days, a, b, size=size)
     table = simulated_transactions(cfg, seed)
     # day 730 of the run is 2025-12-31; with a holdout, its last half year
-    data = calibrate.prepare_transactions(
+    data = commands.prepare_transactions(
         table, calibration_end="2025-06-30" if holdout else "2025-12-31",
         holdout_end="2025-12-31" if holdout else None)
-    result = calibrate.fit_transactions(data, n_starts=4)
+    result = commands.fit_transactions(data, n_starts=4)
     bg = result.bgnbd
     assert_within(bg["r"], bg.se_of("r"), r, f"{name} r")
     assert_within(*result.alpha_days, alpha_days, f"{name} alpha_days")
@@ -469,11 +469,11 @@ def test_transactions_from_run_keeps_replications_apart() -> None:
     orders = pd.DataFrame({"replication": [0, 0, 1, 1, 1], "customer": [7, 7, 7, 3, 7],
                            "time": [1.0, 5.0, 2.0, 4.0, 9.0],
                            "value": [10.0, 20.0, 30.0, 40.0, 50.0]})
-    log = calibrate.transactions_from_run(orders, START)
+    log = commands.transactions_from_run(orders, START)
     assert log["customer_id"].tolist() == ["0-7", "0-7", "1-7", "1-3", "1-7"]
-    data = calibrate.prepare_transactions(log)
+    data = commands.prepare_transactions(log)
     assert len(data.customers) == 3
-    one = calibrate.transactions_from_run(orders[orders["replication"] == 1], START)
+    one = commands.transactions_from_run(orders[orders["replication"] == 1], START)
     assert one["customer_id"].tolist() == [7, 3, 7]
 
 
@@ -531,11 +531,11 @@ def simulated_journey(cfg: dict[str, Any], seed: int, keep_lost: bool) -> pd.Dat
     events = pd.DataFrame({"customer": ev["customer"], "time": ev["time"],
                            "state": np.array(spec.states)[ev["state"]]})
     channels = pd.Series(np.array(spec.channel_names)[result.customers["channel"]])
-    table = calibrate.journey_from_run(events, channels, START)
+    table = commands.journey_from_run(events, channels, START)
     return table if keep_lost else table[table["stage"] != "lost"]
 
 
-def check_journey(result: calibrate.JourneyFit, cfg: dict[str, Any], label: str) -> None:
+def check_journey(result: commands.JourneyFit, cfg: dict[str, Any], label: str) -> None:
     """Every stage's dwell mean and cv and every exit probability (lost included) within
     4 SE of the configured values; non-exponential kinds recognised (an exponential may
     lose to the gamma or Weibull that nests it)."""
@@ -572,10 +572,10 @@ def test_journey_round_trip_simulator(keep_lost: bool, tmp_path: Path,
                               str(tmp_path / "cfg"), "--out", str(tmp_path / "out"),
                               "--no-plots"], capsys)
     assert code == 0, err
-    data = calibrate.prepare_journey(pd.read_csv(src, dtype=str), end="2024-12-31")
+    data = commands.prepare_journey(pd.read_csv(src, dtype=str), end="2024-12-31")
     assert data.lost_recorded is keep_lost
     assert data.order == ("awareness", "consideration", "intent")
-    check_journey(calibrate.fit_journey(data), cfg, "six_stage")
+    check_journey(commands.fit_journey(data), cfg, "six_stage")
     written = yaml.safe_load((tmp_path / "cfg" / "journey" / "fitted_events.yaml").read_text())
     assert list(written["stages"]) == ["awareness", "consideration", "intent"]
     exits = pd.read_csv(tmp_path / "out" / "exits.csv")
@@ -630,8 +630,8 @@ def test_journey_round_trip_presets(name: str, keep_lost: bool) -> None:
     a year: dwell kinds, means, cvs and exits within 4 SE."""
     preset, dwell, seed = JOURNEYS[name]
     cfg = journey_config(preset, 40_000, 365, dwell)
-    data = calibrate.prepare_journey(simulated_journey(cfg, seed, keep_lost), end="2024-12-31")
-    check_journey(calibrate.fit_journey(data), cfg, name)
+    data = commands.prepare_journey(simulated_journey(cfg, seed, keep_lost), end="2024-12-31")
+    check_journey(commands.fit_journey(data), cfg, name)
 
 
 @pytest.mark.slow
@@ -642,8 +642,8 @@ def test_channel_multiplier_recovers_quality_ratio() -> None:
     cfg = journey_config("five_stage", 60_000, 365)
     cfg["channels"] = {"good": {"organic_reach_per_day": 0.002, "quality": 1.6},
                        "plain": {"organic_reach_per_day": 0.002, "quality": 1.0}}
-    data = calibrate.prepare_journey(simulated_journey(cfg, 41, True), end="2024-12-31")
-    ch = calibrate.fit_journey(data).channels.set_index("channel")
+    data = commands.prepare_journey(simulated_journey(cfg, 41, True), end="2024-12-31")
+    ch = commands.fit_journey(data).channels.set_index("channel")
     ratio = ch.loc["good", "multiplier"] / ch.loc["plain", "multiplier"]
     se = ratio * math.hypot(ch.loc["good", "se"] / ch.loc["good", "multiplier"],
                             ch.loc["plain", "se"] / ch.loc["plain", "multiplier"])
@@ -756,12 +756,12 @@ def test_unidentified_spend_says_what_to_do(capsys: pytest.CaptureFixture[str],
 
 def test_fit_refuses_data_without_information() -> None:
     """The fitting functions themselves: no repeat buyers, too few customers."""
-    with pytest.raises(fit.CalibrationError, match="no customer bought again"):
-        fit.fit_bgnbd(np.zeros(5), np.zeros(5), np.full(5, 10.0))
-    with pytest.raises(fit.CalibrationError, match="many customers"):
-        fit.fit_bgnbd(np.ones(1), np.ones(1), np.full(1, 10.0))
-    with pytest.raises(fit.CalibrationError, match="two repeat buyers"):
-        fit.fit_gamma_gamma(np.ones(1), np.ones(1))
+    with pytest.raises(buying.CalibrationError, match="no customer bought again"):
+        buying.fit_bgnbd(np.zeros(5), np.zeros(5), np.full(5, 10.0))
+    with pytest.raises(buying.CalibrationError, match="many customers"):
+        buying.fit_bgnbd(np.ones(1), np.ones(1), np.full(1, 10.0))
+    with pytest.raises(buying.CalibrationError, match="two repeat buyers"):
+        buying.fit_gamma_gamma(np.ones(1), np.ones(1))
 
 
 def test_command_line_module(tmp_path: Path) -> None:

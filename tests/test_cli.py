@@ -19,9 +19,9 @@ import pytest
 from omegaconf import OmegaConf
 
 import sim
-from sim.config import compose_config
 from sim.engine import OUTCOMES
-from sim.spec import build_spec
+from sim.model.config import compose_config
+from sim.model.spec import build_spec
 
 TABLES = ("metrics.json", "metrics.csv", "customers.csv", "daily.csv", "purchases.csv",
           "tickets.csv", "finance.csv", "ltv.csv", "cohorts.csv", "payback.csv")

@@ -40,12 +40,18 @@ from omegaconf import DictConfig, OmegaConf
 from scipy import stats
 
 import sim
-from sim import analysis, api
-from sim.analysis import estimate
-from sim.config import CONFIG_DIR, SCENARIO_DIR, compose_config, register_configs, scenario_names
-from sim.experiment import ExperimentResult, run_experiment
-from sim.metrics import metric_range
-from sim.spec import SpecError, build_spec
+from sim import api, measure
+from sim.measure.experiment import ExperimentResult, run_experiment
+from sim.measure.metrics import metric_range
+from sim.measure.stats import estimate
+from sim.model.config import (
+    CONFIG_DIR,
+    SCENARIO_DIR,
+    compose_config,
+    register_configs,
+    scenario_names,
+)
+from sim.model.spec import SpecError, build_spec
 
 SEED = 20261123  # the configured seed (configs/run/*.yaml), stated so tests can be replayed
 SCENARIOS = [n for n in scenario_names() if n != "baseline"]
@@ -132,7 +138,7 @@ def test_baseline_against_itself_paired_is_exactly_zero(baseline_twice) -> None:
     for name in base[0]:
         b = values(base, name)
         n_ok = int((~np.isnan(b)).sum())
-        p = analysis.paired(base, again, name)
+        p = measure.paired(base, again, name)
         if n_ok == 0:  # e.g. CAC of a channel that brought no buyer: nothing to compare
             assert math.isnan(p["difference"]), name
             continue
@@ -146,14 +152,14 @@ def test_baseline_against_itself_paired_is_exactly_zero(baseline_twice) -> None:
             assert p["difference_low"] == p["difference_high"] == 0.0, (name, p)
             assert p["crn_variance_ratio"] == math.inf, (name, p)  # Var(s - b) = 0
         # lower is better: the same zero differences are never "better" either
-        assert analysis.paired(base, again, name, higher_is_better=False)["share_better"] == 0
+        assert measure.paired(base, again, name, higher_is_better=False)["share_better"] == 0
 
 
 def test_baseline_against_itself_comparison_table_is_exactly_zero(baseline_twice) -> None:
     base, again = baseline_twice
     for rank_by in ("npv", "ltv.mean", "loyalty_members"):
-        table = analysis.compare(base, {"baseline": again}, rank_by=rank_by)
-        assert set(table["metric"]) == set(analysis.HEADLINE) | {rank_by}
+        table = measure.compare(base, {"baseline": again}, rank_by=rank_by)
+        assert set(table["metric"]) == set(measure.HEADLINE) | {rank_by}
         assert (table["scenario"] == "baseline").all()
         assert (table["rank"] == 1).all()
         for col in ("difference", "difference_low", "difference_high", "share_better",
@@ -320,7 +326,7 @@ def test_scenario_moves_its_metrics_in_the_claimed_direction(name: str,
     scen = api.run(claims_config(name, setting), replications=n).experiment.metrics
     failed = []
     for metric, direction, kind in CLAIMS[name]:
-        p = analysis.paired(base, scen, metric, higher_is_better=direction > 0)
+        p = measure.paired(base, scen, metric, higher_is_better=direction > 0)
         d = values(scen, metric) - values(base, metric)
         d = d[~np.isnan(d)]
         se = float(d.std(ddof=1) / math.sqrt(d.size))
@@ -366,10 +372,10 @@ def test_common_random_numbers_shrink_the_paired_variance_tenfold() -> None:
                          f"{INDEPENDENT_SEED}, {CRN_REPLICATIONS} replications)")
     # the checkout step matters at all: otherwise a tiny Var(s - b) would prove nothing
     assert (s - b).mean() > 0 and var_paired > 0
-    crn = analysis.paired(base.metrics, same.metrics, "purchases")["crn_variance_ratio"]
-    assert crn >= 10, f"analysis.paired crn_variance_ratio = {crn:.1f} < 10 (measured {ratio:.1f})"
+    crn = measure.paired(base.metrics, same.metrics, "purchases")["crn_variance_ratio"]
+    assert crn >= 10, f"measure.paired crn_variance_ratio = {crn:.1f} < 10 (measured {ratio:.1f})"
     print(f"CRN variance ratio, first purchases, steps 5 -> 4: independent/paired = {ratio:.1f}, "
-          f"analysis.paired crn_variance_ratio = {crn:.1f}")
+          f"measure.paired crn_variance_ratio = {crn:.1f}")
 
 
 # ------------------------------------------------------- 5. confidence intervals cover
@@ -402,7 +408,7 @@ def coverage(n_comparisons: int, market_size: int) -> tuple[int, float, np.ndarr
         cfg0.run.seed = cfg1.run.seed = 1000 + k
         e0, e1 = run_experiment(build_spec(cfg0), reps), run_experiment(build_spec(cfg1), reps)
         assert np.array_equal(e0.metric("checkout.entries"), e1.metric("checkout.entries"))
-        p = analysis.paired(e0.metrics, e1.metrics, "checkout.abandonment_rate")
+        p = measure.paired(e0.metrics, e1.metrics, "checkout.abandonment_rate")
         covered += p["difference_low"] <= p1 - p0 <= p["difference_high"]
         base_rates.append(e0.metric("checkout.abandonment_rate"))
     return covered, p0, np.concatenate(base_rates)
@@ -553,7 +559,7 @@ def test_cli_compare_writes_table_plot_and_metrics(cli_compare) -> None:
     assert (out / "comparison.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     table = pd.read_csv(out / "comparison.csv")
     assert set(table["scenario"]) == {"remove_hidden_fees", "seo"}
-    assert set(table["metric"]) == set(analysis.HEADLINE)
+    assert set(table["metric"]) == set(measure.HEADLINE)
     doc = load(out)
     assert doc["rank_by"] == "npv"
     assert doc["replications"] == 2  # run=smoke
@@ -562,7 +568,7 @@ def test_cli_compare_writes_table_plot_and_metrics(cli_compare) -> None:
     crn = doc["crn_variance_ratio"]
     assert set(crn) == {"remove_hidden_fees", "seo"}
     for ratios in crn.values():
-        assert set(ratios) == set(analysis.HEADLINE)
+        assert set(ratios) == set(measure.HEADLINE)
     # the ranking: printed best first, by the NPV difference
     npv = table[table["metric"] == "npv"].set_index("scenario")["difference"]
     expected = list(npv.sort_values(ascending=False).index)
@@ -672,7 +678,7 @@ def test_report_marks_its_own_folder_finished(cli_dir: Path, sweep: Path) -> Non
 def test_paired_interval_is_the_t_interval_of_the_differences(baseline_twice) -> None:
     base, _ = baseline_twice
     shifted = [{**m, "purchases": m["purchases"] + 10 + i} for i, m in enumerate(base)]
-    p = analysis.paired(base, shifted, "purchases")
+    p = measure.paired(base, shifted, "purchases")
     d = np.array([10.0, 11.0, 12.0])
     hw = stats.t.ppf(0.975, d.size - 1) * d.std(ddof=1) / math.sqrt(d.size)
     assert p["difference"] == pytest.approx(11.0, abs=1e-12)
@@ -700,7 +706,7 @@ def test_interval_is_the_t_interval_cut_at_the_metric_range(name: str, values: l
     assert e.half_width == pytest.approx(hw, rel=1e-12)
     assert e.low == pytest.approx(max(low, lo), rel=1e-12, abs=1e-15)
     assert e.high == pytest.approx(min(high, hi), rel=1e-12, abs=1e-15)
-    summary = analysis.summarize(ExperimentResult(None, [], [{name: v} for v in values]))
+    summary = measure.summarize(ExperimentResult(None, [], [{name: v} for v in values]))
     assert summary[name] == e  # the run summary (console, metrics.json, plots) cuts it too
 
 

@@ -12,10 +12,10 @@ import pytest
 from hydra.errors import HydraException
 from omegaconf import OmegaConf
 
-from sim.config import CONFIG_DIR, SCENARIO_DIR, compose_config
-from sim.distributions import KINDS
 from sim.errors import InputError
-from sim.spec import SpecError, build_spec
+from sim.model.config import CONFIG_DIR, SCENARIO_DIR, compose_config
+from sim.model.distributions import KINDS
+from sim.model.spec import SpecError, build_spec
 
 MakeConfig = Callable[..., dict[str, Any]]
 

@@ -27,9 +27,10 @@ import pytest
 import sim
 from sim import io as sim_io
 from sim import report
-from sim.analysis import compare
 from sim.errors import EXIT_OUTPUT, OutputError
-from sim.report import COMPARISON_METRICS, write_comparison, write_merged
+from sim.measure.stats import compare
+from sim.present.text import write_comparison
+from sim.report import COMPARISON_METRICS, write_merged
 
 TINY = ["run=smoke", "market.size=300", "run.horizon_days=60"]
 RUN_TABLES = {"customers.csv", "metrics.csv", "daily.csv", "purchases.csv", "tickets.csv",

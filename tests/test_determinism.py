@@ -26,9 +26,9 @@ import numpy as np
 import pytest
 
 from sim.engine import SimulationResult, simulate
-from sim.experiment import run_experiment
-from sim.metrics import daily_table, replication_metrics
-from sim.spec import build_spec
+from sim.measure.experiment import run_experiment
+from sim.measure.metrics import daily_table, replication_metrics
+from sim.model.spec import build_spec
 
 OVERRIDES = ("run=smoke", "market.size=2500", "run.horizon_days=150")
 SEED = 20261123
@@ -134,9 +134,9 @@ def test_seed_defaults_to_the_spec_seed(cfg: dict[str, Any]) -> None:
 _SUBPROCESS = """
 import sys
 sys.path.insert(0, sys.argv[1])
-from sim.config import compose_config, to_container
+from sim.model.config import compose_config, to_container
 from sim.engine import simulate
-from sim.spec import build_spec
+from sim.model.spec import build_spec
 from test_determinism import digest
 spec = build_spec(to_container(compose_config(sys.argv[4:])))
 print(digest(simulate(spec, int(sys.argv[2]), int(sys.argv[3]))))

@@ -1,4 +1,4 @@
-"""Oracle tests for the dwell-time distributions (``sim.distributions``).
+"""Oracle tests for the dwell-time distributions (``sim.model.distributions``).
 
 Every family is rebuilt here independently from (mean, cv) with the textbook parametrisation
 (Law 2015, ch. 6) and scipy.stats; samples from ``make_dwell(...).sample`` must match its
@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 from scipy import optimize, special, stats
 
-from sim.distributions import KINDS, make_dwell
+from sim.model.distributions import KINDS, make_dwell
 
 SEED = 20240611
 N_SAMPLES = 200_000

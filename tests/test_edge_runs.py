@@ -32,10 +32,10 @@ from omegaconf import DictConfig, OmegaConf
 
 import sim
 from sim import api
-from sim.analysis import ONE_REPLICATION
-from sim.config import compose_config
-from sim.metrics import metric_range, reached_report_stages
-from sim.report import format_comparison, format_summary, write_comparison
+from sim.measure.metrics import metric_range, reached_report_stages
+from sim.measure.stats import ONE_REPLICATION
+from sim.model.config import compose_config
+from sim.present.text import format_comparison, format_summary, write_comparison
 
 matplotlib.use("Agg")
 

@@ -59,13 +59,13 @@ import test_oracles as orc
 from hypothesis import given, settings
 from scipy import stats
 
-from sim.config import compose_config, to_container
 from sim.engine import SimulationResult, simulate
 from sim.engine.desk import Desk, TicketLog, serve
 from sim.engine.fast import FastModel
-from sim.experiment import run_experiment
-from sim.metrics import customer_values, replication_metrics
-from sim.spec import ModelSpec, build_spec
+from sim.measure.experiment import run_experiment
+from sim.measure.metrics import customer_values, replication_metrics
+from sim.model.config import compose_config, to_container
+from sim.model.spec import ModelSpec, build_spec
 
 K_SE = 4.0  # standard errors allowed in an oracle comparison (as in test_oracles.py)
 FAMILY_ALPHA = 0.01  # family-wise false-alarm rate of each family of conformance tests

@@ -33,12 +33,14 @@ import pytest
 from scipy import special
 
 import sim
-from sim import analysis, api, metrics, plotting
-from sim.config import compose_config, to_container
+from sim import api
 from sim.engine import simulate
-from sim.metrics import DAYS_PER_MONTH
-from sim.report import write_comparison
-from sim.spec import build_spec
+from sim.measure import finance, metrics, stats
+from sim.measure.metrics import DAYS_PER_MONTH
+from sim.model.config import compose_config, to_container
+from sim.model.spec import build_spec
+from sim.present import figures
+from sim.present.text import write_comparison
 
 matplotlib.use("Agg")
 
@@ -230,7 +232,7 @@ def test_ltv_table_aggregates_the_replications(costly: sim.Run) -> None:
     per_rep = [pd.DataFrame(metrics.ltv_groups(r, costly.spec)).query(
         "dimension == 'cohort' and group == '1'").iloc[0]["ltv_mean"]
         for r in exp.results]
-    e = analysis.estimate(np.array(per_rep))
+    e = stats.estimate(np.array(per_rep))
     assert (cohort["ltv_mean"], cohort["ltv_mean_ci_low"], cohort["ltv_mean_ci_high"]) == (
         pytest.approx(e.mean), pytest.approx(e.low), pytest.approx(e.high))
     assert cohort["n_replications"] == e.n
@@ -242,7 +244,7 @@ def test_ltv_table_aggregates_the_replications(costly: sim.Run) -> None:
         for key in ("customers", "cac"):
             if key not in rows or rows[key].isna().all():
                 continue
-            whole = analysis.estimate(rows[key].to_numpy(float))
+            whole = stats.estimate(rows[key].to_numpy(float))
             assert row[f"{key}_ci_low"] == pytest.approx(max(whole.low, 0.0), abs=1e-12)
             assert row[f"{key}_ci_high"] == pytest.approx(whole.high)
 
@@ -543,7 +545,7 @@ def test_comparison_ltv_by_group_with_paired_differences(comparison: api.Compari
                  for s in ("", "_ci_low", "_ci_high")]
     for name in names:
         rows = table[table["scenario"] == name].reset_index(drop=True)
-        own = analysis.ltv_table(comparison.runs[name].experiment)
+        own = finance.ltv_table(comparison.runs[name].experiment)
         pd.testing.assert_frame_equal(rows.drop(columns=["scenario", *diff_cols]), own)
     base = table[table["scenario"] == "baseline"]
     assert (base["ltv_total_difference"] == 0).all()
@@ -581,21 +583,21 @@ def test_cli_compare_writes_finance_csv(tmp_path: Path) -> None:
 
 # ---------------------------------------------------------------------------- figures
 def test_finance_figures_take_an_axes_and_return_it(costly: sim.Run) -> None:
-    fig, axes = plotting.plt.subplots(1, 3)
+    fig, axes = figures.plt.subplots(1, 3)
     try:
-        assert plotting.plot_cohort_curves(costly.cohorts(), costly.summary["cac"],
+        assert figures.plot_cohort_curves(costly.cohorts(), costly.summary["cac"],
                                            ax=axes[0]) is axes[0]
-        assert plotting.plot_payback(costly.payback(), costly.summary["payback_days"],
+        assert figures.plot_payback(costly.payback(), costly.summary["payback_days"],
                                      ax=axes[1]) is axes[1]
         marks = {"P10": costly.summary["ltv.p10"], "P50": costly.summary["ltv.p50"],
                  "P90": costly.summary["ltv.p90"], "mean": costly.summary["ltv.mean"]}
-        ax = plotting.plot_ltv(costly.customers()["ltv"].to_numpy(), ax=axes[2], marks=marks)
+        ax = figures.plot_ltv(costly.customers()["ltv"].to_numpy(), ax=axes[2], marks=marks)
         assert ax is axes[2]
         labels = ax.get_legend_handles_labels()[1]
         assert [label.split()[0] for label in labels] == ["P10", "P50", "P90", "mean"]
         assert labels[0].startswith(f"P10 {costly.summary['ltv.p10'].mean:,.0f}")
     finally:
-        plotting.close(fig)
+        figures.close(fig)
     for name, figure in costly.figures().items():
         assert figure.axes, name
-        plotting.close(figure)
+        figures.close(figure)

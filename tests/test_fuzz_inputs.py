@@ -33,8 +33,8 @@ from test_cli import run_cli
 import sim
 import sim.api
 from sim import io
-from sim.config import compose_config
 from sim.errors import InputError
+from sim.model.config import compose_config
 
 BASE = ["run=smoke", "market.size=300", "run.horizon_days=60", "run.replications=2",
         "run.progress=false"]

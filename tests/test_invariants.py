@@ -37,11 +37,11 @@ import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from sim import distributions
-from sim.config import compose_config, to_container
 from sim.engine import OUTCOMES, SimulationResult, simulate
-from sim.metrics import customer_values, daily_table, metric_range, replication_metrics
-from sim.spec import CHECKOUT, LEVERS, RETENTION_MODELS, ModelSpec, build_spec
+from sim.measure.metrics import customer_values, daily_table, metric_range, replication_metrics
+from sim.model import distributions
+from sim.model.config import compose_config, to_container
+from sim.model.spec import CHECKOUT, LEVERS, RETENTION_MODELS, ModelSpec, build_spec
 
 KINDS = ("exponential", "gamma", "lognormal", "weibull", "fixed")
 STAGE_NAMES = ("discover", "research", "compare", "decide")

@@ -33,11 +33,11 @@ import pytest
 import simpy
 from scipy import integrate, special, stats
 
-from sim.config import compose_config, to_container
 from sim.engine import TICKET_OUTCOMES, SimulationResult, simulate
 from sim.engine.desk import TicketLog, serve
-from sim.metrics import customer_values
-from sim.spec import ModelSpec, SpecError, build_spec
+from sim.measure.metrics import customer_values
+from sim.model.config import compose_config, to_container
+from sim.model.spec import ModelSpec, SpecError, build_spec
 
 K_SE = 4.0  # standard errors allowed in every statistical comparison
 NEVER = -60.0  # checkout.base_logit: abandonment ~1e-26, the checkout always buys
@@ -568,7 +568,7 @@ def test_ltv_subscription(name: str) -> None:
     """Mean ``customer_values(...)["ltv"]`` vs the expected discounted margin (seed in
     LTV_CASES), within 4 x sample SD / sqrt(n) (customers are independent).
 
-    Convention (sim.metrics): the first margin counts undiscounted at t0, the k-th renewal's
+    Convention (sim.measure.metrics): the first margin counts undiscounted at t0, the k-th renewal's
     margin is discounted by exp(-delta k P) = 1.12^-k (P = 365 days, delta = ln 1.12 / 365),
     and a payment needs k renewals survived, probability E[(1 - theta)^k] = S(k). The
     expected LTV of a customer whose last observable renewal is K is

@@ -24,10 +24,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sim.config import compose_config, to_container
 from sim.engine import SimulationResult, simulate
-from sim.metrics import replication_metrics
-from sim.spec import ModelSpec, build_spec, daily_spend_and_reach, odds_shift
+from sim.measure.metrics import replication_metrics
+from sim.model.config import compose_config, to_container
+from sim.model.spec import ModelSpec, build_spec, daily_spend_and_reach, odds_shift
 
 K_SE = 4.0  # standard errors allowed in every statistical comparison
 NEVER = -60.0  # checkout.base_logit that makes abandonment ~1e-26: the checkout always buys
@@ -287,7 +287,7 @@ def own_chain() -> tuple[dict[str, np.ndarray], ModelSpec]:
 
 
 def test_own_chain_shift_matches_odds_shift(own_chain) -> None:
-    """The hand-shifted Q equals ``sim.spec.odds_shift`` on the spec's exit tables."""
+    """The hand-shifted Q equals ``sim.model.spec.odds_shift`` on the spec's exit tables."""
     _, spec = own_chain
     for m in OWN_SEGMENTS.values():
         q, r = shifted_chain(OWN_Q, OWN_R, m)
@@ -383,7 +383,7 @@ def test_bass_mean_of_many_runs(bass_spec: ModelSpec) -> None:
 
 
 # ---------------------------------------------------------------------------- checkout
-# The documented weights (configs/checkout/baseline.yaml and sim.config.CheckoutWeights),
+# The documented weights (configs/checkout/baseline.yaml and sim.model.config.CheckoutWeights),
 # written out here so the logistic model is checked by hand.
 BASE_LOGIT = -0.573
 W_STEP, W_ACCOUNT, W_FEES, W_PAYMENT, W_LOAD, W_TRUST = 0.08, 0.35, 0.60, 0.15, 0.05, -0.50

@@ -1,7 +1,7 @@
 """Every config value checked: ranges, unknown keys, settings that make no sense, and the work
 guard (issue 12, "Hardening").
 
-Every numeric key of the schema declares its allowed range (``sim.config.between``); the
+Every numeric key of the schema declares its allowed range (``sim.model.config.between``); the
 sweep below sets each numeric value of the composed config, one at a time, to the two ends
 of its range and runs a tiny simulation on both engines: it either runs with metrics free of
 infinities or stops with a ``SpecError`` (the guards are ``SpecError``s too), never an
@@ -30,11 +30,11 @@ from scipy import special
 
 import sim
 from sim.api import WorkGuardError, check_memory, check_work
-from sim.config import Range, RootConfig, compose_config, field_range, to_container
 from sim.engine import simulate
-from sim.experiment import estimated_work_seconds
-from sim.metrics import replication_metrics
-from sim.spec import SpecError, _hill, build_spec, numeric_values
+from sim.measure.experiment import estimated_work_seconds
+from sim.measure.metrics import replication_metrics
+from sim.model.config import Range, RootConfig, compose_config, field_range, to_container
+from sim.model.spec import SpecError, _hill, build_spec, numeric_values
 
 TINY = ["market.size=100", "run.horizon_days=60", "run.replications=1", "run.progress=false"]
 

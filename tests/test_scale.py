@@ -17,10 +17,10 @@ from typing import Any
 import pytest
 
 import sim
-from sim import experiment
 from sim.api import MemoryGuardError, check_memory
-from sim.config import compose_config
-from sim.spec import SpecError, build_spec
+from sim.measure import experiment
+from sim.model.config import compose_config
+from sim.model.spec import SpecError, build_spec
 
 TIMEOUT_S = 600
 QUIET = ("run=smoke", "run.summary=false", "run.plots=false")
@@ -89,7 +89,7 @@ def test_fingerprint_ignores_execution_settings_only() -> None:
 
 def test_fingerprint_is_the_same_in_every_process(tmp_path: Path) -> None:
     """Blocks run in separate processes (cluster jobs): string hashing must not leak in."""
-    code = ("from sim.config import compose_config; from sim.spec import build_spec; "
+    code = ("from sim.model.config import compose_config; from sim.model.spec import build_spec; "
             "print(build_spec(compose_config(['run=smoke'])).fingerprint())")
     prints = {python(tmp_path, "-c", code, env_extra={"PYTHONHASHSEED": str(h)}).stdout
               for h in (1, 2, 3)}

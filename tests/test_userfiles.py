@@ -19,8 +19,8 @@ import yaml
 from test_cli import outputs_in, run_cli
 
 import sim
-from sim.config import _run_name, compose_config, register_configs, slug
 from sim.errors import InputError
+from sim.model.config import _run_name, compose_config, register_configs, slug
 from sim.userfiles import (
     MAX_NODES,
     ConfigFileError,
@@ -244,7 +244,7 @@ def test_searchpath_folders_are_checked_from_python(tmp_path: Path) -> None:
 def test_shipped_configs_and_scenarios_pass_the_checks() -> None:
     """Our own scenarios and groups are data too (the launcher presets in hydra/ are ours
     and never checked as user files)."""
-    from sim.config import CONFIG_DIR, SCENARIO_DIR
+    from sim.model.config import CONFIG_DIR, SCENARIO_DIR
 
     for path in sorted(SCENARIO_DIR.glob("*.yaml")):
         check_yaml_file(path, "scenario")

@@ -39,8 +39,8 @@ from scipy import special
 
 from sim.engine.desk import serve
 from sim.engine.records import RawRecords, SimulationResult, build_result
-from sim.rng import Stream, generator, name_key
-from sim.spec import ModelSpec
+from sim.model.rng import Stream, generator, name_key
+from sim.model.spec import ModelSpec
 
 __all__ = ["AgentModel", "simulate_agent"]
 

@@ -57,11 +57,11 @@ import numpy as np
 import simpy
 from scipy import special
 
-from sim.distributions import Dwell
 from sim.engine.desk import Desk
 from sim.engine.records import RawRecords, SimulationResult, build_result
-from sim.rng import Stream, generator, name_key, stream_key
-from sim.spec import ModelSpec
+from sim.model.distributions import Dwell
+from sim.model.rng import Stream, generator, name_key, stream_key
+from sim.model.spec import ModelSpec
 
 __all__ = ["FastModel", "simulate_fast"]
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from sim.engine.desk import TICKET_OUTCOMES, TicketLog
-from sim.spec import ModelSpec
+from sim.model.spec import ModelSpec
 
 __all__ = ["OUTCOMES", "TICKET_OUTCOMES", "RawRecords", "SimulationResult", "build_result"]
 

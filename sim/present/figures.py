@@ -12,8 +12,8 @@ import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.ticker import FuncFormatter, NullFormatter
 
-from sim.analysis import Estimate
-from sim.metrics import kaplan_meier
+from sim.measure.metrics import kaplan_meier
+from sim.measure.stats import Estimate
 
 __all__ = [
     "close",

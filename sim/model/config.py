@@ -45,7 +45,7 @@ __all__ = [
 
 def _locate(name: str) -> Path:
     """``configs/`` or ``scenarios/``: beside the package in a checkout, inside it from a wheel."""
-    checkout = Path(__file__).resolve().parent.parent / name
+    checkout = Path(__file__).resolve().parents[2] / name
     if checkout.is_dir():
         return checkout
     return Path(str(resources.files("sim") / name))
@@ -155,7 +155,7 @@ class DwellConfig:
     kind: str = "exponential"  # exponential | gamma | lognormal | weibull | fixed
     # mean dwell time, up to ten years; > 0 except for kind fixed
     mean_days: float = field(default=1.0, metadata=DAYS)
-    # required for gamma, lognormal, weibull (their own ranges: sim.distributions.CV_RANGE)
+    # required for gamma, lognormal, weibull (their own ranges: sim.model.distributions.CV_RANGE)
     cv: float | None = field(default=None, metadata=CV)
 
 

@@ -1,7 +1,7 @@
 """The pre-purchase funnel fitted from a journey event log by maximum likelihood.
 
 The simulator's prospect stages work visit by visit: a visit lasts a dwell time (a family
-of ``sim.distributions``), then the prospect takes one exit (a stage, itself, or the
+of ``sim.model.distributions``), then the prospect takes one exit (a stage, itself, or the
 checkout) or is lost, independently of how long the visit took. The likelihood of one
 stage is therefore
 
@@ -36,9 +36,9 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import optimize, special
 
-from sim.distributions import CV_RANGE
-from sim.fit import CalibrationError, delta_se, numerical_hessian
-from sim.spec import odds_shift
+from sim.calibrate.buying import CalibrationError, delta_se, numerical_hessian
+from sim.model.distributions import CV_RANGE
+from sim.model.spec import odds_shift
 
 __all__ = [
     "FIT_KINDS",
@@ -508,7 +508,7 @@ def channel_multiplier(fits: dict[str, StageFit], visits: dict[str, StageVisits]
 
     ``visits`` are the channel's own visits; the dwell times and the pooled exit
     probabilities are held fixed and the multiplier m shifts them as in
-    ``sim.spec.odds_shift``. Returns (m, standard error, low, high), a log-scale interval.
+    ``sim.model.spec.odds_shift``. Returns (m, standard error, low, high), a log-scale interval.
     """
     pos = {s: i for i, s in enumerate(order)}
     terms = []

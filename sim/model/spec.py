@@ -22,9 +22,9 @@ from typing import Any
 import numpy as np
 from scipy import special
 
-from sim.config import Range, RootConfig, field_range, to_container
-from sim.distributions import KINDS, Dwell, make_dwell
 from sim.errors import InputError
+from sim.model.config import Range, RootConfig, field_range, to_container
+from sim.model.distributions import KINDS, Dwell, make_dwell
 
 __all__ = [
     "CHECKOUT",
@@ -536,7 +536,7 @@ def build_spec(cfg: Any) -> ModelSpec:
     ------
     SpecError
         listing every problem: key path, value given, what is allowed. Every key must be
-        known to the schema (``sim.config``), and every number finite and within the range
+        known to the schema (``sim.model.config``), and every number finite and within the range
         its schema field declares.
     """
     chk = _Checker()

@@ -60,14 +60,14 @@ import pandas as pd
 import yaml
 from scipy import signal, stats
 
-from sim import fit as fm
-from sim import fit_journey as fj
-from sim import io, plotting
-from sim.config import CONFIG_DIR, SCENARIO_DIR, compose_config, to_container
-from sim.distributions import CV_RANGE
+from sim import io
+from sim.calibrate import buying, funnel
+from sim.calibrate.buying import CalibrationError
 from sim.errors import EXIT_INPUT, EXIT_INTERRUPTED, EXIT_OUTPUT, InputError, OutputError
-from sim.fit import CalibrationError
-from sim.spec import POST_STATES, SpecError, build_spec
+from sim.model.config import CONFIG_DIR, SCENARIO_DIR, compose_config, to_container
+from sim.model.distributions import CV_RANGE
+from sim.model.spec import POST_STATES, SpecError, build_spec
+from sim.present import figures
 
 __all__ = [
     "JourneyData",
@@ -106,7 +106,7 @@ OPTION_RANGES: dict[str, tuple[float, float, bool, bool, str]] = {
 OPTION_FLAGS = {"gross_margin": "--gross-margin", "annual_discount_rate":
                 "--annual-discount-rate", "ltv_years": "--ltv-years", "n_starts": "--starts"}
 DEFAULT_CONFIG_DIR = Path("fitted")  # relative to the working directory, never the package
-PACKAGE_DIR = Path(__file__).resolve().parent
+PACKAGE_DIR = Path(__file__).resolve().parents[1]  # the sim package
 MAX_NAME_CHARS = 80  # config names: fitted_<name>.yaml stays a legal file name
 
 
@@ -465,8 +465,8 @@ class TransactionFit:
     """Fitted repeat buying and spend, with diagnostics and expected LTV per customer."""
 
     data: TransactionData
-    bgnbd: fm.MLFit  # (r, alpha, a, b), alpha per unit of data.unit
-    spend: fm.MLFit | None  # (p, q, gamma); None with --no-spend
+    bgnbd: buying.MLFit  # (r, alpha, a, b), alpha per unit of data.unit
+    spend: buying.MLFit | None  # (p, q, gamma); None with --no-spend
     histogram: pd.DataFrame  # repeat purchases: observed and expected customers
     chi_square: dict[str, float]
     tracking: pd.DataFrame  # day, actual and expected cumulative repeat purchases
@@ -488,13 +488,15 @@ class TransactionFit:
         if self.spend is None:
             return {}
         est, cov = self.spend.estimate, self.spend.cov
-        mean, cv = fm.gg_order_value(est)
+        mean, cv = buying.gg_order_value(est)
         out = {"order_value_mean": mean, "order_value_cv": cv,
                "order_value_mean_se": math.nan, "order_value_cv_se": math.nan}
         if np.isfinite(mean):
-            out["order_value_mean_se"] = fm.delta_se(lambda v: fm.gg_order_value(v)[0], est, cov)
+            out["order_value_mean_se"] = buying.delta_se(
+                lambda v: buying.gg_order_value(v)[0], est, cov)
         if np.isfinite(cv):
-            out["order_value_cv_se"] = fm.delta_se(lambda v: fm.gg_order_value(v)[1], est, cov)
+            out["order_value_cv_se"] = buying.delta_se(
+                lambda v: buying.gg_order_value(v)[1], est, cov)
         return out
 
 
@@ -506,7 +508,7 @@ def _histogram(params: np.ndarray, x: np.ndarray, big_t: np.ndarray
     values, counts = np.unique(big_t, return_counts=True)
     expected = np.zeros(HIST_BINS)
     for j in range(k):
-        expected[j] = float(counts @ fm.bgnbd_pmf(params, j, values))
+        expected[j] = float(counts @ buying.bgnbd_pmf(params, j, values))
     expected[k] = max(x.size - expected[:k].sum(), 0.0)
     observed = np.array([(x == j).sum() for j in range(k)] + [(x >= k).sum()], dtype=float)
     labels = [str(j) for j in range(k)] + [f"{k}+"]
@@ -533,7 +535,7 @@ def _tracking(data: TransactionData, params: np.ndarray) -> pd.DataFrame:
     first_day = (data.customers["first_purchase"] - start).dt.days.to_numpy()
     cohort = np.bincount(first_day, minlength=n_days)[:n_days].astype(float)
     ages = np.arange(n_days) / data.days_per_unit
-    ex = fm.bgnbd_expected(params, ages)
+    ex = buying.bgnbd_expected(params, ages)
     # direct sums for short periods, FFT for long ones (a log may span up to 300 years:
     # 1e10 products directly); the FFT's rounding can dip below zero
     expected = np.maximum(signal.convolve(cohort, ex, method="auto")[:n_days], 0.0)
@@ -570,7 +572,7 @@ def fit_transactions(data: TransactionData, spend: bool = True, n_starts: int = 
             f"{data.source}: no customer bought again on a later day within the calibration "
             f"period ({len(c)} customers, each with purchases on one day only), so repeat "
             "buying cannot be fitted")
-    bg = fm.fit_bgnbd(x, t_x, big_t, n_starts=n_starts)
+    bg = buying.fit_bgnbd(x, t_x, big_t, n_starts=n_starts)
     params = bg.estimate
     gg = None
     spend_diag: dict[str, Any] = {}
@@ -582,7 +584,7 @@ def fit_transactions(data: TransactionData, spend: bool = True, n_starts: int = 
                                    "fitted (use --no-spend to fit repeat buying only)")
         m = c["mean_repeat_value"].to_numpy(float)[buyers]
         try:
-            gg = fm.fit_gamma_gamma(x[buyers], m, n_starts=n_starts)
+            gg = buying.fit_gamma_gamma(x[buyers], m, n_starts=n_starts)
         except CalibrationError as err:
             raise CalibrationError(f"{err} (use --no-spend to fit repeat buying only)") from None
         if gg["q"] <= 1:
@@ -592,7 +594,7 @@ def fit_transactions(data: TransactionData, spend: bool = True, n_starts: int = 
         corr = float(np.corrcoef(x[buyers], m)[0, 1]) if buyers.sum() > 2 else math.nan
         grid = np.linspace(0, float(np.percentile(m, 99.5)) * 1.05, 300)[1:]
         xs, nx = np.unique(x[buyers], return_counts=True)
-        dens = sum(w * np.exp(fm.gg_loglik(gg.estimate, np.full(grid.size, xv), grid))
+        dens = sum(w * np.exp(buying.gg_loglik(gg.estimate, np.full(grid.size, xv), grid))
                    for xv, w in zip(xs, nx, strict=True)) / nx.sum()
         spend_diag = {"n_buyers": int(buyers.sum()), "n_excluded_zero_value":
                       int(((x > 0) & ~buyers).sum()), "corr_frequency_value": corr,
@@ -601,10 +603,10 @@ def fit_transactions(data: TransactionData, spend: bool = True, n_starts: int = 
     tracking = _tracking(data, params)
 
     table = c.copy()
-    table["p_alive"] = fm.bgnbd_p_alive(params, x, t_x, big_t)
+    table["p_alive"] = buying.bgnbd_p_alive(params, x, t_x, big_t)
     holdout = holdout_summary = None
     if data.holdout_end is not None:
-        pred = fm.bgnbd_conditional_expected(params, data.holdout_units, x, t_x, big_t)
+        pred = buying.bgnbd_conditional_expected(params, data.holdout_units, x, t_x, big_t)
         table["predicted_holdout"] = pred
         actual = table["purchases_holdout"].to_numpy(float)
         group = np.minimum(x, HIST_BINS - 1).astype(int)
@@ -630,10 +632,10 @@ def fit_transactions(data: TransactionData, spend: bool = True, n_starts: int = 
     dpu = data.days_per_unit
     delta = math.log1p(annual_discount_rate) / DAYS_PER_YEAR * dpu
     horizon = ltv_years * DAYS_PER_YEAR / dpu
-    table["expected_purchases"] = fm.bgnbd_conditional_expected(params, horizon, x, t_x, big_t)
-    det = fm.bgnbd_discounted_purchases(params, x, t_x, big_t, delta, horizon)
+    table["expected_purchases"] = buying.bgnbd_conditional_expected(params, horizon, x, t_x, big_t)
+    det = buying.bgnbd_discounted_purchases(params, x, t_x, big_t, delta, horizon)
     table["discounted_purchases"] = det
-    det_new = float(fm.bgnbd_discounted_purchases(params, np.zeros(1), np.zeros(1),
+    det_new = float(buying.bgnbd_discounted_purchases(params, np.zeros(1), np.zeros(1),
                                                   np.zeros(1), delta, horizon)[0])
     ltv: dict[str, Any] = {
         "annual_discount_rate": annual_discount_rate, "gross_margin": gross_margin,
@@ -641,13 +643,13 @@ def fit_transactions(data: TransactionData, spend: bool = True, n_starts: int = 
         "discount_rate_per_day": math.log1p(annual_discount_rate) / DAYS_PER_YEAR,
         "new_customer_discounted_repeat_purchases": det_new,
         "new_customer_expected_repeat_purchases":
-            float(fm.bgnbd_expected(params, np.array([horizon]))[0]),
+            float(buying.bgnbd_expected(params, np.array([horizon]))[0]),
     }
     if gg is not None:
-        value = fm.gg_conditional_mean(gg.estimate, x, c["mean_repeat_value"].fillna(0))
+        value = buying.gg_conditional_mean(gg.estimate, x, c["mean_repeat_value"].fillna(0))
         table["expected_value"] = value
         table["ltv"] = gross_margin * value * det
-        mean_value = fm.gg_order_value(gg.estimate)[0]
+        mean_value = buying.gg_order_value(gg.estimate)[0]
         ltv |= {"new_customer_ltv": gross_margin * mean_value * (1 + det_new),
                 "customer_ltv_mean": float(table["ltv"].mean()),
                 "customer_ltv_total": float(table["ltv"].sum()),
@@ -730,7 +732,7 @@ def economics_yaml(result: TransactionFit, name: str, source_name: str, sha: str
         "mean = p gamma / (q - 1), cv^2 = (p + q - 1) / (p (q - 2)). Gross margin and "
         "discount rate are the baseline's.",
         "Gamma-Gamma estimates (standard errors): " + ", ".join(
-            f"{n} {_g(gg[n])} ({_g(gg.se_of(n), 3)})" for n in fm.GG_NAMES)
+            f"{n} {_g(gg[n])} ({_g(gg.se_of(n), 3)})" for n in buying.GG_NAMES)
         + f"; {gg.n_obs} repeat buyers, log-likelihood {gg.loglik:.6g}",
         f"order_value_mean {_g(ov['order_value_mean'])} "
         f"({_g(ov['order_value_mean_se'], 3)}), order_value_cv {_g(ov['order_value_cv'])} "
@@ -954,7 +956,7 @@ def transactions_report(result: TransactionFit, name: str, written: Sequence[Pat
     return "\n".join(out)
 
 
-def _fit_doc(f: fm.MLFit) -> dict[str, Any]:
+def _fit_doc(f: buying.MLFit) -> dict[str, Any]:
     lo, hi = f.interval()
     return {"parameters": {n: {"estimate": float(f.estimate[i]), "se": float(f.se[i]),
                                "low": float(lo[i]), "high": float(hi[i])}
@@ -1048,34 +1050,34 @@ def _save(ax: Any, path: Path, title: str) -> Path:
     fig = ax.figure
     fig.tight_layout()
     saved = io.save_figure(fig, path)
-    plotting.close(fig)
+    figures.close(fig)
     return saved
 
 
 def _transaction_figures(result: TransactionFit, out_dir: Path) -> list[Path]:
     d = result.data
     h, chi = result.histogram, result.chi_square
-    written = [_save(plotting.plot_repeat_histogram(
+    written = [_save(figures.plot_repeat_histogram(
         list(h["repeat_purchases"]), h["observed"].to_numpy(), h["expected"].to_numpy()),
         out_dir / "repeat_histogram.png",
         f"Repeat purchases, {d.source}: chi-square {chi['statistic']:.3g} "
         f"(df {chi['df']}, p = {_g(chi['p_value'], 2)})")]
     t = result.tracking
-    written.append(_save(plotting.plot_tracking(
+    written.append(_save(figures.plot_tracking(
         t["date"].to_numpy(), t["actual"].to_numpy(), t["expected"].to_numpy(),
         np.datetime64(d.calibration_end)), out_dir / "tracking.png",
         "Cumulative repeat purchases: observed vs BG/NBD"))
     if result.holdout is not None:
         ho = result.holdout
-        written.append(_save(plotting.plot_holdout(
+        written.append(_save(figures.plot_holdout(
             list(ho["repeat_purchases"]), ho["actual_mean"].to_numpy(),
             ho["predicted_mean"].to_numpy()), out_dir / "holdout.png",
             "Holdout: purchases per customer, observed vs predicted"))
     if result.spend is not None:
         sd = result.spend_diagnostics
-        written.append(_save(plotting.plot_spend_fit(sd["values"], sd["grid"], sd["density"]),
+        written.append(_save(figures.plot_spend_fit(sd["values"], sd["grid"], sd["density"]),
                              out_dir / "spend.png", "Mean repeat-purchase value per customer"))
-        written.append(_save(plotting.plot_value_distribution(
+        written.append(_save(figures.plot_value_distribution(
             result.customers["ltv"].to_numpy(),
             f"expected LTV per customer over {result.ltv['horizon_years']:g} years "
             "(discounted; axis cut at P99.5)"), out_dir / "ltv.png",
@@ -1087,11 +1089,11 @@ def _transaction_figures(result: TransactionFit, out_dir: Path) -> list[Path]:
 @dataclass(frozen=True)
 class JourneyData:
     """A journey event log cut into visits of the prospect stages (see
-    ``sim.fit_journey.stage_visits``); ``channel_visits`` per channel when given."""
+    ``sim.calibrate.funnel.stage_visits``); ``channel_visits`` per channel when given."""
 
     order: tuple[str, ...]  # prospect stages, the entry stage first
-    visits: dict[str, fj.StageVisits]
-    channel_visits: dict[str, dict[str, fj.StageVisits]]
+    visits: dict[str, funnel.StageVisits]
+    channel_visits: dict[str, dict[str, funnel.StageVisits]]
     channel_customers: dict[str, int]
     n_rows: int
     n_customers: int
@@ -1201,7 +1203,7 @@ def prepare_journey(table: pd.DataFrame, source: str = "events",
         ranks[str(s)] = r.tolist()
     others = sorted((s for s in ranks if s != entry), key=lambda s: (np.mean(ranks[s]), s))
     order = (entry, *others)
-    visits = fj.stage_visits(cust, stg, t, stop_days, order, checkout_set,
+    visits = funnel.stage_visits(cust, stg, t, stop_days, order, checkout_set,
                              lost if has_lost else None, resolution)
     if not any("checkout" in v.targets for v in visits.values()):
         raise CalibrationError(f"{source}: no customer reached a checkout stage "
@@ -1210,7 +1212,7 @@ def prepare_journey(table: pd.DataFrame, source: str = "events",
     previous_end = np.r_[-1, ended[:-1]]
     first_end = is_end & (previous_end < first_row[seg_id])
     n_after = int(len(table) - path.sum() - first_end.sum())  # duplicates apart
-    channel_visits: dict[str, dict[str, fj.StageVisits]] = {}
+    channel_visits: dict[str, dict[str, funnel.StageVisits]] = {}
     channel_customers: dict[str, int] = {}
     if channel_col is not None and channel_col in table.columns:
         chan = table[channel_col].astype(str).str.strip().to_numpy()[order_idx]
@@ -1220,7 +1222,7 @@ def prepare_journey(table: pd.DataFrame, source: str = "events",
             if not name:
                 continue
             sel = per_row == name
-            channel_visits[name] = fj.stage_visits(cust[sel], stg[sel], t[sel], stop_days,
+            channel_visits[name] = funnel.stage_visits(cust[sel], stg[sel], t[sel], stop_days,
                                                    order, checkout_set,
                                                    lost if has_lost else None, resolution)
             channel_customers[name] = int((first_channel == name).sum())
@@ -1234,7 +1236,7 @@ class JourneyFit:
     """Every stage's fit, the channel multipliers and the stage order."""
 
     data: JourneyData
-    stages: dict[str, fj.StageFit]
+    stages: dict[str, funnel.StageFit]
     channels: pd.DataFrame  # channel, customers, multiplier, se, low, high
 
     def exit_table(self) -> pd.DataFrame:
@@ -1261,10 +1263,10 @@ class JourneyFit:
 
 def fit_journey(data: JourneyData) -> JourneyFit:
     """Fit every prospect stage, then the channels' forward-odds multipliers."""
-    fits = {name: fj.fit_stage(data.visits[name]) for name in data.order}
+    fits = {name: funnel.fit_stage(data.visits[name]) for name in data.order}
     rows = []
     for name, visits in data.channel_visits.items():
-        m, se, lo, hi = fj.channel_multiplier(fits, visits, data.order)
+        m, se, lo, hi = funnel.channel_multiplier(fits, visits, data.order)
         rows.append({"channel": name, "customers": data.channel_customers[name],
                      "multiplier": m, "se": se, "low": lo, "high": hi})
     return JourneyFit(data, fits, pd.DataFrame(rows))
@@ -1280,7 +1282,7 @@ def _journey_dict(result: JourneyFit, name: str) -> dict[str, Any]:
         if dw.kind in CV_RANGE:
             lo, hi = CV_RANGE[dw.kind]
             dwell["cv"] = float(f"{min(max(dw.cv, lo), hi):.6g}")
-        exits = {e.target: float(f"{e.prob:.6f}") for e in f.exits if e.target != fj.LOST
+        exits = {e.target: float(f"{e.prob:.6f}") for e in f.exits if e.target != funnel.LOST
                  and e.prob > 0}
         excess = sum(exits.values()) - 1.0
         if excess > 0:  # rounding: take it from the largest exit
@@ -1474,7 +1476,7 @@ def calibrate_journey(path: Path, name: str | None = None, config_dir: Path | No
 
 def _journey_figures(result: JourneyFit, out_dir: Path) -> list[Path]:
     order = result.data.order
-    fig, axes = plotting.panels(len(order))
+    fig, axes = figures.panels(len(order))
     for ax, stage in zip(axes, order, strict=True):
         v, f = result.data.visits[stage], result.stages[stage]
         lengths = np.r_[v.durations, np.zeros(v.n_instant), v.open_days]
@@ -1489,29 +1491,29 @@ def _journey_figures(result: JourneyFit, out_dir: Path) -> list[Path]:
             if kind == "fixed":
                 surv = (days < c.mean_days).astype(float)
             else:
-                surv = np.exp(fj.dwell_logsf(kind, c.theta, days))
+                surv = np.exp(funnel.dwell_logsf(kind, c.theta, days))
             if inferred:
                 surv = c.lost_prob + (1 - c.lost_prob) * surv
             curves[f"{kind}{' (chosen)' if kind == f.dwell.kind else ''}"] = (days, surv)
-        plotting.plot_dwell_fit(lengths, done, curves, max_days=days[-1],
+        figures.plot_dwell_fit(lengths, done, curves, max_days=days[-1],
                                 ylabel="share of visits without a recorded exit" if inferred
                                 else "share of visits not yet ended", ax=ax)
         ax.set_title(stage, fontsize=10, loc="left")
     fig.suptitle(f"Dwell times, {result.data.source}", x=0.01, ha="left", fontsize=10)
     fig.tight_layout()
     written = [io.save_figure(fig, out_dir / "dwell.png")]
-    plotting.close(fig)
-    fig, axes = plotting.panels(len(order))
+    figures.close(fig)
+    fig, axes = figures.panels(len(order))
     for ax, stage in zip(axes, order, strict=True):
         ex = result.stages[stage].exits
-        plotting.plot_exit_probabilities([e.target for e in ex], np.array([e.prob for e in ex]),
+        figures.plot_exit_probabilities([e.target for e in ex], np.array([e.prob for e in ex]),
                                          np.array([e.low for e in ex]),
                                          np.array([e.high for e in ex]), ax=ax)
         ax.set_title(stage, fontsize=10, loc="left")
     fig.suptitle(f"Exit probabilities, {result.data.source}", x=0.01, ha="left", fontsize=10)
     fig.tight_layout()
     written.append(io.save_figure(fig, out_dir / "exits.png"))
-    plotting.close(fig)
+    figures.close(fig)
     return written
 
 
@@ -1734,6 +1736,3 @@ def _journey_summary(result: JourneyFit) -> str:
                      f"{_g(f.dwell.cv)}; exits {exits}")
     return "\n".join(lines)
 
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -18,8 +18,8 @@ from scipy import special
 from tqdm import tqdm
 
 from sim.engine import OUTCOMES, TICKET_OUTCOMES, SimulationResult, simulate
-from sim.metrics import customer_values, daily_table, replication_metrics
-from sim.spec import DAYS_PER_MONTH, ModelSpec
+from sim.measure.metrics import customer_values, daily_table, replication_metrics
+from sim.model.spec import DAYS_PER_MONTH, ModelSpec
 
 __all__ = ["ExperimentResult", "estimated_memory_bytes", "estimated_work_seconds", "extend",
            "run_experiment", "run_replications"]

@@ -11,7 +11,7 @@ import math
 import numpy as np
 
 from sim.engine.records import SimulationResult
-from sim.spec import ModelSpec
+from sim.model.spec import ModelSpec
 
 __all__ = ["FINANCE_CONVENTION", "acquisition_months", "cohort_curves", "cohort_grid",
            "cumulative_values", "customer_values", "daily_table", "kaplan_meier",

@@ -1,0 +1,5 @@
+import sys
+
+from sim.calibrate.commands import main
+
+sys.exit(main())

@@ -1,0 +1,157 @@
+"""docs/reference/outputs.md names every file a run, a comparison and ``python -m sim.report``
+write, every column of every CSV file, every metric and every field of ``metrics.json``.
+
+The outputs are made here, small, in-process, the way the command line makes them; the page
+is read as text. A column may be named literally (in backticks) in its file's section, or by
+a pattern the page uses: ``t_<state>``, ``spend_<channel>``, ``funnel.<stage>.rate``... with
+the placeholder standing for the run's own states, channels, sources or stages; and ``x_ci_low``
+/ ``x_ci_high`` are named by ``x`` when the section says ``<column>_ci_low``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+import sim
+from sim import report
+from sim.api import compare
+from sim.present.text import write_comparison
+
+PAGE = Path(__file__).resolve().parents[1] / "docs" / "reference" / "outputs.md"
+SMALL = ["run=smoke", "market.size=600", "run.replications=2", "run.horizon_days=90"]
+
+
+@pytest.fixture(scope="module")
+def outputs(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """Folders written as the commands write them: a run (with events.csv), a comparison,
+    a multirun of two scenarios and a multirun of two replication blocks, each merged by
+    ``python -m sim.report``; and the names a pattern may stand for."""
+    root = tmp_path_factory.mktemp("outputs")
+    result = compare(["loyalty_program"], overrides=SMALL)
+    base = result.runs["baseline"]
+    base.write(root / "run", events=True)
+    # as python -m sim compare=[loyalty_program] writes it
+    write_comparison(result.table,
+                     {k: r.experiment.metrics for k, r in result.runs.items()},
+                     {k: r.spec.scenario_description for k, r in result.runs.items()},
+                     result.rank_by, root / "compare", finance=result.finance(),
+                     ltv=result.ltv())
+    # a multirun of scenarios, merged: the jobs' folders are runs
+    for i, (name, r) in enumerate(result.runs.items()):
+        r.write(root / "sweep" / f"{i}_scenario={name}", plots=False)
+    assert report.main([str(root / "sweep")]) == 0
+    # a multirun of replication blocks of one scenario, merged
+    for first in (0, 2):
+        block = sim.run(overrides=[*SMALL, f"run.first_replication={first}"])
+        block.write(root / "blocks" / f"block_{first}", plots=False)
+    assert report.main([str(root / "blocks"), "--no-plots"]) == 0
+    spec = base.spec
+    names = {
+        "state": list(spec.states),
+        "stage": base.stages,
+        "channel": list(spec.channel_names),
+        "source": list(spec.channel_names),
+    }
+    return {"root": root, "names": names}
+
+
+def _page() -> str:
+    return PAGE.read_text(encoding="utf-8")
+
+
+def _section(text: str, file: str) -> str:
+    """The part of the page under the heading that names ``file`` (up to the next heading
+    of the same or a higher level)."""
+    lines = text.splitlines()
+    for i, line in enumerate(lines):
+        m = re.match(r"(#+) ", line)
+        if m and f"`{file}`" in line:
+            level = len(m.group(1))
+            end = next((j for j in range(i + 1, len(lines))
+                        if (h := re.match(r"(#+) ", lines[j])) and len(h.group(1)) <= level),
+                       len(lines))
+            return "\n".join(lines[i:end])
+    raise AssertionError(f"{PAGE.name} has no heading naming `{file}`")
+
+
+def _named(text: str, names: dict[str, list[str]]) -> set[str]:
+    """Every name the text gives in backticks, patterns expanded with the run's names."""
+    out: set[str] = set()
+    for token in re.findall(r"`([^`\n]+)`", text):
+        holders = re.findall(r"<(\w+)>", token)
+        if not holders:
+            out.add(token)
+            continue
+        if any(h not in names for h in holders):
+            continue  # <column>, <date>, <name>...: not a pattern of names
+        expanded = [token]
+        for h in holders:
+            expanded = [t.replace(f"<{h}>", v, 1) for t in expanded for v in names[h]]
+        out |= set(expanded)
+    return out
+
+
+def _undocumented(columns: list[str], section: str, names: dict[str, list[str]]) -> list[str]:
+    named = _named(section, names)
+    ci = {suffix for suffix in ("_ci_low", "_ci_high") if f"`<column>{suffix}`" in section}
+    missing = []
+    for column in columns:
+        if column in named:
+            continue
+        base = next((column[: -len(s)] for s in ci if column.endswith(s)), None)
+        if base is None or base not in named:
+            missing.append(column)
+    return missing
+
+
+def _written(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.iterdir() if p.is_file())
+
+
+def test_every_file_written_is_named(outputs: dict) -> None:
+    text = _page()
+    named = set(re.findall(r"`([^`\n]+)`", text))
+    root = outputs["root"]
+    files = {p.name for folder in ("run", "compare", "sweep", "blocks")
+             for p in _written(root / folder)}
+    # the files each command is expected to write, so the test notices when one is missing
+    assert {"metrics.json", "metrics.csv", "customers.csv", "daily.csv", "purchases.csv",
+            "tickets.csv", "events.csv", "finance.csv", "ltv.csv", "cohorts.csv",
+            "payback.csv", "comparison.csv", "comparison.md", "comparison.png",
+            "funnel.png", "payback.png"} <= files
+    assert not sorted(files - named), f"files written but not named in {PAGE.name}"
+
+
+@pytest.mark.parametrize("folder", ["run", "compare", "sweep", "blocks"])
+def test_every_csv_column_is_named_in_its_section(outputs: dict, folder: str) -> None:
+    text = _page()
+    problems = {}
+    for path in _written(outputs["root"] / folder):
+        if path.suffix != ".csv":
+            continue
+        columns = list(pd.read_csv(path, nrows=0).columns)
+        missing = _undocumented(columns, _section(text, path.name), outputs["names"])
+        if missing:
+            problems[f"{folder}/{path.name}"] = missing
+    assert not problems, f"columns not named in their section of {PAGE.name}: {problems}"
+
+
+def test_every_metric_and_metrics_json_field_is_named(outputs: dict) -> None:
+    text = _page()
+    section = _section(text, "metrics.json")
+    named = _named(section, outputs["names"])
+    root = outputs["root"]
+    run_doc = json.loads((root / "run" / "metrics.json").read_text())
+    for folder in ("compare", "sweep", "blocks"):
+        doc = json.loads((root / folder / "metrics.json").read_text())
+        assert not sorted(set(doc) - named), f"{folder}/metrics.json fields not named"
+    fields = {*run_doc, *run_doc["scenario"], *run_doc["conventions"],
+              *next(iter(run_doc["metrics"].values()))}
+    assert not sorted(fields - named), f"metrics.json fields not named in {PAGE.name}"
+    metrics = _named(_section(text, "metrics.csv"), outputs["names"])
+    assert not sorted(set(run_doc["metrics"]) - metrics), "metrics not named under metrics.csv"

@@ -41,7 +41,7 @@ import pytest
 import yaml
 from scipy import integrate, special, stats
 
-from sim.calibrate import buying, commands, funnel
+from sim.calibrate import buying, cli, funnel, journey, mle, transactions
 from sim.engine import simulate
 from sim.model.config import compose_config, to_container
 from sim.model.spec import build_spec
@@ -122,7 +122,7 @@ def simulated_transactions(cfg: dict[str, Any], seed: int) -> pd.DataFrame:
     """Replication 0 of ``cfg`` exported as a transaction log."""
     result = simulate(build_spec(cfg), seed=seed, replication=0)
     p = result.purchases
-    return commands.transactions_from_run(
+    return transactions.transactions_from_run(
         pd.DataFrame({"customer": p["customer"], "time": p["time"], "value": p["value"]}), START)
 
 
@@ -150,7 +150,7 @@ def generated_transactions(r: float, alpha_days: float, a: float, b: float, p: f
     who = np.array([c for c, _ in rows])
     when = np.array([t for _, t in rows])
     value = rng.gamma(p, 1 / nu[who])
-    return commands.transactions_from_run(
+    return transactions.transactions_from_run(
         pd.DataFrame({"customer": who, "time": when, "value": value}), START)
 
 
@@ -160,7 +160,7 @@ def write_csv(table: pd.DataFrame, path: Path) -> Path:
 
 
 def run_cli(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    code = commands.main(argv)
+    code = cli.main(argv)
     out, err = capsys.readouterr()
     return code, out, err
 
@@ -314,7 +314,7 @@ def test_parameter_intervals_are_log_scale_wald() -> None:
     """The fits run on log(theta), so the 95% interval is exp(log theta -+ 1.96 se/theta):
     positive even when the SE exceeds the estimate, and symmetric on the log scale."""
     est, se = np.array([0.2, 5.0]), np.array([0.3, 0.5])
-    f = buying.MLFit(("x", "y"), est, se, np.diag(se**2), -1.0, 10, 1, 1, 1)
+    f = mle.MLFit(("x", "y"), est, se, np.diag(se**2), -1.0, 10, 1, 1, 1)
     lo, hi = f.interval()
     assert np.all(lo > 0)
     np.testing.assert_allclose(np.log(hi) - np.log(est), stats.norm.ppf(0.975) * se / est,
@@ -440,10 +440,10 @@ def _simulator_round_trip(name: str, holdout: bool = False) -> None:
     cfg = life_config(r, alpha_days, a, b, size=size)
     table = simulated_transactions(cfg, seed)
     # day 730 of the run is 2025-12-31; with a holdout, its last half year
-    data = commands.prepare_transactions(
+    data = transactions.prepare_transactions(
         table, calibration_end="2025-06-30" if holdout else "2025-12-31",
         holdout_end="2025-12-31" if holdout else None)
-    result = commands.fit_transactions(data, n_starts=4)
+    result = transactions.fit_transactions(data, n_starts=4)
     bg = result.bgnbd
     assert_within(bg["r"], bg.se_of("r"), r, f"{name} r")
     assert_within(*result.alpha_days, alpha_days, f"{name} alpha_days")
@@ -469,11 +469,11 @@ def test_transactions_from_run_keeps_replications_apart() -> None:
     orders = pd.DataFrame({"replication": [0, 0, 1, 1, 1], "customer": [7, 7, 7, 3, 7],
                            "time": [1.0, 5.0, 2.0, 4.0, 9.0],
                            "value": [10.0, 20.0, 30.0, 40.0, 50.0]})
-    log = commands.transactions_from_run(orders, START)
+    log = transactions.transactions_from_run(orders, START)
     assert log["customer_id"].tolist() == ["0-7", "0-7", "1-7", "1-3", "1-7"]
-    data = commands.prepare_transactions(log)
+    data = transactions.prepare_transactions(log)
     assert len(data.customers) == 3
-    one = commands.transactions_from_run(orders[orders["replication"] == 1], START)
+    one = transactions.transactions_from_run(orders[orders["replication"] == 1], START)
     assert one["customer_id"].tolist() == [7, 3, 7]
 
 
@@ -531,11 +531,11 @@ def simulated_journey(cfg: dict[str, Any], seed: int, keep_lost: bool) -> pd.Dat
     events = pd.DataFrame({"customer": ev["customer"], "time": ev["time"],
                            "state": np.array(spec.states)[ev["state"]]})
     channels = pd.Series(np.array(spec.channel_names)[result.customers["channel"]])
-    table = commands.journey_from_run(events, channels, START)
+    table = journey.journey_from_run(events, channels, START)
     return table if keep_lost else table[table["stage"] != "lost"]
 
 
-def check_journey(result: commands.JourneyFit, cfg: dict[str, Any], label: str) -> None:
+def check_journey(result: journey.JourneyFit, cfg: dict[str, Any], label: str) -> None:
     """Every stage's dwell mean and cv and every exit probability (lost included) within
     4 SE of the configured values; non-exponential kinds recognised (an exponential may
     lose to the gamma or Weibull that nests it)."""
@@ -572,10 +572,10 @@ def test_journey_round_trip_simulator(keep_lost: bool, tmp_path: Path,
                               str(tmp_path / "cfg"), "--out", str(tmp_path / "out"),
                               "--no-plots"], capsys)
     assert code == 0, err
-    data = commands.prepare_journey(pd.read_csv(src, dtype=str), end="2024-12-31")
+    data = journey.prepare_journey(pd.read_csv(src, dtype=str), end="2024-12-31")
     assert data.lost_recorded is keep_lost
     assert data.order == ("awareness", "consideration", "intent")
-    check_journey(commands.fit_journey(data), cfg, "six_stage")
+    check_journey(journey.fit_journey(data), cfg, "six_stage")
     written = yaml.safe_load((tmp_path / "cfg" / "journey" / "fitted_events.yaml").read_text())
     assert list(written["stages"]) == ["awareness", "consideration", "intent"]
     exits = pd.read_csv(tmp_path / "out" / "exits.csv")
@@ -630,8 +630,8 @@ def test_journey_round_trip_presets(name: str, keep_lost: bool) -> None:
     a year: dwell kinds, means, cvs and exits within 4 SE."""
     preset, dwell, seed = JOURNEYS[name]
     cfg = journey_config(preset, 40_000, 365, dwell)
-    data = commands.prepare_journey(simulated_journey(cfg, seed, keep_lost), end="2024-12-31")
-    check_journey(commands.fit_journey(data), cfg, name)
+    data = journey.prepare_journey(simulated_journey(cfg, seed, keep_lost), end="2024-12-31")
+    check_journey(journey.fit_journey(data), cfg, name)
 
 
 @pytest.mark.slow
@@ -642,8 +642,8 @@ def test_channel_multiplier_recovers_quality_ratio() -> None:
     cfg = journey_config("five_stage", 60_000, 365)
     cfg["channels"] = {"good": {"organic_reach_per_day": 0.002, "quality": 1.6},
                        "plain": {"organic_reach_per_day": 0.002, "quality": 1.0}}
-    data = commands.prepare_journey(simulated_journey(cfg, 41, True), end="2024-12-31")
-    ch = commands.fit_journey(data).channels.set_index("channel")
+    data = journey.prepare_journey(simulated_journey(cfg, 41, True), end="2024-12-31")
+    ch = journey.fit_journey(data).channels.set_index("channel")
     ratio = ch.loc["good", "multiplier"] / ch.loc["plain", "multiplier"]
     se = ratio * math.hypot(ch.loc["good", "se"] / ch.loc["good", "multiplier"],
                             ch.loc["plain", "se"] / ch.loc["plain", "multiplier"])
@@ -756,11 +756,11 @@ def test_unidentified_spend_says_what_to_do(capsys: pytest.CaptureFixture[str],
 
 def test_fit_refuses_data_without_information() -> None:
     """The fitting functions themselves: no repeat buyers, too few customers."""
-    with pytest.raises(buying.CalibrationError, match="no customer bought again"):
+    with pytest.raises(mle.CalibrationError, match="no customer bought again"):
         buying.fit_bgnbd(np.zeros(5), np.zeros(5), np.full(5, 10.0))
-    with pytest.raises(buying.CalibrationError, match="many customers"):
+    with pytest.raises(mle.CalibrationError, match="many customers"):
         buying.fit_bgnbd(np.ones(1), np.ones(1), np.full(1, 10.0))
-    with pytest.raises(buying.CalibrationError, match="two repeat buyers"):
+    with pytest.raises(mle.CalibrationError, match="two repeat buyers"):
         buying.fit_gamma_gamma(np.ones(1), np.ones(1))
 
 

@@ -36,8 +36,9 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from omegaconf import OmegaConf
 
-from sim.calibrate import commands
-from sim.calibrate.buying import CalibrationError
+from sim import calibrate
+from sim.calibrate import cli, fitted, inputs, workflow
+from sim.calibrate.mle import CalibrationError
 from sim.errors import EXIT_INPUT, EXIT_OUTPUT, InputError
 from sim.model.config import CONFIG_DIR, SCENARIO_DIR, compose_config, to_container
 
@@ -98,11 +99,11 @@ def journey(n: int = 80, seed: int = 2, stages: tuple[str, str] = ("awareness",
 
 
 def run(argv: list[str]) -> tuple[int, str, str]:
-    """``commands.main`` with stdout and stderr captured (works inside hypothesis, where
+    """``cli.main`` with stdout and stderr captured (works inside hypothesis, where
     pytest's function-scoped capture fixtures do not)."""
     out, err = io.StringIO(), io.StringIO()
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        code = commands.main(argv)
+        code = cli.main(argv)
     return code, out.getvalue(), err.getvalue()
 
 
@@ -215,13 +216,13 @@ def test_every_bad_option_in_one_message(tx_csv: Path, tmp_path: Path) -> None:
 def test_options_checked_from_python(tmp_path: Path) -> None:
     """The Python API refuses the same values, before it looks for the file."""
     with pytest.raises(CalibrationError, match=r"--ltv-years nan is not in \(0, 50\]"):
-        commands.calibrate_transactions(tmp_path / "missing.csv", config_dir=tmp_path / "c",
+        calibrate.calibrate_transactions(tmp_path / "missing.csv", config_dir=tmp_path / "c",
                                          out_dir=tmp_path / "o", ltv_years=float("nan"))
-    data = commands.prepare_transactions(transactions())
+    data = calibrate.prepare_transactions(transactions())
     with pytest.raises(CalibrationError, match="--annual-discount-rate"):
-        commands.fit_transactions(data, annual_discount_rate=float("inf"))
+        calibrate.fit_transactions(data, annual_discount_rate=float("inf"))
     with pytest.raises(CalibrationError, match=r"--starts 2\.5"):
-        commands.check_options(n_starts=2.5)
+        inputs.check_options(n_starts=2.5)
     assert issubclass(CalibrationError, InputError)
 
 
@@ -241,10 +242,10 @@ def test_duplicate_transactions_warned_and_optionally_dropped(tmp_path: Path) ->
     assert f"line {n + 2}, a copy of line 2" in warning[0]
     report = (tmp_path / "out" / "report.md").read_text()
     assert f"{n:,} rows are exact copies" in report
-    kept = commands.prepare_transactions(pd.concat([table, table]))
-    once = commands.prepare_transactions(table)
+    kept = calibrate.prepare_transactions(pd.concat([table, table]))
+    once = calibrate.prepare_transactions(table)
     assert kept.purchases["amount"].sum() == pytest.approx(2 * once.purchases["amount"].sum())
-    dropped = commands.prepare_transactions(pd.concat([table, table]), drop_duplicates=True)
+    dropped = calibrate.prepare_transactions(pd.concat([table, table]), drop_duplicates=True)
     pd.testing.assert_frame_equal(dropped.customers, once.customers)
     assert "dropped" in dropped.warnings[0] and once.warnings == ()
 
@@ -261,8 +262,8 @@ def test_duplicated_journey_rows_dropped(journey_csv: Path, tmp_path: Path) -> N
     assert f"{len(table):,} rows dropped" in (tmp_path / "out" / "report.md").read_text()
     written = yaml.safe_load((tmp_path / "cfg" / "journey" / "fitted_twice.yaml").read_text())
     assert "awareness" not in written["stages"]["awareness"]["exits"]  # no self-loop
-    clean = commands.fit_journey(commands.prepare_journey(table)).exit_table()
-    doubled = commands.fit_journey(commands.prepare_journey(pd.concat([table, table])))
+    clean = calibrate.fit_journey(calibrate.prepare_journey(table)).exit_table()
+    doubled = calibrate.fit_journey(calibrate.prepare_journey(pd.concat([table, table])))
     pd.testing.assert_frame_equal(doubled.exit_table(), clean)
 
 
@@ -334,8 +335,8 @@ def test_yaml_round_trips_awkward_names(tmp_path: Path) -> None:
 def test_yaml_scalars_round_trip(text: str) -> None:
     """Any text as a value, a key and a comment: YAML then OmegaConf give it back, and no
     unescaped ``${`` is written."""
-    doc = (f"# {commands._comment(text)}\n{commands._yaml_key(text or 'k')}: "
-           f"{commands._yaml_str(text)}\nlist: [{commands._yaml_str(text)}]\n")
+    doc = (f"# {fitted._comment(text)}\n{fitted._yaml_key(text or 'k')}: "
+           f"{fitted._yaml_str(text)}\nlist: [{fitted._yaml_str(text)}]\n")
     _no_unescaped_interpolation(doc)
     back = OmegaConf.to_container(OmegaConf.create(yaml.safe_load(doc)), resolve=True)
     assert back == {text or "k": text, "list": [text]}
@@ -361,14 +362,14 @@ def test_refused_fit_leaves_no_config(tx_csv: Path, tmp_path: Path,
     """When the economics config does not validate (here forced: e.g. an order value beyond
     the simulator's range), neither config is written; the retention one used to be
     written before the economics one was checked."""
-    check = commands._check_config
+    check = workflow._check_config
 
     def refuse_economics(section: str, *args: object) -> None:
         if section == "economics":
             raise CalibrationError("the fitted economics config does not validate: test")
         check(section, *args)
 
-    monkeypatch.setattr(commands, "_check_config", refuse_economics)
+    monkeypatch.setattr(workflow, "_check_config", refuse_economics)
     one_error(*run(["transactions", str(tx_csv), *folders(tmp_path), *FAST]),
               "economics config does not validate")
     assert not list(tmp_path.rglob("*.yaml"))
@@ -398,7 +399,7 @@ def test_default_config_dir_is_fitted_in_working_dir(tx_csv: Path, tmp_path: Pat
 def test_package_folders_refused(where: str, option: str, tx_csv: Path,
                                  tmp_path: Path) -> None:
     folder = {"configs": CONFIG_DIR, "scenarios": SCENARIO_DIR,
-              "package": Path(commands.__file__).parent.parent}[where] / "fitted_here"
+              "package": Path(inputs.__file__).parent.parent}[where] / "fitted_here"
     argv = ["transactions", str(tx_csv), "--config-dir", str(tmp_path / "cfg"), "--out",
             str(tmp_path / "out"), option, str(folder)]
     one_error(*run(argv), option, "the simulator's own files", "./fitted")
@@ -445,7 +446,7 @@ def test_unreadable_inputs(tmp_path: Path) -> None:
         for command in ("transactions", "journey"):
             one_error(*run([command, str(path), *folders(tmp_path)]), str(path), needle)
     with pytest.raises(InputError, match="not a regular file"):
-        commands.io.read_csv_text(pipe)
+        inputs.io.read_csv_text(pipe)
 
 
 def test_bom_and_line_endings_read_alike(tmp_path: Path) -> None:
@@ -456,8 +457,8 @@ def test_bom_and_line_endings_read_alike(tmp_path: Path) -> None:
     table.to_csv(plain, index=False)
     excel.write_bytes(b"\xef\xbb\xbf" + table.to_csv(index=False, lineterminator="\r\n")
                       .encode())
-    a = commands.prepare_transactions(commands.io.read_csv_text(plain))
-    b = commands.prepare_transactions(commands.io.read_csv_text(excel))
+    a = calibrate.prepare_transactions(inputs.io.read_csv_text(plain))
+    b = calibrate.prepare_transactions(inputs.io.read_csv_text(excel))
     pd.testing.assert_frame_equal(a.customers, b.customers)
 
 

@@ -1,5 +1,5 @@
 import sys
 
-from sim.calibrate.commands import main
+from sim.calibrate.cli import main
 
 sys.exit(main())

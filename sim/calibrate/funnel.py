@@ -36,7 +36,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import optimize, special
 
-from sim.calibrate.buying import CalibrationError, delta_se, numerical_hessian
+from sim.calibrate.mle import CalibrationError, delta_se, numerical_hessian
 from sim.model.distributions import CV_RANGE
 from sim.model.spec import odds_shift
 

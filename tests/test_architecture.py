@@ -41,6 +41,7 @@ LAYERS: dict[str, float] = {
     "sim.model.distributions": 1.0,
     "sim.model.rng": 1.0,
     "sim.model.config": 1.1,
+    "sim.model.checks": 1.15,
     "sim.model.spec": 1.2,
     "sim.model": 1.9,
     "sim.engine": 2,

@@ -2,6 +2,8 @@
 
 - ``config``: the config schema (every key with its type and allowed range) and the Hydra
   composition of the config tree, the scenario overlays and a user's own folders.
+- ``checks``: the schema-driven checks of a composed config (unknown keys, every number
+  within its declared range) and the ``Checker`` that collects every problem found.
 - ``spec``: ``build_spec``, a composed config checked section by section into the frozen
   ``ModelSpec`` every later stage reads.
 - ``distributions``: the dwell-time families, parameterised by mean and cv.

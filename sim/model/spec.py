@@ -1,21 +1,19 @@
 """Validate a composed config and freeze it into a ``ModelSpec`` (Hydra stops here).
 
 ``build_spec`` checks every key it reads, collects every problem and raises a single
-``SpecError`` listing each key path, the value given and what is allowed. Everything the
-engine needs is derived here once: state codes, exit tables, the checkout abandonment
-probability, daily reach and spend per channel, order-value parameters.
+``SpecError`` listing each key path, the value given and what is allowed: one checker per
+config section (``_check_market``, ``_check_journey``, ...) for what the section means, then
+the schema-driven checks of ``sim.model.checks`` (unknown keys, every number in its range).
+Everything the engine needs is derived here once: state codes, exit tables, the checkout
+abandonment probability, daily reach and spend per channel, order-value parameters.
 """
 
 from __future__ import annotations
 
-import copy
 import dataclasses
-import difflib
-import functools
 import hashlib
 import math
-import typing
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,8 +21,15 @@ import numpy as np
 from scipy import special
 
 from sim.errors import InputError
-from sim.model.config import Range, RootConfig, field_range, to_container
-from sim.model.distributions import KINDS, Dwell, make_dwell
+from sim.model.checks import (
+    Checker,
+    check_ranges,
+    declared_range,
+    known_keys,
+    numeric_values,
+    unknown_keys,
+)
+from sim.model.distributions import Dwell, make_dwell
 
 __all__ = [
     "CHECKOUT",
@@ -336,26 +341,82 @@ def _hill(spend: np.ndarray, half_saturation: float, shape: float) -> np.ndarray
 
 
 # ------------------------------------------------------------------------ validation
-class _Checker:
-    def __init__(self) -> None:
-        self.problems: list[tuple[str, Any, str]] = []
+# Each section's checker adds its problems to the Checker in the order the keys are read;
+# build_spec calls them section by section, then checks every number against its schema range.
+def _check_market(m: Mapping[str, Any], chk: Checker) -> None:
+    """Section ``market``: its size and its segments, whose shares sum to 1."""
+    if not (isinstance(m["size"], int) and m["size"] >= 1):
+        chk.add("market.size", m["size"], "an integer >= 1")
+    segs = m["segments"]
+    if not segs:
+        chk.add("market.segments", segs, "at least one segment")
+    total = sum(s["share"] for s in segs.values() if isinstance(s["share"], int | float))
+    if segs and abs(total - 1.0) > 1e-6:
+        chk.add("market.segments.*.share", round(total, 9), "shares summing to 1")
 
-    def add(self, path: str, value: Any, allowed: str) -> None:
-        self.problems.append((path, value, allowed))
 
-    def reported(self, path: str) -> bool:
-        return any(p == path for p, _, _ in self.problems)
+def _check_journey(j: Mapping[str, Any], chk: Checker) -> dict[str, Dwell | None]:
+    """Section ``journey``: its stages, the graph they make and the report; each stage's
+    dwell (None where invalid)."""
+    stages = j["stages"]
+    names = list(stages)
+    if not stages:
+        chk.add("journey.stages", stages, "at least one prospect stage")
+    reserved = set(POST_STATES) & set(names)
+    if reserved:
+        chk.add("journey.stages", sorted(reserved), f"stage names other than {POST_STATES}")
+    dwells: dict[str, Dwell | None] = {}
+    bad_targets = False
+    for name, st in stages.items():
+        dwells[name], bad = _check_stage(name, st, names, chk)
+        bad_targets = bad_targets or bad
+    if stages and not bad_targets:
+        _check_stage_graph(stages, chk)
+    _check_report(j["report"], (*names, *POST_STATES), chk)
+    return dwells
 
-    def dwell(self, path: str, d: Mapping[str, Any]) -> Dwell | None:
-        if d["kind"] not in KINDS:
-            self.add(f"{path}.kind", d["kind"], f"one of {', '.join(KINDS)}")
-            return None
-        try:
-            return make_dwell(d["kind"], d["mean_days"], d["cv"])
-        except ValueError as err:
-            key = "cv" if str(err).startswith("cv") else "mean_days"
-            self.add(f"{path}.{key}", d[key], str(err).rsplit(", got", 1)[0])
-            return None
+
+def _check_stage(name: str, st: Mapping[str, Any], names: list[str], chk: Checker
+                 ) -> tuple[Dwell | None, bool]:
+    """Section ``journey.stages.<name>``: dwell, exits and levers of one stage; its dwell
+    (None where invalid) and whether an exit goes nowhere."""
+    path = f"journey.stages.{name}"
+    dwell = chk.dwell(f"{path}.dwell", st["dwell"])
+    bad_targets = False
+    for target, p in st["exits"].items():
+        if target not in names and target != CHECKOUT:
+            bad_targets = True
+            chk.add(f"{path}.exits.{target}", p,
+                    f"exits go to a stage ({', '.join(names)}) or '{CHECKOUT}'")
+    probs = [p for p in st["exits"].values() if isinstance(p, int | float)]
+    if sum(probs) > 1 + 1e-9:
+        chk.add(f"{path}.exits", round(sum(probs), 9),
+                "probabilities summing to at most 1 (the rest is lost)")
+    for lever in st["levers"]:
+        if lever not in LEVERS:
+            chk.add(f"{path}.levers", lever, f"levers among {', '.join(LEVERS)}")
+    return dwell, bad_targets
+
+
+def _check_stage_graph(stages: Mapping[str, Any], chk: Checker) -> None:
+    """Section ``journey.stages`` as a graph: time advances, and purchase can be reached."""
+    names = list(stages)
+    if loop := _zero_time_loop(stages):
+        chk.add("journey.stages", loop, "no loop of stages whose dwell is fixed at 0 days "
+                "(time would never advance): give one of them a positive mean_days")
+    if not _purchase_reachable(stages, names[0]):
+        chk.add("journey.stages", names,
+                f"a graph where '{CHECKOUT}' (and so purchase) is reachable from '{names[0]}'")
+
+
+def _check_report(report: Mapping[str, Any], states: tuple[str, ...], chk: Checker) -> None:
+    """Section ``journey.report``: each framework stage mapped to engine states."""
+    if not report:
+        chk.add("journey.report", report, "at least one framework stage")
+    for label, mapped in report.items():
+        if not mapped or any(s not in states or s == "lost" for s in mapped):
+            chk.add(f"journey.report.{label}", mapped,
+                    f"a non-empty list of engine states among {', '.join(states[:-1])}")
 
 
 def _zero_time_loop(stages: Mapping[str, Any]) -> list[str]:
@@ -383,6 +444,7 @@ def _zero_time_loop(stages: Mapping[str, Any]) -> list[str]:
 
 
 def _purchase_reachable(stages: Mapping[str, Any], entry: str) -> bool:
+    """Whether checkout can be reached from ``entry`` along exits of positive probability."""
     seen, todo = {entry}, [entry]
     while todo:
         for target, p in stages[todo.pop()]["exits"].items():
@@ -394,125 +456,74 @@ def _purchase_reachable(stages: Mapping[str, Any], entry: str) -> bool:
     return False
 
 
-# --------------------------------------------------------------- schema-driven checks
-# maps whose entries the user names (a '+' override may add an entry to them)
-_NAMED_MAPS = ("market.segments", "journey.stages", "journey.stages.*.exits", "journey.report",
-               "channels")
+def _check_channels(channels: Mapping[str, Any], chk: Checker) -> None:
+    """Section ``channels``: names other than the built-in sources, campaigns that end."""
+    for builtin in (WORD_OF_MOUTH, REFERRAL):
+        if builtin in channels:
+            chk.add(f"channels.{builtin}", "...", f"another name: {builtin} is built in")
+    for name, ch in channels.items():
+        p = f"channels.{name}"
+        for i, camp in enumerate(ch["campaigns"]):
+            if not camp["end_day"] > camp["start_day"]:
+                chk.add(f"{p}.campaigns[{i}].end_day", camp["end_day"],
+                        f"a day after start_day ({camp['start_day']})")
 
 
-@functools.cache
-def _hints(cls: type) -> dict[str, Any]:
-    return typing.get_type_hints(cls)
+def _check_checkout(co: Mapping[str, Any], chk: Checker) -> Dwell | None:
+    """Section ``checkout``: steps, payment methods and the dwell (None where invalid)."""
+    if not (isinstance(co["steps"], int) and co["steps"] >= 1):
+        chk.add("checkout.steps", co["steps"], "an integer >= 1")
+    for key in ("payment_methods", "payment_methods_expected"):
+        if not (isinstance(co[key], int) and co[key] >= 0):
+            chk.add(f"checkout.{key}", co[key], "an integer >= 0")
+    return chk.dwell("checkout.dwell", co["dwell"])
 
 
-def _dotted(keys: tuple[Any, ...]) -> str:
-    """``("channels", "ads", "campaigns", 0, "end_day")``: ``channels.ads.campaigns[0].end_day``"""
-    out = ""
-    for k in keys:
-        out += f"[{k}]" if isinstance(k, int) else (f".{k}" if out else str(k))
-    return out
+def _check_retention(ret: Mapping[str, Any], chk: Checker) -> None:
+    """Section ``retention``: a known model (its numbers have ranges only)."""
+    if ret["model"] not in RETENTION_MODELS:
+        chk.add("retention.model", ret["model"], f"one of {', '.join(RETENTION_MODELS)}")
 
 
-def _children(node: Any, tp: Any) -> Iterator[tuple[Any, Any, Any, dataclasses.Field | None]]:
-    """(key, child, child's type, its schema field) of a config node of schema type ``tp``;
-    keys the schema does not know come with type None."""
-    origin, args = typing.get_origin(tp), typing.get_args(tp)
-    if dataclasses.is_dataclass(tp) and isinstance(node, Mapping):
-        fields = {f.name: f for f in dataclasses.fields(tp)}
-        for key, child in node.items():
-            f = fields.get(key)
-            yield key, child, (_hints(tp)[key] if f else None), f
-    elif origin is dict and isinstance(node, Mapping):
-        for key, child in node.items():
-            yield key, child, args[1], None
-    elif origin is list and isinstance(node, list):
-        for i, child in enumerate(node):
-            yield i, child, args[0], None
+def _check_support(su: Mapping[str, Any], chk: Checker) -> Dwell | None:
+    """Section ``support``: agents and the handling time, in days (None where invalid)."""
+    if not (isinstance(su["agents"], int) and su["agents"] >= 1):
+        chk.add("support.agents", su["agents"], "an integer >= 1")
+    if su["handling_mean_minutes"] not in declared_range("support", "handling_mean_minutes"):
+        return None  # reported with the ranges, after every section
+    try:
+        return make_dwell(su["handling_kind"], su["handling_mean_minutes"] / 1440,
+                          su["handling_cv"])
+    except ValueError as err:
+        key = "handling_kind" if "kind" in str(err) else "handling_cv"
+        chk.add(f"support.{key}", su[key], str(err).rsplit(", got", 1)[0])
+        return None
 
 
-def unknown_keys(node: Any, tp: Any = RootConfig, keys: tuple[Any, ...] = ()
-                 ) -> Iterator[tuple[tuple[Any, ...], Any, list[str]]]:
-    """Every key of a config (a plain nested dict) that the schema does not know: its path,
-    its value and the keys known at that place. ``hydra`` at the top is Hydra's own."""
-    for key, child, child_tp, _ in _children(node, tp):
-        if child_tp is None:
-            if not (keys == () and key == "hydra"):
-                yield (*keys, key), child, [f.name for f in dataclasses.fields(tp)]
-        else:
-            yield from unknown_keys(child, child_tp, (*keys, key))
+def _check_advocacy(a: Mapping[str, Any], names: list[str], chk: Checker) -> None:
+    """Section ``advocacy``: referred prospects enter at one of the stages."""
+    entry = a["referral_entry_stage"]
+    if names and entry not in names:
+        chk.add("advocacy.referral_entry_stage", entry, f"one of the stages: {', '.join(names)}")
 
 
-def _unknown_key_problem(keys: tuple[Any, ...], value: Any, known: list[str]
-                         ) -> tuple[str, Any, str]:
-    path, parent = _dotted(keys), _dotted(keys[:-1])
-    close = difflib.get_close_matches(str(keys[-1]), known, n=1, cutoff=0.6)
-    where = f"no such key in {parent}" if parent else "no such top-level key"
-    hint = (f"did you mean {_dotted((*keys[:-1], close[0]))!r}? " if close
-            else f"the keys are {', '.join(known)}. ")
-    return (path, value, f"{where}: {hint}A '+key=value' override adds only an entry "
-            f"to one of the named maps ({', '.join(_NAMED_MAPS)}); every other key exists "
-            "already: set it without '+'")
+def _check_run(r: Mapping[str, Any], chk: Checker) -> None:
+    """Section ``run``: integer counts and seeds, a known engine."""
+    if not (isinstance(r["replications"], int) and r["replications"] >= 1):
+        chk.add("run.replications", r["replications"], "an integer >= 1")
+    if not (isinstance(r["seed"], int) and r["seed"] >= 0):
+        chk.add("run.seed", r["seed"], "an integer >= 0")
+    if not (isinstance(r["n_jobs"], int) and r["n_jobs"] >= 1):
+        chk.add("run.n_jobs", r["n_jobs"], "an integer >= 1")
+    if not (isinstance(r["first_replication"], int) and r["first_replication"] >= 0):
+        chk.add("run.first_replication", r["first_replication"], "an integer >= 0")
+    if not (isinstance(r["max_replications"], int) and r["max_replications"] >= 2):
+        chk.add("run.max_replications", r["max_replications"], "an integer >= 2")
+    if r["engine"] not in (*ENGINES, "auto"):
+        chk.add("run.engine", r["engine"], f"one of {', '.join(ENGINES)}, auto")
 
 
-def _pruned(tree: Any, paths: list[tuple[Any, ...]]) -> Any:
-    """A copy of ``tree`` without the given key paths."""
-    tree = copy.deepcopy(tree)
-    for keys in paths:
-        node = tree
-        for k in keys[:-1]:
-            node = node[k]
-        del node[keys[-1]]
-    return tree
-
-
-def numeric_values(node: Any, tp: Any = RootConfig, allowed: Range | None = None,
-                   keys: tuple[Any, ...] = (), with_none: bool = False
-                   ) -> Iterator[tuple[tuple[Any, ...], Any, Range]]:
-    """(key path, value, allowed range) of every numeric value of a config (a plain nested
-    dict checked for unknown keys), maps' entries included; None (an optional key left
-    out) only ``with_none``."""
-    children = list(_children(node, tp))
-    if (not children and allowed is not None and (node is not None or with_none)
-            and not isinstance(node, Mapping | list)):
-        yield keys, node, allowed
-    for key, child, child_tp, f in children:
-        if child_tp is not None:
-            rng = field_range(f) if f is not None else allowed
-            yield from numeric_values(child, child_tp, rng, (*keys, key), with_none)
-
-
-def _check_ranges(c: Mapping[str, Any], chk: _Checker) -> None:
-    """Every numeric value finite and within the range its schema field declares; a key
-    that a specific check has reported already is not reported twice."""
-    for keys, value, allowed in numeric_values(c):
-        path = _dotted(keys)
-        if value not in allowed and not chk.reported(path):
-            chk.add(path, value, allowed.describe())
-
-
-def _schema(*keys: str) -> Any:
-    """The schema dataclass at a key path of the root config."""
-    tp: Any = RootConfig
-    for k in keys:
-        tp = _hints(tp)[k]
-    return tp
-
-
-def _known_keys(cfg: Any, chk: _Checker) -> dict[str, Any]:
-    """The config as a resolved plain dict, every key the schema does not know reported and
-    left out (so the rest is checked too and one message lists every problem)."""
-    # a plain dict is merged onto the schema, which refuses unknown keys: drop them first;
-    # a composed config keeps every key, however it got there, in its container
-    c = cfg if isinstance(cfg, dict) else to_container(cfg)
-    unknown = list(unknown_keys(c))
-    for keys, value, known in unknown:
-        chk.add(*_unknown_key_problem(keys, value, known))
-    if unknown:
-        c = _pruned(c, [k for k, _, _ in unknown])
-    return to_container(c) if isinstance(cfg, dict) else c
-
-
-def _spend_and_reach(c: Mapping[str, Any], chk: _Checker
+def _spend_and_reach(c: Mapping[str, Any], chk: Checker
                      ) -> tuple[np.ndarray, np.ndarray] | tuple[None, None]:
     """Spend and reach per day and channel once the numbers they are made of are valid;
     a config where no channel has reach on any day is refused: nobody would ever become
@@ -529,6 +540,7 @@ def _spend_and_reach(c: Mapping[str, Any], chk: _Checker
     return cost, reach
 
 
+# -------------------------------------------------------------------------- building
 def build_spec(cfg: Any) -> ModelSpec:
     """Validate a composed config (DictConfig or nested dict) and freeze it.
 
@@ -539,126 +551,61 @@ def build_spec(cfg: Any) -> ModelSpec:
         known to the schema (``sim.model.config``), and every number finite and within the range
         its schema field declares.
     """
-    chk = _Checker()
-    c = _known_keys(cfg, chk)
-
-    # market
-    m = c["market"]
-    if not (isinstance(m["size"], int) and m["size"] >= 1):
-        chk.add("market.size", m["size"], "an integer >= 1")
-    segs = m["segments"]
-    if not segs:
-        chk.add("market.segments", segs, "at least one segment")
-    total = sum(s["share"] for s in segs.values() if isinstance(s["share"], int | float))
-    if segs and abs(total - 1.0) > 1e-6:
-        chk.add("market.segments.*.share", round(total, 9), "shares summing to 1")
-
-    # journey
-    j = c["journey"]
-    stages = j["stages"]
-    names = list(stages)
-    states = (*names, *POST_STATES)
-    if not stages:
-        chk.add("journey.stages", stages, "at least one prospect stage")
-    reserved = set(POST_STATES) & set(names)
-    if reserved:
-        chk.add("journey.stages", sorted(reserved), f"stage names other than {POST_STATES}")
-    dwells: dict[str, Dwell | None] = {}
-    bad_targets = False
-    for name, st in stages.items():
-        path = f"journey.stages.{name}"
-        dwells[name] = chk.dwell(f"{path}.dwell", st["dwell"])
-        for target, p in st["exits"].items():
-            if target not in names and target != CHECKOUT:
-                bad_targets = True
-                chk.add(f"{path}.exits.{target}", p,
-                        f"exits go to a stage ({', '.join(names)}) or '{CHECKOUT}'")
-        probs = [p for p in st["exits"].values() if isinstance(p, int | float)]
-        if sum(probs) > 1 + 1e-9:
-            chk.add(f"{path}.exits", round(sum(probs), 9),
-                    "probabilities summing to at most 1 (the rest is lost)")
-        for lever in st["levers"]:
-            if lever not in LEVERS:
-                chk.add(f"{path}.levers", lever, f"levers among {', '.join(LEVERS)}")
-    if stages and not bad_targets and (loop := _zero_time_loop(stages)):
-        chk.add("journey.stages", loop, "no loop of stages whose dwell is fixed at 0 days "
-                "(time would never advance): give one of them a positive mean_days")
-    if stages and not bad_targets and not _purchase_reachable(stages, names[0]):
-        chk.add("journey.stages", names,
-                f"a graph where '{CHECKOUT}' (and so purchase) is reachable from '{names[0]}'")
-    if not j["report"]:
-        chk.add("journey.report", j["report"], "at least one framework stage")
-    for label, mapped in j["report"].items():
-        if not mapped or any(s not in states or s == "lost" for s in mapped):
-            chk.add(f"journey.report.{label}", mapped,
-                    f"a non-empty list of engine states among {', '.join(states[:-1])}")
-
-    # channels
-    for builtin in (WORD_OF_MOUTH, REFERRAL):
-        if builtin in c["channels"]:
-            chk.add(f"channels.{builtin}", "...", f"another name: {builtin} is built in")
-    for name, ch in c["channels"].items():
-        p = f"channels.{name}"
-        for i, camp in enumerate(ch["campaigns"]):
-            if not camp["end_day"] > camp["start_day"]:
-                chk.add(f"{p}.campaigns[{i}].end_day", camp["end_day"],
-                        f"a day after start_day ({camp['start_day']})")
-
-    # checkout
-    co = c["checkout"]
-    if not (isinstance(co["steps"], int) and co["steps"] >= 1):
-        chk.add("checkout.steps", co["steps"], "an integer >= 1")
-    for key in ("payment_methods", "payment_methods_expected"):
-        if not (isinstance(co[key], int) and co[key] >= 0):
-            chk.add(f"checkout.{key}", co[key], "an integer >= 0")
-    checkout_dwell = chk.dwell("checkout.dwell", co["dwell"])
-
-    # retention, loyalty, support, experience
-    ret = c["retention"]
-    if ret["model"] not in RETENTION_MODELS:
-        chk.add("retention.model", ret["model"], f"one of {', '.join(RETENTION_MODELS)}")
-    rp, sub, msg = ret["repeat"], ret["subscription"], ret["messaging"]
-    lo, su = c["loyalty"], c["support"]
-    if not (isinstance(su["agents"], int) and su["agents"] >= 1):
-        chk.add("support.agents", su["agents"], "an integer >= 1")
-    handling = None
-    handling_range = field_range(next(f for f in dataclasses.fields(_schema("support"))
-                                      if f.name == "handling_mean_minutes"))
-    if su["handling_mean_minutes"] in handling_range:  # else reported with the ranges below
-        try:
-            handling = make_dwell(su["handling_kind"], su["handling_mean_minutes"] / 1440,
-                                  su["handling_cv"])
-        except ValueError as err:
-            key = "handling_kind" if "kind" in str(err) else "handling_cv"
-            chk.add(f"support.{key}", su[key], str(err).rsplit(", got", 1)[0])
-    ex = c["experience"]
-
-    # advocacy, economics, run
-    a, e, r = c["advocacy"], c["economics"], c["run"]
-    entry = a["referral_entry_stage"]
-    if stages and entry not in names:
-        chk.add("advocacy.referral_entry_stage", entry, f"one of the stages: {', '.join(names)}")
-    if not (isinstance(r["replications"], int) and r["replications"] >= 1):
-        chk.add("run.replications", r["replications"], "an integer >= 1")
-    if not (isinstance(r["seed"], int) and r["seed"] >= 0):
-        chk.add("run.seed", r["seed"], "an integer >= 0")
-    if not (isinstance(r["n_jobs"], int) and r["n_jobs"] >= 1):
-        chk.add("run.n_jobs", r["n_jobs"], "an integer >= 1")
-    if not (isinstance(r["first_replication"], int) and r["first_replication"] >= 0):
-        chk.add("run.first_replication", r["first_replication"], "an integer >= 0")
-    if not (isinstance(r["max_replications"], int) and r["max_replications"] >= 2):
-        chk.add("run.max_replications", r["max_replications"], "an integer >= 2")
-    if r["engine"] not in (*ENGINES, "auto"):
-        chk.add("run.engine", r["engine"], f"one of {', '.join(ENGINES)}, auto")
-    _check_ranges(c, chk)
-
+    chk = Checker()
+    c = known_keys(cfg, chk)
+    _check_market(c["market"], chk)
+    dwells = _check_journey(c["journey"], chk)
+    _check_channels(c["channels"], chk)
+    checkout_dwell = _check_checkout(c["checkout"], chk)
+    _check_retention(c["retention"], chk)
+    # loyalty, experience and economics hold numbers only: check_ranges checks them
+    handling = _check_support(c["support"], chk)
+    _check_advocacy(c["advocacy"], list(c["journey"]["stages"]), chk)
+    _check_run(c["run"], chk)
+    check_ranges(c, chk)
     cost, reach = _spend_and_reach(c, chk)
     if chk.problems:
         raise SpecError(chk.problems)
 
+    assert cost is not None and reach is not None  # computed above when valid
+    return ModelSpec(
+        **_market_fields(c["market"]),
+        **_journey_fields(c["journey"], dwells),
+        **_channel_fields(c["channels"], cost, reach),
+        checkout=_checkout_spec(c["checkout"], checkout_dwell),  # type: ignore[arg-type]
+        **_economics_fields(c["economics"]),
+        retention=_retention_spec(c["retention"]),
+        loyalty=_loyalty_spec(c["loyalty"]),
+        support=_support_spec(c["support"], handling),  # type: ignore[arg-type]
+        experience=_experience_spec(c["experience"]),
+        **_advocacy_fields(c["advocacy"], list(c["journey"]["stages"])),
+        **_run_fields(c["run"], c["market"]["size"]),
+        **_scenario_fields(c["scenario"]),
+    )
+
+
+def _market_fields(m: Mapping[str, Any]) -> dict[str, Any]:
+    """The ``ModelSpec`` fields of section ``market``: its size and segments."""
+    segs = m["segments"]
+    return dict(
+        market_size=m["size"],
+        segment_names=tuple(segs),
+        segment_shares=tuple(float(s["share"]) for s in segs.values()),
+        segment_conversion=tuple(float(s["conversion"]) for s in segs.values()),
+        segment_order_value=tuple(float(s["order_value"]) for s in segs.values()),
+        segment_purchase_rate=tuple(float(s["purchase_rate"]) for s in segs.values()),
+        segment_churn=tuple(float(s["churn"]) for s in segs.values()),
+        segment_referral=tuple(float(s["referral"]) for s in segs.values()),
+    )
+
+
+def _journey_fields(j: Mapping[str, Any], dwells: Mapping[str, Dwell | None]
+                    ) -> dict[str, Any]:
+    """The ``ModelSpec`` fields of section ``journey``: stages, states, report, levers."""
+    states = (*j["stages"], *POST_STATES)
     code = {s: i for i, s in enumerate(states)}
     stage_specs = []
-    for i, (name, st) in enumerate(stages.items()):
+    for i, (name, st) in enumerate(j["stages"].items()):
         targets = tuple(code[t] for t in st["exits"])
         stage_specs.append(StageSpec(
             name=name,
@@ -669,87 +616,126 @@ def build_spec(cfg: Any) -> ModelSpec:
             levers=frozenset(st["levers"]),
             experience=float(st["experience"]),
         ))
-    assert cost is not None and reach is not None  # computed above when valid
-    cost.setflags(write=False)
-    reach.setflags(write=False)
-    sigma = math.sqrt(math.log1p(e["order_value_cv"] ** 2))
-    return ModelSpec(
-        market_size=m["size"],
-        segment_names=tuple(segs),
-        segment_shares=tuple(float(s["share"]) for s in segs.values()),
-        segment_conversion=tuple(float(s["conversion"]) for s in segs.values()),
-        segment_order_value=tuple(float(s["order_value"]) for s in segs.values()),
-        segment_purchase_rate=tuple(float(s["purchase_rate"]) for s in segs.values()),
-        segment_churn=tuple(float(s["churn"]) for s in segs.values()),
-        segment_referral=tuple(float(s["referral"]) for s in segs.values()),
+    return dict(
         stages=tuple(stage_specs),
         states=states,
         report=tuple((label, tuple(code[s] for s in mapped))
                      for label, mapped in j["report"].items()),
         journey_name=j["name"],
-        channels=tuple(ChannelSpec(n, float(ch["quality"])) for n, ch in c["channels"].items()),
-        reach_per_day=reach,
-        spend_per_day=cost,
-        wom_q_per_day=float(a["wom_q_per_day"]),
         content_quality=float(j["content_quality"]),
         site_usability=float(j["site_usability"]),
         social_proof=float(j["social_proof"]),
-        checkout=CheckoutSpec(
-            abandon_prob=abandon_probability(co),
-            dwell=checkout_dwell,  # type: ignore[arg-type]
-            recovery_prob=float(co["recovery_prob"]) if co["reminder"] else 0.0,
-            recovery_delay_days=float(co["recovery_delay_days"]),
-        ),
-        advocate_prob=float(a["advocate_prob"]),
+    )
+
+
+def _channel_fields(channels: Mapping[str, Any], cost: np.ndarray, reach: np.ndarray
+                    ) -> dict[str, Any]:
+    """The ``ModelSpec`` fields of section ``channels``: each channel's quality, and its
+    spend and reach per day made read-only."""
+    cost.setflags(write=False)
+    reach.setflags(write=False)
+    return dict(
+        channels=tuple(ChannelSpec(n, float(ch["quality"])) for n, ch in channels.items()),
+        reach_per_day=reach,
+        spend_per_day=cost,
+    )
+
+
+def _checkout_spec(co: Mapping[str, Any], dwell: Dwell) -> CheckoutSpec:
+    """Section ``checkout`` frozen: abandonment, dwell and cart recovery."""
+    return CheckoutSpec(
+        abandon_prob=abandon_probability(co),
+        dwell=dwell,
+        recovery_prob=float(co["recovery_prob"]) if co["reminder"] else 0.0,
+        recovery_delay_days=float(co["recovery_delay_days"]),
+    )
+
+
+def _economics_fields(e: Mapping[str, Any]) -> dict[str, Any]:
+    """The ``ModelSpec`` fields of section ``economics``: order values, margin, discounting."""
+    sigma = math.sqrt(math.log1p(e["order_value_cv"] ** 2))
+    return dict(
         order_log_mean=math.log(e["order_value_mean"]) - sigma**2 / 2,
         order_log_sd=sigma,
         gross_margin=float(e["gross_margin"]),
         discount_rate_per_day=math.log1p(e["annual_discount_rate"]) / 365.0,
-        retention=RetentionSpec(
-            model=ret["model"], r=float(rp["r"]), alpha_days=float(rp["alpha_days"]),
-            a=float(rp["a"]), b=float(rp["b"]), period_days=float(sub["period_days"]),
-            sub_alpha=float(sub["alpha"]), sub_beta=float(sub["beta"]),
-            price_per_period=float(sub["price_per_period"]),
-            rate_multiplier=(msg["newsletter_rate_multiplier"] if msg["newsletter"] else 1.0)
-            * (msg["recommendations_rate_multiplier"] if msg["recommendations"] else 1.0),
-            order_value_multiplier=(msg["cross_sell_order_value_multiplier"]
-                                    if msg["cross_sell"] else 1.0),
-            messaging_cost_per_day=(
-                (msg["newsletters_per_month"] * msg["cost_per_message"] if msg["newsletter"] else 0)
-                + (msg["recommendations_cost_per_customer_per_month"]
-                   if msg["recommendations"] else 0)) / DAYS_PER_MONTH,
-            thank_you=bool(msg["thank_you"]),
-            thank_you_cost=float(msg["thank_you_cost"]) if msg["thank_you"] else 0.0,
-        ),
-        loyalty=LoyaltySpec(
-            enabled=bool(lo["enabled"]), enrol_prob=float(lo["enrol_prob"]),
-            rate_multiplier=float(lo["rate_multiplier"]),
-            dropout_multiplier=float(lo["dropout_multiplier"]), discount=float(lo["discount"]),
-            cost_per_member_per_day=lo["cost_per_member_per_month"] / DAYS_PER_MONTH,
-            reward_experience=float(lo["reward_experience"]),
-        ),
-        support=SupportSpec(
-            issue_prob=float(su["issue_prob"]), agents=int(su["agents"]),
-            handling=handling,  # type: ignore[arg-type]
-            patience_mean_days=su["patience_mean_minutes"] / 1440,
-            first_contact_resolution=float(su["first_contact_resolution"]),
-            cost_per_agent_per_day=float(su["cost_per_agent_per_day"]),
-        ),
-        experience=ExperienceSpec(**{k: float(v) for k, v in ex.items() if k != "wait_per_hour"},
-                                  wait_per_day=float(ex["wait_per_hour"]) * 24),
+    )
+
+
+def _retention_spec(ret: Mapping[str, Any]) -> RetentionSpec:
+    """Section ``retention`` frozen: the buying model and the messaging that shifts it."""
+    rp, sub, msg = ret["repeat"], ret["subscription"], ret["messaging"]
+    return RetentionSpec(
+        model=ret["model"], r=float(rp["r"]), alpha_days=float(rp["alpha_days"]),
+        a=float(rp["a"]), b=float(rp["b"]), period_days=float(sub["period_days"]),
+        sub_alpha=float(sub["alpha"]), sub_beta=float(sub["beta"]),
+        price_per_period=float(sub["price_per_period"]),
+        rate_multiplier=(msg["newsletter_rate_multiplier"] if msg["newsletter"] else 1.0)
+        * (msg["recommendations_rate_multiplier"] if msg["recommendations"] else 1.0),
+        order_value_multiplier=(msg["cross_sell_order_value_multiplier"]
+                                if msg["cross_sell"] else 1.0),
+        messaging_cost_per_day=(
+            (msg["newsletters_per_month"] * msg["cost_per_message"] if msg["newsletter"] else 0)
+            + (msg["recommendations_cost_per_customer_per_month"]
+               if msg["recommendations"] else 0)) / DAYS_PER_MONTH,
+        thank_you=bool(msg["thank_you"]),
+        thank_you_cost=float(msg["thank_you_cost"]) if msg["thank_you"] else 0.0,
+    )
+
+
+def _loyalty_spec(lo: Mapping[str, Any]) -> LoyaltySpec:
+    """Section ``loyalty`` frozen, its cost per day."""
+    return LoyaltySpec(
+        enabled=bool(lo["enabled"]), enrol_prob=float(lo["enrol_prob"]),
+        rate_multiplier=float(lo["rate_multiplier"]),
+        dropout_multiplier=float(lo["dropout_multiplier"]), discount=float(lo["discount"]),
+        cost_per_member_per_day=lo["cost_per_member_per_month"] / DAYS_PER_MONTH,
+        reward_experience=float(lo["reward_experience"]),
+    )
+
+
+def _support_spec(su: Mapping[str, Any], handling: Dwell) -> SupportSpec:
+    """Section ``support`` frozen, its times in days."""
+    return SupportSpec(
+        issue_prob=float(su["issue_prob"]), agents=int(su["agents"]),
+        handling=handling,
+        patience_mean_days=su["patience_mean_minutes"] / 1440,
+        first_contact_resolution=float(su["first_contact_resolution"]),
+        cost_per_agent_per_day=float(su["cost_per_agent_per_day"]),
+    )
+
+
+def _experience_spec(ex: Mapping[str, Any]) -> ExperienceSpec:
+    """Section ``experience`` frozen, the waiting penalty per day."""
+    return ExperienceSpec(**{k: float(v) for k, v in ex.items() if k != "wait_per_hour"},
+                          wait_per_day=float(ex["wait_per_hour"]) * 24)
+
+
+def _advocacy_fields(a: Mapping[str, Any], names: list[str]) -> dict[str, Any]:
+    """The ``ModelSpec`` fields of section ``advocacy``: word of mouth, advocates and
+    referrals, with the referral programme applied."""
+    return dict(
+        wom_q_per_day=float(a["wom_q_per_day"]),
+        advocate_prob=float(a["advocate_prob"]),
         advocacy=AdvocacySpec(
             min_experience=float(a["min_experience"]),
             referral_rate_per_day=a["referral_rate_per_day"]
             * (a["program_rate_multiplier"] if a["program"] else 1.0),
             referral_conversion=float(a["referral_conversion"]),
-            referral_entry=names.index(entry),
+            referral_entry=names.index(a["referral_entry_stage"]),
             reward_per_referral=float(a["reward_per_referral"]) if a["program"] else 0.0,
         ),
+    )
+
+
+def _run_fields(r: Mapping[str, Any], market_size: int) -> dict[str, Any]:
+    """The ``ModelSpec`` fields of section ``run``; ``engine=auto`` chosen by market size."""
+    return dict(
         horizon_days=float(r["horizon_days"]),
         seed=int(r["seed"]),
         replications=int(r["replications"]),
         engine=(r["engine"] if r["engine"] != "auto"
-                else "fast" if m["size"] >= AUTO_FAST_FROM else "agent"),
+                else "fast" if market_size >= AUTO_FAST_FROM else "agent"),
         tick_days=float(r["tick_days"]),
         n_jobs=int(r["n_jobs"]),
         first_replication=int(r["first_replication"]),
@@ -760,7 +746,13 @@ def build_spec(cfg: Any) -> ModelSpec:
                                else float(r["target_rel_half_width"])),
         precision_metric=str(r["precision_metric"]),
         max_replications=int(r["max_replications"]),
-        scenario_name=c["scenario"]["name"],
-        scenario_description=c["scenario"]["description"],
-        scenario_cost_per_day=float(c["scenario"]["cost_per_day"]),
+    )
+
+
+def _scenario_fields(s: Mapping[str, Any]) -> dict[str, Any]:
+    """The ``ModelSpec`` fields of section ``scenario``: its name, description and cost."""
+    return dict(
+        scenario_name=s["name"],
+        scenario_description=s["description"],
+        scenario_cost_per_day=float(s["cost_per_day"]),
     )

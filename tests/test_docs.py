@@ -613,7 +613,8 @@ def test_config_page_has_every_section() -> None:
 API_MODULES = ["sim", "sim.model", "sim.measure", "sim.present", "sim.calibrate", "sim.io"]
 API_CURATED = {"sim.api": ["Run", "Comparison", "compare", "run"],
                "sim.engine": ["simulate", "SimulationResult"]}
-AUTODOC = re.compile(r"^```\{auto(?:function|class|exception|data|method|attribute)\}\s+(\S+)",
+# autodoc directives, inside ```{eval-rst} blocks (MyST would read their output as markdown)
+AUTODOC = re.compile(r"^\.\. auto(?:function|class|exception|data|method|attribute)::\s+(\S+)",
                      re.M)
 
 

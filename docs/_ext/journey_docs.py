@@ -514,7 +514,81 @@ class HydraOptions(SphinxDirective):
         return [_simple_table(["Option", "Meaning"], rows, [30, 70])]
 
 
+# ------------------------------------------------------------------- docstrings
+# The docstrings write their sections numpy-style but with one "name : meaning" line per
+# entry (no type line), which napoleon would read as "name : type". Those sections become
+# reST fields here, before napoleon sees them.
+SECTIONS = {"Parameters": "param", "Other Parameters": "param", "Raises": "raises",
+            "Returns": "returns", "Yields": "returns", "Attributes": "attributes"}
+ENTRY = re.compile(r"^(\S.*?) : (.*)$")
+
+
+def _is_header(lines: list[str], i: int) -> bool:
+    return (i + 1 < len(lines) and lines[i].strip() in SECTIONS
+            and not lines[i].startswith((" ", "\t"))
+            and re.fullmatch(r"-{3,}", lines[i + 1].strip()) is not None)
+
+
+def _entries(lines: list[str], i: int) -> tuple[list[tuple[str, list[str]]], int]:
+    """The entries of a section starting at line i, and the line after the section."""
+    entries: list[tuple[str, list[str]]] = []
+    while i < len(lines):
+        line = lines[i]
+        nxt = lines[i + 1] if i + 1 < len(lines) else ""
+        if not line.strip():
+            i += 1
+        elif line.startswith((" ", "\t")) and entries:
+            entries[-1][1].append(line.strip())
+            i += 1
+        elif _is_header(lines, i) or line.startswith((" ", "\t")):
+            break
+        elif (m := ENTRY.match(line)) is not None:
+            entries.append((m.group(1), [m.group(2)]))
+            i += 1
+        elif nxt.strip() and nxt.startswith((" ", "\t")):
+            entries.append((line.strip(), []))
+            i += 1
+        else:
+            break
+    return entries, i
+
+
+def _field_lines(kind: str, entries: list[tuple[str, list[str]]]) -> list[str]:
+    out: list[str] = []
+    if kind == "attributes":
+        out += [".. rubric:: Attributes", ""]
+        for name, desc in entries:
+            out += [f"``{name}``", *(f"   {d}" for d in desc or ["\\"]), ""]
+        return out
+    for name, desc in entries:
+        text = " ".join(desc)
+        if kind == "returns":
+            out.append(f":returns: ``{name}``" + (f": {text}" if text else ""))
+        else:
+            out.append(f":{kind} {name}: {text}")
+    return [*out, ""]
+
+
+def process_docstring(app: Any, what: str, name: str, obj: Any, options: Any,
+                      lines: list[str]) -> None:
+    """Rewrite "name : meaning" sections as reST fields (see above), in place."""
+    out: list[str] = []
+    i = 0
+    while i < len(lines):
+        if _is_header(lines, i):
+            kind = SECTIONS[lines[i].strip()]
+            entries, i = _entries(lines, i + 2)
+            if out and out[-1].strip():
+                out.append("")
+            out += _field_lines(kind, entries)
+        else:
+            out.append(lines[i])
+            i += 1
+    lines[:] = out
+
+
 def setup(app: Any) -> dict[str, Any]:
+    app.connect("autodoc-process-docstring", process_docstring, priority=400)
     app.add_directive("config-table", ConfigTable)
     app.add_directive("config-groups", ConfigGroups)
     app.add_directive("scenario-list", ScenarioList)

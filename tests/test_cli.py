@@ -10,7 +10,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -55,17 +54,16 @@ def load_metrics(folder: Path) -> dict[str, Any]:
 
 # --------------------------------------------------------------------- smoke run
 class Smoke:
-    def __init__(self, proc: subprocess.CompletedProcess[str], out: Path, seconds: float):
-        self.proc, self.out, self.seconds = proc, out, seconds
+    def __init__(self, proc: subprocess.CompletedProcess[str], out: Path):
+        self.proc, self.out = proc, out
 
 
 @pytest.fixture(scope="module")
 def smoke(tmp_path_factory: pytest.TempPathFactory) -> Smoke:
     """One ``python -m sim run=smoke`` shared by the tests that read its outputs."""
     cwd = tmp_path_factory.mktemp("smoke")
-    start = time.perf_counter()
     proc = run_cli(cwd, "run=smoke", f"hydra.run.dir={cwd / 'run'}")
-    return Smoke(proc, cwd / "run", time.perf_counter() - start)
+    return Smoke(proc, cwd / "run")
 
 
 @pytest.fixture(scope="module")
@@ -73,10 +71,10 @@ def smoke_spec() -> sim.ModelSpec:
     return build_spec(compose_config(["run=smoke"]))
 
 
-def test_smoke_run_exits_zero_quickly(smoke: Smoke) -> None:
+def test_smoke_run_exits_zero(smoke: Smoke) -> None:
+    # how long it takes is measured in benchmarks/, never here
     assert smoke.proc.returncode == 0, smoke.proc.stderr
     assert "Traceback" not in smoke.proc.stderr
-    assert smoke.seconds < 30  # a few seconds on a laptop; generous for a loaded CI machine
 
 
 def test_smoke_run_prints_summary(smoke: Smoke, smoke_spec: sim.ModelSpec) -> None:

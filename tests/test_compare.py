@@ -40,7 +40,8 @@ from omegaconf import DictConfig, OmegaConf
 from scipy import stats
 
 import sim
-from sim import api, measure
+from sim import api
+from sim.measure import stats as mstats
 from sim.measure.experiment import ExperimentResult, run_experiment
 from sim.measure.metrics import metric_range
 from sim.measure.stats import estimate
@@ -138,7 +139,7 @@ def test_baseline_against_itself_paired_is_exactly_zero(baseline_twice) -> None:
     for name in base[0]:
         b = values(base, name)
         n_ok = int((~np.isnan(b)).sum())
-        p = measure.paired(base, again, name)
+        p = mstats.paired(base, again, name)
         if n_ok == 0:  # e.g. CAC of a channel that brought no buyer: nothing to compare
             assert math.isnan(p["difference"]), name
             continue
@@ -152,14 +153,14 @@ def test_baseline_against_itself_paired_is_exactly_zero(baseline_twice) -> None:
             assert p["difference_low"] == p["difference_high"] == 0.0, (name, p)
             assert p["crn_variance_ratio"] == math.inf, (name, p)  # Var(s - b) = 0
         # lower is better: the same zero differences are never "better" either
-        assert measure.paired(base, again, name, higher_is_better=False)["share_better"] == 0
+        assert mstats.paired(base, again, name, higher_is_better=False)["share_better"] == 0
 
 
 def test_baseline_against_itself_comparison_table_is_exactly_zero(baseline_twice) -> None:
     base, again = baseline_twice
     for rank_by in ("npv", "ltv.mean", "loyalty_members"):
-        table = measure.compare(base, {"baseline": again}, rank_by=rank_by)
-        assert set(table["metric"]) == set(measure.HEADLINE) | {rank_by}
+        table = mstats.compare(base, {"baseline": again}, rank_by=rank_by)
+        assert set(table["metric"]) == set(mstats.HEADLINE) | {rank_by}
         assert (table["scenario"] == "baseline").all()
         assert (table["rank"] == 1).all()
         for col in ("difference", "difference_low", "difference_high", "share_better",
@@ -326,7 +327,7 @@ def test_scenario_moves_its_metrics_in_the_claimed_direction(name: str,
     scen = api.run(claims_config(name, setting), replications=n).experiment.metrics
     failed = []
     for metric, direction, kind in CLAIMS[name]:
-        p = measure.paired(base, scen, metric, higher_is_better=direction > 0)
+        p = mstats.paired(base, scen, metric, higher_is_better=direction > 0)
         d = values(scen, metric) - values(base, metric)
         d = d[~np.isnan(d)]
         se = float(d.std(ddof=1) / math.sqrt(d.size))
@@ -372,10 +373,10 @@ def test_common_random_numbers_shrink_the_paired_variance_tenfold() -> None:
                          f"{INDEPENDENT_SEED}, {CRN_REPLICATIONS} replications)")
     # the checkout step matters at all: otherwise a tiny Var(s - b) would prove nothing
     assert (s - b).mean() > 0 and var_paired > 0
-    crn = measure.paired(base.metrics, same.metrics, "purchases")["crn_variance_ratio"]
-    assert crn >= 10, f"measure.paired crn_variance_ratio = {crn:.1f} < 10 (measured {ratio:.1f})"
+    crn = mstats.paired(base.metrics, same.metrics, "purchases")["crn_variance_ratio"]
+    assert crn >= 10, f"mstats.paired crn_variance_ratio = {crn:.1f} < 10 (measured {ratio:.1f})"
     print(f"CRN variance ratio, first purchases, steps 5 -> 4: independent/paired = {ratio:.1f}, "
-          f"measure.paired crn_variance_ratio = {crn:.1f}")
+          f"mstats.paired crn_variance_ratio = {crn:.1f}")
 
 
 # ------------------------------------------------------- 5. confidence intervals cover
@@ -408,7 +409,7 @@ def coverage(n_comparisons: int, market_size: int) -> tuple[int, float, np.ndarr
         cfg0.run.seed = cfg1.run.seed = 1000 + k
         e0, e1 = run_experiment(build_spec(cfg0), reps), run_experiment(build_spec(cfg1), reps)
         assert np.array_equal(e0.metric("checkout.entries"), e1.metric("checkout.entries"))
-        p = measure.paired(e0.metrics, e1.metrics, "checkout.abandonment_rate")
+        p = mstats.paired(e0.metrics, e1.metrics, "checkout.abandonment_rate")
         covered += p["difference_low"] <= p1 - p0 <= p["difference_high"]
         base_rates.append(e0.metric("checkout.abandonment_rate"))
     return covered, p0, np.concatenate(base_rates)
@@ -559,7 +560,7 @@ def test_cli_compare_writes_table_plot_and_metrics(cli_compare) -> None:
     assert (out / "comparison.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     table = pd.read_csv(out / "comparison.csv")
     assert set(table["scenario"]) == {"remove_hidden_fees", "seo"}
-    assert set(table["metric"]) == set(measure.HEADLINE)
+    assert set(table["metric"]) == set(mstats.HEADLINE)
     doc = load(out)
     assert doc["rank_by"] == "npv"
     assert doc["replications"] == 2  # run=smoke
@@ -568,7 +569,7 @@ def test_cli_compare_writes_table_plot_and_metrics(cli_compare) -> None:
     crn = doc["crn_variance_ratio"]
     assert set(crn) == {"remove_hidden_fees", "seo"}
     for ratios in crn.values():
-        assert set(ratios) == set(measure.HEADLINE)
+        assert set(ratios) == set(mstats.HEADLINE)
     # the ranking: printed best first, by the NPV difference
     npv = table[table["metric"] == "npv"].set_index("scenario")["difference"]
     expected = list(npv.sort_values(ascending=False).index)
@@ -678,7 +679,7 @@ def test_report_marks_its_own_folder_finished(cli_dir: Path, sweep: Path) -> Non
 def test_paired_interval_is_the_t_interval_of_the_differences(baseline_twice) -> None:
     base, _ = baseline_twice
     shifted = [{**m, "purchases": m["purchases"] + 10 + i} for i, m in enumerate(base)]
-    p = measure.paired(base, shifted, "purchases")
+    p = mstats.paired(base, shifted, "purchases")
     d = np.array([10.0, 11.0, 12.0])
     hw = stats.t.ppf(0.975, d.size - 1) * d.std(ddof=1) / math.sqrt(d.size)
     assert p["difference"] == pytest.approx(11.0, abs=1e-12)
@@ -706,7 +707,7 @@ def test_interval_is_the_t_interval_cut_at_the_metric_range(name: str, values: l
     assert e.half_width == pytest.approx(hw, rel=1e-12)
     assert e.low == pytest.approx(max(low, lo), rel=1e-12, abs=1e-15)
     assert e.high == pytest.approx(min(high, hi), rel=1e-12, abs=1e-15)
-    summary = measure.summarize(ExperimentResult(None, [], [{name: v} for v in values]))
+    summary = mstats.summarize(ExperimentResult(None, [], [{name: v} for v in values]))
     assert summary[name] == e  # the run summary (console, metrics.json, plots) cuts it too
 
 

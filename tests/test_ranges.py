@@ -33,8 +33,9 @@ from sim.api import WorkGuardError, check_memory, check_work
 from sim.engine import simulate
 from sim.measure.experiment import estimated_work_seconds
 from sim.measure.metrics import replication_metrics
+from sim.model.checks import numeric_values
 from sim.model.config import Range, RootConfig, compose_config, field_range, to_container
-from sim.model.spec import SpecError, _hill, build_spec, numeric_values
+from sim.model.spec import SpecError, _hill, build_spec
 
 TINY = ["market.size=100", "run.horizon_days=60", "run.replications=1", "run.progress=false"]
 

@@ -26,8 +26,6 @@ from sim.model.checks import (
     check_ranges,
     declared_range,
     known_keys,
-    numeric_values,
-    unknown_keys,
 )
 from sim.model.distributions import Dwell, make_dwell
 
@@ -44,9 +42,7 @@ __all__ = [
     "StageSpec",
     "abandon_probability",
     "build_spec",
-    "numeric_values",
     "odds_shift",
-    "unknown_keys",
 ]
 
 CHECKOUT = "checkout"

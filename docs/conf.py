@@ -58,7 +58,6 @@ exclude_patterns = [
     ".DS_Store",
     "**.ipynb_checkpoints",
     "jupyter_execute",
-    "CONTRIBUTING*.md",
 ]
 
 html_theme = "pydata_sphinx_theme"

@@ -371,7 +371,6 @@ def run_page(page: Path, workdir: Path, blocks: list[Block] | None = None) -> No
     """Run every block of a page in order in ``workdir`` (see the conventions above)."""
     blocks = parse_blocks(page) if blocks is None else blocks
     env = {**os.environ, "MPLBACKEND": "Agg"}
-    env.pop("CI", None)  # progress bars and guards as a user has them
     namespace: dict[str, Any] = {"__name__": "__docs__"}
     cwd = workdir
     for block in blocks:

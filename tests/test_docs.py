@@ -637,3 +637,15 @@ def test_api_reference_documents_the_public_names() -> None:
     extra = sorted(d for d in documented if id(_resolve(d)) not in public_ids)
     assert not extra, f"documented but not public (not in an __all__): {extra}"
     assert len(ids) == len(documented), "one object documented under two names"
+
+
+def test_cli_page_exit_statuses() -> None:
+    """The exit statuses on the command-line page are those of sim.errors."""
+    from sim.errors import EXIT_INPUT, EXIT_INTERRUPTED, EXIT_OUTPUT
+
+    page = (DOCS / "reference" / "cli.md").read_text()
+    shown = {int(s) for s in re.findall(r"^\| (\d+) \|", page, re.M)}
+    assert shown == {0, EXIT_OUTPUT, EXIT_INPUT, EXIT_INTERRUPTED}
+    rows = dict(re.findall(r"^\| (\d+) \| (.*) \|$", page, re.M))
+    assert "bad input" in rows[str(EXIT_INPUT)] and "written" in rows[str(EXIT_OUTPUT)]
+    assert "Ctrl-C" in rows[str(EXIT_INTERRUPTED)]

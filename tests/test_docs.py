@@ -57,10 +57,13 @@ sys.path.insert(0, str(DOCS / "_ext"))
 
 import journey_docs  # noqa: E402  (docs/_ext, the Sphinx extension of the reference pages)
 
-PAGES = sorted(p for p in DOCS.rglob("*.md")
-               if not any(part.startswith(("_", ".")) or part == "jupyter_execute"
-                          for part in p.relative_to(DOCS).parts))
-PAGE_IDS = [p.relative_to(DOCS).as_posix() for p in PAGES]
+# the README's examples are held to the same rules (its markers are HTML comments,
+# ``<!-- not run: reason -->``, which GitHub does not show)
+PAGES = [*sorted(p for p in DOCS.rglob("*.md")
+                 if not any(part.startswith(("_", ".")) or part == "jupyter_execute"
+                            for part in p.relative_to(DOCS).parts)),
+         ROOT / "README.md"]
+PAGE_IDS = [p.relative_to(ROOT).as_posix() for p in PAGES]
 
 LANGS = {"python": "python", "py": "python", "python3": "python", "ipython": "python",
          "console": "console", "shell-session": "console",
@@ -133,9 +136,13 @@ def parse_blocks(page: Path, text: str | None = None, offset: int = 0) -> list[B
             continue
         block = Block(page, line, LANGS[lang.lower()], body)
         prev = tokens[i - 1] if i else None
+        markers: list[str] = []
         if prev is not None and prev.type == "myst_line_comment":
-            for comment in prev.content.splitlines():
-                comment = comment.strip().lstrip("%").strip()
+            markers = [c.strip().lstrip("%").strip() for c in prev.content.splitlines()]
+        elif prev is not None and prev.type == "html_block":
+            markers = re.findall(r"<!--\s*(.*?)\s*-->", prev.content, re.DOTALL)
+        if markers:
+            for comment in markers:
                 if comment.startswith("not run"):
                     block.not_run = comment.partition(":")[2].strip() or "not run"
                 m = re.match(r"exit status:\s*(\d+)", comment)
@@ -515,6 +522,19 @@ def test_runner_checks_not_run_commands(tmp_path: Path) -> None:
                     "$ python -m sim -m scenario=baseline,seo checkout.no_such_key=1\n```\n")
     with pytest.raises(AssertionError, match="no_such_key"):
         run_page(page, tmp_path)
+
+
+def test_readme_markers_are_html_comments(tmp_path: Path) -> None:
+    """The README marks its blocks with HTML comments (GitHub shows a MyST ``%`` line)."""
+    page = tmp_path / "README.md"
+    page.write_text("# R\n\n<!-- not run: a user's own log -->\n```console\n"
+                    "$ python -m sim.calibrate transactions orders.csv\n```\n\n"
+                    "<!-- exit status: 2 -->\n```console\n$ python -m sim no_such=1\n```\n"
+                    "\n```console\n$ python -m sim --help\n```\n")
+    blocks = parse_blocks(page)
+    assert [(b.not_run, b.status) for b in blocks] == [
+        ("a user's own log", 0), (None, 2), (None, 0)]
+    assert ROOT / "README.md" in PAGES
 
 
 def test_smoke_argv() -> None:

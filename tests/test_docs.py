@@ -592,6 +592,24 @@ def test_config_reference_covers_every_key() -> None:
     assert not missing, f"config keys missing from the reference: {missing}"
 
 
+def test_config_reference_gives_every_key_a_meaning() -> None:
+    """Every key's row says what it means: a schema field without a comment in
+    sim/model/config.py (above it or at the end of its line) fails here."""
+    silent = [r.key for r in journey_docs.config_rows() if not r.meaning.strip()]
+    assert not silent, f"schema fields without a comment in sim/model/config.py: {silent}"
+
+
+def test_enum_comments() -> None:
+    """An enumeration may lead or follow the meaning in a field's comment."""
+    assert journey_docs._enum("agent | fast | auto (agent below 50,000)")[1] == (
+        "(agent below 50,000)")
+    values, rest = journey_docs._enum("the family of the time spent per visit "
+                                      "exponential | gamma | lognormal | weibull | fixed")
+    assert rest == "the family of the time spent per visit" and "gamma" in values
+    assert journey_docs._enum("probability of each next state") == (
+        [], "probability of each next state")
+
+
 def test_config_reference_shows_every_range() -> None:
     from sim.model.config import RootConfig, field_range
 

@@ -38,7 +38,7 @@ from docutils import nodes
 from docutils.parsers.rst import directives
 from sphinx.util.docutils import SphinxDirective
 
-ENUM = re.compile(r"^\s*([a-z_]+(?:\s*\|\s*[a-z_]+)+)\s*")
+ENUM = re.compile(r"(?<![\w|])([a-z_]+(?:\s*\|\s*[a-z_]+)+)\s*")
 LITERAL = re.compile(r"``([^`]+)``|`([^`]+)`")
 
 
@@ -112,11 +112,11 @@ def _code_enums() -> tuple[tuple[str, ...], ...]:
 def _enum(comment: str) -> tuple[list[str], str]:
     """Values a comment lists (``a | b | c``), ordered and completed from the code's own
     constant where one matches; and the rest of the comment."""
-    m = ENUM.match(comment)
+    m = ENUM.search(comment)
     if not m:
         return [], comment
     listed = [v.strip() for v in m.group(1).split("|")]
-    rest = comment[m.end():].strip()
+    rest = f"{comment[:m.start()].strip()} {comment[m.end():].strip()}".strip()
     best: tuple[str, ...] = ()
     for const in _code_enums():
         if set(const) <= set(listed) and len(const) > len(best):

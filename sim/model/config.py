@@ -152,6 +152,7 @@ class MarketConfig:
 
 @dataclass
 class DwellConfig:
+    # the family of the time spent per visit
     kind: str = "exponential"  # exponential | gamma | lognormal | weibull | fixed
     # mean dwell time, up to ten years; > 0 except for kind fixed
     mean_days: float = field(default=1.0, metadata=DAYS)
@@ -165,6 +166,8 @@ class StageConfig:
     # probability of each next state after a visit: another stage (itself = stay,
     # an earlier one = step back) or "checkout"; the remainder is lost
     exits: dict[str, float] = field(default_factory=dict, metadata=PROBABILITY)
+    # the levers that shift this stage's forward exits (journey.content_quality,
+    # journey.site_usability, journey.social_proof)
     levers: list[str] = field(default_factory=list)  # content | usability | social_proof
     # experience points at each visit (the journey map's emotion)
     experience: float = field(default=0.0, metadata=SCORE)
@@ -172,8 +175,8 @@ class StageConfig:
 
 @dataclass
 class JourneyConfig:
-    name: str = "custom"
-    description: str = ""
+    name: str = "custom"  # the preset's name, shown in summaries and file headers
+    description: str = ""  # one line on the preset's framework
     stages: dict[str, StageConfig] = field(default_factory=dict)
     # framework stage name -> engine states it covers (prospect stages, checkout,
     # purchase, advocacy); reports use these names, in this order
@@ -189,7 +192,9 @@ class JourneyConfig:
 @dataclass
 class CampaignConfig:
     start_day: float = field(default=0.0, metadata=between(0, 36_525))  # a century
+    # the campaign runs over the days [start_day, end_day)
     end_day: float = field(default=0.0, metadata=between(0, 36_525))
+    # spend per day during the campaign, on top of the channel's always-on spend
     spend_per_day: float = field(default=0.0, metadata=MONEY_PER_DAY)
 
 
@@ -216,7 +221,9 @@ class ChannelConfig:
 class CheckoutWeights:
     # log-odds of abandoning per step beyond the first
     per_extra_step: float = field(default=0.08, metadata=LOGIT_WEIGHT)
+    # log-odds of abandoning when an account must be created
     forced_account: float = field(default=0.35, metadata=LOGIT_WEIGHT)
+    # log-odds of abandoning when fees appear only at the end
     hidden_fees: float = field(default=0.60, metadata=LOGIT_WEIGHT)
     # below payment_methods_expected
     per_missing_payment_method: float = field(default=0.15, metadata=LOGIT_WEIGHT)
@@ -229,19 +236,23 @@ class CheckoutWeights:
 class CheckoutConfig:
     # intercept of the abandonment logit
     base_logit: float = field(default=-0.573, metadata=between(-100, 100))
-    steps: int = field(default=5, metadata=integers(1, 100))
-    forced_account: bool = True
-    hidden_fees: bool = True
-    payment_methods: int = field(default=2, metadata=integers(0, 100))
+    steps: int = field(default=5, metadata=integers(1, 100))  # pages of the checkout
+    forced_account: bool = True  # an account must be created to buy (no guest checkout)
+    hidden_fees: bool = True  # fees (shipping, service) appear only at the last step
+    payment_methods: int = field(default=2, metadata=integers(0, 100))  # methods offered
+    # methods customers expect: each one missing adds weights.per_missing_payment_method
     payment_methods_expected: int = field(default=4, metadata=integers(0, 100))
+    # page load time of the checkout pages
     page_load_seconds: float = field(default=3.0, metadata=between(0, 600))
     # security badges, reviews, clear returns: 0 to 1
     trust: float = field(default=0.5, metadata=PROBABILITY)
     weights: CheckoutWeights = field(default_factory=CheckoutWeights)
+    # time spent in the checkout
     dwell: DwellConfig = field(default_factory=lambda: DwellConfig("fixed", 0.01, None))
     reminder: bool = True  # abandoned-cart reminder
     # chance the reminder recovers an abandoned cart
     recovery_prob: float = field(default=0.10, metadata=PROBABILITY)
+    # days from the abandoned cart to the reminder (and the purchase it recovers)
     recovery_delay_days: float = field(default=1.0, metadata=between(0, 365))
 
 
@@ -255,39 +266,45 @@ class RepeatPurchaseConfig:
     alpha_days: float = field(default=60.0, metadata=between(0.1, 100_000))
     # Beta(a, b): drop-out probability after each repeat purchase
     a: float = field(default=1.5, metadata=SHAPE)
-    b: float = field(default=6.0, metadata=SHAPE)
+    b: float = field(default=6.0, metadata=SHAPE)  # mean drop-out probability a / (a + b)
 
 
 @dataclass
 class SubscriptionConfig:
     """Shifted-beta-geometric: churn theta ~ Beta(alpha, beta) at each renewal."""
 
-    period_days: float = field(default=30.0, metadata=between(1, 3650))
+    period_days: float = field(default=30.0, metadata=between(1, 3650))  # billing period
+    # Beta(alpha, beta): each subscriber's churn probability at every renewal
     alpha: float = field(default=1.2, metadata=SHAPE)
-    beta: float = field(default=15.0, metadata=SHAPE)
+    beta: float = field(default=15.0, metadata=SHAPE)  # mean churn alpha / (alpha + beta)
+    # charged at the start and at each renewal
     price_per_period: float = field(default=25.0, metadata=between(0, 1e7))
 
 
 @dataclass
 class MessagingConfig:
-    newsletter: bool = False
-    newsletters_per_month: float = field(default=4.0, metadata=between(0, 100))
+    newsletter: bool = False  # newsletters to every active customer
+    newsletters_per_month: float = field(default=4.0, metadata=between(0, 100))  # messages
     # on the purchase rate
     newsletter_rate_multiplier: float = field(default=1.10, metadata=ODDS)
-    cost_per_message: float = field(default=0.01, metadata=MONEY_PER_UNIT)
+    cost_per_message: float = field(default=0.01, metadata=MONEY_PER_UNIT)  # per newsletter
     recommendations: bool = False  # personalised recommendations
+    # on the purchase rate
     recommendations_rate_multiplier: float = field(default=1.10, metadata=ODDS)
+    # per active customer
     recommendations_cost_per_customer_per_month: float = field(default=0.20,
                                                                metadata=MONEY_PER_UNIT)
-    cross_sell: bool = False
+    cross_sell: bool = False  # related products offered with each repeat order
+    # on the value of repeat orders
     cross_sell_order_value_multiplier: float = field(default=1.10, metadata=ODDS)
     # thank-you and confirmation message after each purchase
     thank_you: bool = False
-    thank_you_cost: float = field(default=0.05, metadata=MONEY_PER_UNIT)
+    thank_you_cost: float = field(default=0.05, metadata=MONEY_PER_UNIT)  # per message
 
 
 @dataclass
 class RetentionConfig:
+    # life after the first purchase: BG/NBD repeat buying, a subscription, or nothing
     model: str = "repeat_purchase"  # repeat_purchase | subscription | none
     repeat: RepeatPurchaseConfig = field(default_factory=RepeatPurchaseConfig)
     subscription: SubscriptionConfig = field(default_factory=SubscriptionConfig)
@@ -296,12 +313,13 @@ class RetentionConfig:
 
 @dataclass
 class LoyaltyConfig:
-    enabled: bool = False
+    enabled: bool = False  # the loyalty programme runs
     enrol_prob: float = field(default=0.40, metadata=PROBABILITY)  # at the first purchase
     rate_multiplier: float = field(default=1.25, metadata=ODDS)  # members buy more often
     # ... and drop out less (multiplies p or theta)
     dropout_multiplier: float = field(default=0.75, metadata=between(0, 100))
     discount: float = field(default=0.05, metadata=PROBABILITY)  # share of each order given back
+    # running cost per active member
     cost_per_member_per_month: float = field(default=0.50, metadata=MONEY_PER_UNIT)
     # experience points per member purchase (rewards)
     reward_experience: float = field(default=0.10, metadata=SCORE)
@@ -311,14 +329,17 @@ class LoyaltyConfig:
 class SupportConfig:
     # chance a purchase causes an issue (a ticket)
     issue_prob: float = field(default=0.08, metadata=PROBABILITY)
-    agents: int = field(default=1, metadata=integers(1, 10_000))
+    agents: int = field(default=1, metadata=integers(1, 10_000))  # agents at the desk
+    # the family of an agent's handling time per ticket
     handling_kind: str = "gamma"  # exponential | gamma | lognormal | weibull | fixed
-    handling_mean_minutes: float = field(default=12.0, metadata=MINUTES)
+    handling_mean_minutes: float = field(default=12.0, metadata=MINUTES)  # mean handling time
+    # coefficient of variation of the handling time (not for exponential or fixed)
     handling_cv: float | None = field(default=0.8, metadata=CV)
     # exponential patience; the customer reneges after it
     patience_mean_minutes: float = field(default=30.0, metadata=MINUTES)
+    # chance a ticket an agent handles is resolved (else it ends unresolved)
     first_contact_resolution: float = field(default=0.75, metadata=PROBABILITY)
-    cost_per_agent_per_day: float = field(default=25.0, metadata=MONEY_PER_UNIT)
+    cost_per_agent_per_day: float = field(default=25.0, metadata=MONEY_PER_UNIT)  # staff
 
 
 POINTS = between(-4, 4)  # experience points of one touchpoint (the score is cut to [-2, 2])
@@ -330,11 +351,13 @@ class ExperienceConfig:
 
     # points at checkout: times the abandon probability
     checkout_per_abandon_prob: float = field(default=-1.0, metadata=POINTS)
+    # points when a reminder brings an abandoned cart back
     recovered_cart: float = field(default=-0.2, metadata=POINTS)
-    thank_you: float = field(default=0.1, metadata=POINTS)
+    thank_you: float = field(default=0.1, metadata=POINTS)  # points per thank-you message
     wait_per_hour: float = field(default=-0.5, metadata=POINTS)  # at the desk
-    ticket_resolved: float = field(default=0.3, metadata=POINTS)
-    ticket_unresolved: float = field(default=-0.8, metadata=POINTS)
+    ticket_resolved: float = field(default=0.3, metadata=POINTS)  # points at the ticket's end
+    ticket_unresolved: float = field(default=-0.8, metadata=POINTS)  # points at the ticket's end
+    # points when the customer gives up waiting at the desk
     ticket_abandoned: float = field(default=-1.0, metadata=POINTS)
     # a touchpoint at or below this is a bad experience ...
     bad_threshold: float = field(default=-0.5, metadata=POINTS)
@@ -360,6 +383,7 @@ class AdvocacyConfig:
     referral_conversion: float = field(default=1.5, metadata=ODDS)
     referral_entry_stage: str = "consideration"  # where referred prospects enter
     program: bool = False  # referral programme
+    # on the referral rate while the programme runs
     program_rate_multiplier: float = field(default=2.0, metadata=ODDS)
     # paid when a referred prospect first buys
     reward_per_referral: float = field(default=10.0, metadata=MONEY_PER_UNIT)
@@ -367,6 +391,7 @@ class AdvocacyConfig:
 
 @dataclass
 class EconomicsConfig:
+    # mean value of an order (before segment multipliers)
     order_value_mean: float = field(default=80.0, metadata=between(0, 1e7, lo_open=True))
     # lognormal
     order_value_cv: float = field(default=0.6, metadata=between(0, 10, lo_open=True))
@@ -378,7 +403,9 @@ class EconomicsConfig:
 
 @dataclass
 class RunConfig:
+    # the seed of every random stream: same seed and config, same results
     seed: int = field(default=20261123, metadata=integers(0, 2**63 - 1))
+    # independent replications of the market (the intervals are across them)
     replications: int = field(default=10, metadata=integers(1, 10_000))
     # one day to sixty years, a customer's lifetime (the work guard stops what would not
     # finish: the cohort tables grow with the square of the horizon)
@@ -400,17 +427,19 @@ class RunConfig:
     # precision_metric is at most target_rel_half_width x |mean| (or max_replications)
     target_rel_half_width: float | None = field(default=None,
                                                 metadata=between(0, 1, lo_open=True))
-    precision_metric: str = "npv"
+    precision_metric: str = "npv"  # the metric whose interval target_rel_half_width bounds
+    # most replications a precision-driven run may add up to
     max_replications: int = field(default=200, metadata=integers(2, 10_000))
     summary: bool = True  # print the summary table on the console
-    plots: bool = True
+    plots: bool = True  # write the figures (PNG)
     events: bool = False  # also write events.csv: every state entry of every customer
 
 
 @dataclass
 class ScenarioConfig:
+    # the scenario's name (the overlay file's name unless set); names the run folder
     name: str = "baseline"
-    description: str = ""
+    description: str = ""  # what the intervention does, shown in summaries and comparisons
     # cost of the intervention itself
     cost_per_day: float = field(default=0.0, metadata=MONEY_PER_DAY)
     # map entries this overlay adds to the baseline it is applied to, as key paths
@@ -436,7 +465,7 @@ class RootConfig:
     # what-if comparison: "all", one scenario name or a list of them, run against the
     # baseline with common random numbers; ranked by the paired difference of compare_rank
     compare: Any = None
-    compare_rank: str = "npv"
+    compare_rank: str = "npv"  # the metric a comparison ranks scenarios by
 
 
 _SCHEMA_CLASSES = {c.__name__: c for c in globals().copy().values()

@@ -191,7 +191,8 @@ class JourneyConfig:
 
 @dataclass
 class CampaignConfig:
-    start_day: float = field(default=0.0, metadata=between(0, 36_525))  # a century
+    # the day the campaign starts (up to a century)
+    start_day: float = field(default=0.0, metadata=between(0, 36_525))
     # the campaign runs over the days [start_day, end_day)
     end_day: float = field(default=0.0, metadata=between(0, 36_525))
     # spend per day during the campaign, on top of the channel's always-on spend
@@ -225,11 +226,12 @@ class CheckoutWeights:
     forced_account: float = field(default=0.35, metadata=LOGIT_WEIGHT)
     # log-odds of abandoning when fees appear only at the end
     hidden_fees: float = field(default=0.60, metadata=LOGIT_WEIGHT)
-    # below payment_methods_expected
+    # log-odds of abandoning per payment method missing below payment_methods_expected
     per_missing_payment_method: float = field(default=0.15, metadata=LOGIT_WEIGHT)
-    # per second of page load beyond one
+    # log-odds of abandoning per second of page load beyond one
     per_second_load: float = field(default=0.05, metadata=LOGIT_WEIGHT)
-    trust: float = field(default=-0.50, metadata=LOGIT_WEIGHT)  # per unit of trust in [0, 1]
+    # log-odds of abandoning per unit of trust in [0, 1] (negative: trust keeps buyers)
+    trust: float = field(default=-0.50, metadata=LOGIT_WEIGHT)
 
 
 @dataclass

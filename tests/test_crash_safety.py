@@ -297,7 +297,12 @@ def running(pid: int) -> bool:
 
 
 # a run whose replications take several seconds each (the old pool waited for them)
-SLOW_RUN = ("import sim; sim.run(overrides=['run=smoke', 'run.n_jobs=2', "
+# Ctrl-C as a terminal delivers it. A command started in the background by a shell without
+# job control (a CI runner's `cmd &`) inherits SIGINT ignored, and Python then installs no
+# KeyboardInterrupt handler at all; the run restores the default first, as an interactive
+# `python -m sim` has it
+SLOW_RUN = ("import signal; signal.signal(signal.SIGINT, signal.default_int_handler); "
+            "import sim; sim.run(overrides=['run=smoke', 'run.n_jobs=2', "
             "'run.replications=6', 'market.size=250000', 'run.memory_guard=false', "
             "'run.work_guard=false', 'run.progress=false'])")
 STOP_WITHIN_S = 2.5  # measured 0.3-0.5 s; the pool it replaces took 3 to 8 s

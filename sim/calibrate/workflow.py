@@ -52,6 +52,17 @@ def _fit_doc(f: MLFit) -> dict[str, Any]:
             "warnings": list(f.warnings)}
 
 
+def _folders(kind: str, path: Path, name: str | None, config_dir: Path | None,
+             out_dir: Path | None) -> tuple[str, Path, Path]:
+    """The config's name and the checked config and report folders of a calibration."""
+    name = clean_name(name or path.stem)
+    config_dir = _output_dir(DEFAULT_CONFIG_DIR if config_dir is None else config_dir,
+                             "--config-dir")
+    out_dir = _output_dir(Path("outputs", "calibration", f"{kind}_{name}")
+                          if out_dir is None else out_dir, "--out")
+    return name, config_dir, out_dir
+
+
 def calibrate_transactions(path: Path, name: str | None = None, config_dir: Path | None = None,
                            out_dir: Path | None = None, force: bool = False,
                            plots: bool = True, **options: Any) -> tuple[TransactionFit, list[Path]]:
@@ -71,11 +82,7 @@ def calibrate_transactions(path: Path, name: str | None = None, config_dir: Path
     OutputError : a folder that cannot be written.
     """
     path = Path(path)
-    name = clean_name(name or path.stem)
-    config_dir = _output_dir(DEFAULT_CONFIG_DIR if config_dir is None else config_dir,
-                             "--config-dir")
-    out_dir = _output_dir(Path("outputs", "calibration", f"transactions_{name}")
-                          if out_dir is None else out_dir, "--out")
+    name, config_dir, out_dir = _folders("transactions", path, name, config_dir, out_dir)
     prep = {k: options.pop(k) for k in ("customer_col", "date_col", "amount_col",
                                          "calibration_end", "holdout_end", "unit",
                                          "drop_duplicates")
@@ -144,11 +151,7 @@ def calibrate_journey(path: Path, name: str | None = None, config_dir: Path | No
     OutputError : a folder that cannot be written.
     """
     path = Path(path)
-    name = clean_name(name or path.stem)
-    config_dir = _output_dir(DEFAULT_CONFIG_DIR if config_dir is None else config_dir,
-                             "--config-dir")
-    out_dir = _output_dir(Path("outputs", "calibration", f"journey_{name}")
-                          if out_dir is None else out_dir, "--out")
+    name, config_dir, out_dir = _folders("journey", path, name, config_dir, out_dir)
     target = config_dir / "journey" / f"fitted_{name}.yaml"
     _targets_free([target], force)
     table, sha = _read(path, "journey log")

@@ -6,6 +6,8 @@
   within its declared range) and the ``Checker`` that collects every problem found.
 - ``spec``: ``build_spec``, a composed config checked section by section into the frozen
   ``ModelSpec`` every later stage reads.
+- ``uncertainty``: uncertain assumptions (distributions on config keys, from the
+  ``uncertainty`` group and scenario files), checked, drawn and applied to a config.
 - ``distributions``: the dwell-time families, parameterised by mean and cv.
 - ``rng``: named random streams, the basis of common random numbers across scenarios.
 

@@ -21,7 +21,8 @@ from sim.model.config import Range, RootConfig, field_range, to_container
 from sim.model.distributions import KINDS, Dwell, make_dwell
 
 __all__ = [
-    "Checker", "check_ranges", "declared_range", "known_keys", "numeric_values", "unknown_keys",
+    "Checker", "check_ranges", "declared_range", "dotted", "known_keys", "numeric_values",
+    "unknown_keys",
 ]
 
 
@@ -61,7 +62,7 @@ def _hints(cls: type) -> dict[str, Any]:
     return typing.get_type_hints(cls)
 
 
-def _dotted(keys: tuple[Any, ...]) -> str:
+def dotted(keys: tuple[Any, ...]) -> str:
     """``("channels", "ads", "campaigns", 0, "end_day")``: ``channels.ads.campaigns[0].end_day``"""
     out = ""
     for k in keys:
@@ -100,10 +101,10 @@ def unknown_keys(node: Any, tp: Any = RootConfig, keys: tuple[Any, ...] = ()
 
 def _unknown_key_problem(keys: tuple[Any, ...], value: Any, known: list[str]
                          ) -> tuple[str, Any, str]:
-    path, parent = _dotted(keys), _dotted(keys[:-1])
+    path, parent = dotted(keys), dotted(keys[:-1])
     close = difflib.get_close_matches(str(keys[-1]), known, n=1, cutoff=0.6)
     where = f"no such key in {parent}" if parent else "no such top-level key"
-    hint = (f"did you mean {_dotted((*keys[:-1], close[0]))!r}? " if close
+    hint = (f"did you mean {dotted((*keys[:-1], close[0]))!r}? " if close
             else f"the keys are {', '.join(known)}. ")
     return (path, value, f"{where}: {hint}A '+key=value' override adds only an entry "
             f"to one of the named maps ({', '.join(_NAMED_MAPS)}); every other key exists "
@@ -141,7 +142,7 @@ def check_ranges(c: Mapping[str, Any], chk: Checker) -> None:
     """Every numeric value finite and within the range its schema field declares; a key
     that a specific check has reported already is not reported twice."""
     for keys, value, allowed in numeric_values(c):
-        path = _dotted(keys)
+        path = dotted(keys)
         if value not in allowed and not chk.reported(path):
             chk.add(path, value, allowed.describe())
 
@@ -154,9 +155,11 @@ def declared_range(*keys: str) -> Range:
     return field_range(next(f for f in dataclasses.fields(tp) if f.name == keys[-1]))
 
 
-def known_keys(cfg: Any, chk: Checker) -> dict[str, Any]:
+def known_keys(cfg: Any, chk: Checker, complete: bool = False) -> dict[str, Any]:
     """The config as a resolved plain dict, every key the schema does not know reported and
-    left out (so the rest is checked too and one message lists every problem)."""
+    left out (so the rest is checked too and one message lists every problem).
+    ``complete``: a plain dict from ``to_container``, used as it is when every key is
+    known."""
     # a plain dict is merged onto the schema, which refuses unknown keys: drop them first;
     # a composed config keeps every key, however it got there, in its container
     c = cfg if isinstance(cfg, dict) else to_container(cfg)
@@ -165,4 +168,6 @@ def known_keys(cfg: Any, chk: Checker) -> dict[str, Any]:
         chk.add(*_unknown_key_problem(keys, value, known))
     if unknown:
         c = _pruned(c, [k for k, _, _ in unknown])
+    elif complete and isinstance(cfg, dict):
+        return c
     return to_container(c) if isinstance(cfg, dict) else c

@@ -448,6 +448,41 @@ class ScenarioConfig:
     # (channels.podcast, market.segments.students, journey.stages.trial): an entry that is
     # not listed here is refused, so a misspelled one cannot add a new, free channel
     adds: list[str] = field(default_factory=list)
+    # uncertainty on this scenario's own effect sizes and cost, for a PSA (psa.draws): key
+    # paths to distributions as in the uncertainty group, an effect often stated relative to
+    # the baseline value (effect: multiply or add); a point run ignores it
+    uncertainty: Any = field(default_factory=dict)
+
+
+@dataclass
+class PsaConfig:
+    # probabilistic sensitivity analysis: this many draws of the uncertain assumptions (the
+    # uncertainty group and each scenario's own), every option run on every draw; 0: none
+    draws: int = field(default=0, metadata=integers(0, 1_000_000))
+    # replications per draw (draw d, replication r uses the streams of d x replications + r);
+    # two or more also measure the simulation noise within a draw
+    replications: int = field(default=1, metadata=integers(1, 1000))
+    design: str = "sobol"  # how the draws cover the assumptions: sobol | lhs | random
+    # the option the others are compared with (the baseline or a scenario's name)
+    reference: str = "baseline"
+    # the one-way sensitivity (tornado) of the best option's difference from the reference:
+    # each assumption at these percentiles of its distribution, the others at their values
+    tornado: bool = True
+    low_percentile: float = field(default=10.0, metadata=between(0, 50, lo_open=True))
+    high_percentile: float = field(default=90.0, metadata=between(50, 100, hi_open=True))
+    # groups of assumptions whose partial value of information (EVPPI) is also reported:
+    # a name to a list of assumption names
+    groups: dict[str, list[str]] = field(default_factory=dict)
+    # Sobol indices of the best option's difference: base draws (a power of 2; each costs
+    # a run per assumption + 2 runs of two options); 0: none
+    sobol_indices: int = field(default=0, metadata=integers(0, 65_536))
+    # a finished run's results are kept in the run folder as it goes: the same command
+    # with hydra.run.dir=<that folder> resumes an interrupted study there
+    resume: bool = True
+    # a study split over jobs: run only the draws d with d % blocks == block;
+    # python -m sim.report merges the blocks
+    block: int = field(default=0, metadata=integers(0, 1_000_000))
+    blocks: int = field(default=1, metadata=integers(1, 1_000_000))
 
 
 @dataclass
@@ -468,6 +503,10 @@ class RootConfig:
     # baseline with common random numbers; ranked by the paired difference of compare_rank
     compare: Any = None
     compare_rank: str = "npv"  # the metric a comparison ranks scenarios by
+    # uncertain assumptions (a key path to a distribution), for a PSA; a point run uses each
+    # key's ordinary value
+    uncertainty: Any = field(default_factory=dict)
+    psa: PsaConfig = field(default_factory=PsaConfig)
 
 
 _SCHEMA_CLASSES = {c.__name__: c for c in globals().copy().values()

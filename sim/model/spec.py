@@ -537,8 +537,13 @@ def _spend_and_reach(c: Mapping[str, Any], chk: Checker
 
 
 # -------------------------------------------------------------------------- building
-def build_spec(cfg: Any) -> ModelSpec:
+def build_spec(cfg: Any, *, complete: bool = False) -> ModelSpec:
     """Validate a composed config (DictConfig or nested dict) and freeze it.
+
+    ``complete``: ``cfg`` is a plain dict made by ``to_container`` (every key there, every
+    type right), perhaps with numbers changed since: it is checked as usual but not merged
+    onto the schema again (that merge is most of the time this takes; a study builds
+    hundreds of specs from one composed config).
 
     Raises
     ------
@@ -548,7 +553,7 @@ def build_spec(cfg: Any) -> ModelSpec:
         its schema field declares.
     """
     chk = Checker()
-    c = known_keys(cfg, chk)
+    c = known_keys(cfg, chk, complete=complete)
     _check_market(c["market"], chk)
     dwells = _check_journey(c["journey"], chk)
     _check_channels(c["channels"], chk)

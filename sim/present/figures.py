@@ -12,7 +12,7 @@ import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.ticker import FuncFormatter, NullFormatter
 
-from sim.measure.metrics import kaplan_meier
+from sim.measure.metrics import kaplan_meier, metric_range
 from sim.measure.stats import Estimate
 
 __all__ = [
@@ -28,6 +28,7 @@ __all__ = [
     "plot_ltv",
     "plot_payback",
     "plot_retention",
+    "plot_sweep",
 ]
 
 
@@ -419,6 +420,71 @@ def forest_figure(table, metrics: list[str], title: str):
     fig.suptitle(title, x=0.01, ha="left", fontsize=10)
     fig.tight_layout()
     return fig
+
+def plot_sweep(table, x: str, metrics: list[str], by: list[str] | tuple[str, ...] = (),
+               title: str = ""):
+    """A sweep over parameters: one panel per metric against the parameter ``x``, the
+    mean with its 95% CI as a bar at each value, connected in the order of ``x`` (numeric
+    when its values are numbers, else in the table's order); one line per combination of
+    the ``by`` columns (a second parameter, the scenario). ``table`` is ``sweep.csv`` of
+    ``python -m sim.report``: one row per point and metric with ``mean``, ``low`` and
+    ``high``. A point without an interval (one replication) has no bar; a mean that does
+    not exist (CAC without a purchase) is left out. Returns the figure."""
+    by = list(by)
+    fig, axes = panels(len(metrics), ncols=3)
+    kind = table[x].dtype.kind
+    numeric = kind in "iuf"
+    levels = (sorted(set(table[x].tolist())) if numeric
+              else list(dict.fromkeys(table[x].tolist())))
+    where = {v: (float(v) if numeric else i) for i, v in enumerate(levels)}
+    groups = list(table.groupby(by, sort=False)) if by else [((), table)]
+    span = (max(where.values()) - min(where.values())) or 1.0
+    step = (0.012 * span if numeric else 0.06) if len(groups) > 1 else 0.0
+    colors = plt.cm.tab10.colors
+    intervals = bool(np.isfinite(table["low"].to_numpy(dtype=float)).any())
+    for ax, metric in zip(axes, metrics, strict=True):
+        drawn = False
+        for i, (key, group) in enumerate(groups):
+            rows = group[group["metric"] == metric]
+            order = np.argsort([where[v] for v in rows[x].tolist()], kind="stable")
+            pos = np.array([where[v] for v in rows[x].tolist()], dtype=float)[order]
+            pos += (i - (len(groups) - 1) / 2) * step
+            mean, low, high = (rows[c].to_numpy(dtype=float)[order]
+                               for c in ("mean", "low", "high"))
+            known = np.isfinite(mean)
+            bars = known & np.isfinite(low) & np.isfinite(high)
+            keys = key if isinstance(key, tuple) else (key,)
+            label = ", ".join(str(v) for v in keys)
+            color = colors[i % len(colors)]
+            if known.any():
+                drawn = True
+                ax.plot(pos[known], mean[known], marker="o", ms=4, lw=1.3, color=color,
+                        label=label or None)
+            if bars.any():
+                # clipped: a mean outside its range (a share above 1) has its interval cut
+                ax.errorbar(pos[bars], mean[bars],
+                            yerr=np.clip([mean[bars] - low[bars], high[bars] - mean[bars]],
+                                         0, None),
+                            fmt="none", ecolor=color, elinewidth=1, capsize=3, alpha=0.8)
+        if not drawn:
+            nothing_to_show(ax, f"{metric} has no value at any point of the sweep")
+            continue
+        ax.set_title(metric, fontsize=10)
+        ax.set_xlabel(x, fontsize=9)
+        if not numeric:
+            ax.set_xticks(range(len(levels)), [str(v) for v in levels])
+        elif len(levels) <= 12:  # the values swept, as they were given
+            ax.set_xticks([float(v) for v in levels], [f"{v:g}" for v in levels])
+        if metric_range(metric) == (0.0, 1.0):
+            ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:.1%}"))
+        ax.spines[["top", "right"]].set_visible(False)
+    if by:
+        axes[0].legend(frameon=False, fontsize=8, title=", ".join(by), title_fontsize=8)
+    fig.suptitle(title + ("" if intervals else "\n(one replication: no interval)"), x=0.01,
+                 ha="left", fontsize=10)
+    fig.tight_layout()
+    return fig
+
 
 
 # ------------------------------------------------------- calibration (sim.calibrate)

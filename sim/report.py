@@ -1,8 +1,9 @@
 """``python -m sim.report FOLDER``: merge the jobs of a multirun or the replication blocks
-of one scenario, and compare a sweep's scenarios.
+of one scenario, compare a sweep's scenarios, or tabulate and plot a sweep over parameters.
 
-The folder is untrusted input: only regular files named ``metrics.json`` are read, within
-limits of size, count and depth, and every field is checked before it is used.
+The folder is untrusted input: only regular files named ``metrics.json`` are read (and,
+for a sweep over parameters, each job's Hydra ``.hydra/overrides.yaml``), within limits of
+size, count and depth, and every field is checked before it is used.
 """
 
 from __future__ import annotations
@@ -10,20 +11,24 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
+import yaml
 
 from sim.errors import EXIT_INPUT, EXIT_INTERRUPTED, EXIT_OUTPUT, InputError, OutputError
 from sim.measure.finance import FINANCE_METRICS
 from sim.measure.stats import COST_KEYS, HEADLINE
 from sim.present.text import format_comparison, write_comparison
 
-__all__ = ["ReportError", "collect_blocks", "collect_multirun", "format_merged", "main",
-           "merged_document", "write_merged"]
+__all__ = ["ReportError", "Sweep", "collect_blocks", "collect_multirun", "collect_sweep",
+           "format_merged", "format_sweep", "main", "merged_document", "sweep_tables",
+           "write_merged", "write_sweep"]
 
 
 # ------------------------------------------------------------------ reading job folders
@@ -45,7 +50,8 @@ RUN_FILES = frozenset({"metrics.csv", "customers.csv", "daily.csv", "purchases.c
                        "tickets.csv", "events.csv", "finance.csv", "ltv.csv", "cohorts.csv",
                        "payback.csv", "comparison.csv", "comparison.md", "comparison.png",
                        "funnel.png", "retention.png", "activity.png", "experience.png",
-                       "cohorts.png", "payback.png", "ltv.png"})
+                       "cohorts.png", "payback.png", "ltv.png", "sweep.csv",
+                       "sweep_replications.csv", "sweep_comparison.csv", "sweep.png"})
 # what a comparison of scenarios reads from every scenario's replications
 COMPARISON_METRICS = tuple(sorted({*HEADLINE, *COST_KEYS, *FINANCE_METRICS.values()}))
 
@@ -185,8 +191,8 @@ def _job(path: Path, doc: Any) -> dict[str, Any] | None:
 
     if not isinstance(doc, dict):
         raise bad("the document", "a JSON object (a run's metrics.json)", doc)
-    if "scenario" not in doc and "comparison" in doc:
-        return None  # written by a comparison (compare=... or an earlier report)
+    if "scenario" not in doc and ("comparison" in doc or "sweep" in doc):
+        return None  # written by a comparison (compare=...) or an earlier report
     for key in ("scenario", "seed", "per_replication"):
         if key not in doc:
             raise ReportError(f"{path}: no {key!r}: not the metrics.json of a run (expected "
@@ -275,7 +281,12 @@ def collect_blocks(folder: Path) -> dict[str, dict[str, Any]]:
         ``metrics.json``, or temporary files of an interrupted write); a ``metrics.json``
         is not a run's (the file, the field and what was expected); blocks disagree.
     """
-    root = Path(folder)
+    return _by_scenario(_read_jobs(Path(folder)))
+
+
+def _read_jobs(root: Path) -> list[dict[str, Any]]:
+    """Every finished job under ``root``, checked (``_job``, with its ``path``); refused
+    if a job folder is unfinished or there is none."""
     if not root.exists():
         raise ReportError(f"{root}: no such folder")
     if not root.is_dir():
@@ -286,16 +297,23 @@ def collect_blocks(folder: Path) -> dict[str, dict[str, Any]]:
         more = f" (and {len(unfinished) - 1} more)" if len(unfinished) > 1 else ""
         raise ReportError(f"{unfinished[0]}; rerun it or remove the folder{more}")
     budget = [MAX_TOTAL_BYTES]
-    jobs: dict[str, list[dict[str, Any]]] = {}
+    jobs = []
     for path in paths:
         job = _job(path, _read_document(path, budget))
         if job is not None:
             job["path"] = path
-            jobs.setdefault(job["name"], []).append(job)
+            jobs.append(job)
     if not jobs:
         raise ReportError(f"no job's metrics.json under {root} (give the folder that holds "
                           "the jobs' folders: a multirun's, or one of replication blocks)")
-    return {name: _merge_blocks(name, blocks) for name, blocks in jobs.items()}
+    return jobs
+
+
+def _by_scenario(jobs: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    by_name: dict[str, list[dict[str, Any]]] = {}
+    for job in jobs:
+        by_name.setdefault(job["name"], []).append(job)
+    return {name: _merge_blocks(name, blocks) for name, blocks in by_name.items()}
 
 
 def _merge_blocks(name: str, blocks: list[dict[str, Any]]) -> dict[str, Any]:
@@ -390,13 +408,374 @@ def format_merged(doc: dict[str, Any]) -> str:
     return "\n".join(out)
 
 
+# ------------------------------------------------------------ a sweep over parameters
+OVERRIDES_FILE = Path(".hydra") / "overrides.yaml"  # Hydra writes it into every job folder
+MAX_OVERRIDES_BYTES = 2**20
+MAX_OVERRIDES = 1_000  # overrides of one job
+MAX_OVERRIDE_CHARS = 10_000  # one override, key and value
+# overrides that change how a job runs or what it writes, not its model: jobs differing
+# only in these are replication blocks of one experiment, not points of a sweep
+EXECUTION_KEYS = frozenset({
+    "run.replications", "run.first_replication", "run.n_jobs", "run.progress",
+    "run.memory_guard", "run.work_guard", "run.target_rel_half_width",
+    "run.precision_metric", "run.max_replications", "run.plots", "run.summary",
+    "run.events"})
+# what a sweep tabulates: the comparison's metrics, the headline first; and plots
+SWEEP_METRICS = tuple(dict.fromkeys([*HEADLINE, *FINANCE_METRICS.values(), *COST_KEYS]))
+SWEEP_PLOT_METRICS = tuple(HEADLINE)
+SWEEP_COLUMNS = ("scenario", "replication", "metric", "mean", "low", "high", "half_width",
+                 "n", "value")
+INTERVAL_NOTE = ("95% t intervals across each job's replications: they cover simulation "
+                 "noise only, given the model and its inputs (not uncertainty in the "
+                 "inputs or the model)")
+_OVERRIDE = re.compile(r"(~|\+\+|\+)?([A-Za-z_][\w.\-/@\[\]]*)(?:=(.*))?", re.DOTALL)
+_INT = re.compile(r"[+-]?\d{1,15}")
+_FLOAT = re.compile(r"[+-]?(?:\d+\.\d*|\.\d+|\d+)(?:[eE][+-]?\d{1,3})?")
+REMOVED = "~"  # the value of a key an override removes (~key)
+
+
+@dataclass
+class Sweep:
+    """The jobs of a sweep over parameters, replication blocks merged: ``parameters`` are
+    the override keys whose values differ between jobs; each point has the ``values`` of
+    them, ``scenario``, ``block`` (as ``collect_blocks`` gives per scenario) and
+    ``folders`` (its job folders, relative to the folder read)."""
+
+    parameters: list[str]
+    points: list[dict[str, Any]]
+
+    @property
+    def scenarios(self) -> list[str]:
+        return list(dict.fromkeys(p["scenario"] for p in self.points))
+
+
+def _typed(text: str) -> Any:
+    """An override's value as Hydra reads a plain one: a whole number, a finite decimal
+    number, true/false, or text (quotes dropped)."""
+    if _INT.fullmatch(text):
+        return int(text)
+    if len(text) <= 40 and _FLOAT.fullmatch(text) and math.isfinite(float(text)):
+        return float(text)
+    if text.lower() in ("true", "false"):
+        return text.lower() == "true"
+    if len(text) >= 2 and text[0] == text[-1] and text[0] in "'\"":
+        return text[1:-1]
+    return text
+
+
+def _same(value: Any) -> tuple[str, Any]:
+    """Equal for equal values (50 and 50.0), apart for True and 1."""
+    return ("number", float(value)) if _is_number(value) else (type(value).__name__, value)
+
+
+def _overrides(folder: Path, root: Path, budget: list[int]) -> dict[str, Any] | None:
+    """The overrides a job ran with, from Hydra's ``.hydra/overrides.yaml`` in its folder:
+    key to typed value (``REMOVED`` for ``~key``); None without that file.
+
+    The file is untrusted input: a regular file inside ``root`` of at most
+    ``MAX_OVERRIDES_BYTES``, UTF-8, plain YAML (``yaml.safe_load``), a list of at most
+    ``MAX_OVERRIDES`` overrides ``key=value``, each key once; ``budget`` (bytes left for
+    all of them together) is spent.
+    """
+    from sim import io
+
+    path = folder / OVERRIDES_FILE
+    if not os.path.lexists(path):
+        return None
+    target = Path(os.path.realpath(path))
+    if not target.is_relative_to(root.resolve()):
+        raise ReportError(f"{path}: a link to {target}, outside {root}; sim.report reads "
+                          "nothing outside the folder it is given")
+    try:
+        text = io.read_user_text(path, "Hydra overrides file", MAX_OVERRIDES_BYTES)
+    except InputError as err:
+        raise ReportError(str(err)) from None
+    budget[0] -= len(text)
+    if budget[0] < 0:
+        raise ReportError(f"{path}: the overrides files read so far hold more than "
+                          f"{MAX_TOTAL_BYTES:,} bytes together; give sim.report fewer jobs")
+    try:
+        doc = yaml.safe_load(text)
+    except yaml.constructor.ConstructorError:
+        raise ReportError(f"{path}: not plain YAML (a tag such as !!python/...); expected "
+                          "the list of overrides Hydra writes") from None
+    except yaml.MarkedYAMLError as err:
+        mark = err.problem_mark or err.context_mark
+        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
+        raise ReportError(f"{path}: not valid YAML{where}; expected the list of overrides "
+                          "Hydra writes") from None
+    except (yaml.YAMLError, RecursionError, ValueError):
+        raise ReportError(f"{path}: not plain YAML; expected the list of overrides Hydra "
+                          "writes") from None
+    doc = [] if doc is None else doc
+    if not isinstance(doc, list) or len(doc) > MAX_OVERRIDES:
+        raise ReportError(f"{path}: expected a list of at most {MAX_OVERRIDES} overrides "
+                          f"(key=value), as Hydra writes it, got {_shown(doc)}")
+    found: dict[str, Any] = {}
+    for i, item in enumerate(doc):
+        m = (_OVERRIDE.fullmatch(item) if isinstance(item, str)
+             and len(item) <= MAX_OVERRIDE_CHARS and item.isprintable() else None)
+        if m is None or len(m.group(2)) > MAX_NAME_CHARS or (
+                m.group(3) is None and m.group(1) != "~"):
+            raise ReportError(f"{path}: [{i}]: expected an override key=value (a key of at "
+                              f"most {MAX_NAME_CHARS} characters, the whole of at most "
+                              f"{MAX_OVERRIDE_CHARS}, on one line), got {_shown(item)}")
+        key = m.group(2)
+        if key in found:
+            raise ReportError(f"{path}: [{i}]: {key} overridden twice; expected each key "
+                              "once")
+        found[key] = REMOVED if m.group(1) == "~" else _typed(m.group(3))
+    return found
+
+
+def _is_parameter(key: str) -> bool:
+    return key != "scenario" and key not in EXECUTION_KEYS and not key.startswith("hydra")
+
+
+def collect_sweep(folder: Path) -> Sweep | None:
+    """The jobs under ``folder`` as a sweep over parameters, or None if they are not one.
+
+    They are one when jobs of the same scenario differ in an override other than
+    ``scenario`` and the run's execution (``EXECUTION_KEYS``: replication blocks, workers,
+    what is written). The swept parameters are the override keys whose values differ;
+    jobs with the same values of them and the same scenario are replication blocks,
+    merged as ``collect_blocks`` merges them. Overrides are read only when a scenario has
+    several jobs, from each job's ``.hydra/overrides.yaml``.
+
+    Raises
+    ------
+    ReportError : as ``collect_blocks``; an overrides file that is not Hydra's (the file,
+        the entry, what was expected); a job that does not set every swept parameter.
+    """
+    root = Path(folder)
+    return _sweep(root, _read_jobs(root))
+
+
+def _sweep(root: Path, jobs: list[dict[str, Any]]) -> Sweep | None:
+    if len({j["name"] for j in jobs}) == len(jobs):
+        return None  # one job per scenario: a comparison (or one run)
+    budget = [MAX_TOTAL_BYTES]
+    overrides = [_overrides(j["path"].parent, root, budget) for j in jobs]
+    keys = list(dict.fromkeys(k for o in overrides if o for k in o if _is_parameter(k)))
+    missing = object()
+    swept = [k for k in keys
+             if len({_same(o.get(k, missing) if o else missing) for o in overrides}) > 1]
+    if not swept:
+        return None
+    clash = [k for k in swept if k in SWEEP_COLUMNS]
+    if clash:
+        raise ReportError(f"{root}: the swept parameter {clash[0]!r} has the name of a "
+                          f"column of sweep.csv; expected config keys")
+    points: dict[tuple, dict[str, Any]] = {}
+    for job, found in zip(jobs, overrides, strict=True):
+        folder = job["path"].parent
+        for k in swept:
+            if not found or k not in found:
+                other = next(j["path"].parent for j, o in zip(jobs, overrides, strict=True)
+                             if o and k in o)
+                raise ReportError(
+                    f"{folder / OVERRIDES_FILE}: no override of {k}, which {other} sets; the "
+                    "jobs of a sweep over parameters set the same keys (one multirun per "
+                    "folder)")
+        values = {k: found[k] for k in swept}
+        point = points.setdefault((job["name"], *(_same(v) for v in values.values())),
+                                  {"values": values, "scenario": job["name"], "jobs": []})
+        point["jobs"].append(job)
+    ordered = []
+    for point in points.values():
+        label = ", ".join(f"{k}={v}" for k, v in point["values"].items())
+        blocks = point.pop("jobs")
+        point["block"] = _merge_blocks(f"{point['scenario']} ({label})", blocks)
+        point["folders"] = sorted(j["path"].parent.relative_to(root).as_posix()
+                                  for j in blocks)
+        ordered.append(point)
+    numeric = {k: all(_is_number(p["values"][k]) for p in ordered) for k in swept}
+
+    def order(point: dict[str, Any]) -> tuple:
+        return (*((float(v) if numeric[k] else str(v)) for k, v in point["values"].items()),
+                point["scenario"] != "baseline", point["scenario"])
+
+    return Sweep(swept, sorted(ordered, key=order))
+
+
+def sweep_tables(sweep: Sweep) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """``sweep.csv`` and ``sweep_replications.csv``: per point (parameter values and
+    scenario) and metric of ``SWEEP_METRICS``, the mean across replications with its 95% t
+    interval (``sim.measure.stats.estimate``, cut at the metric's range), and every
+    replication's value."""
+    from sim.measure.metrics import metric_range
+    from sim.measure.stats import estimate
+
+    rows, reps = [], []
+    for point in sweep.points:
+        block, head = point["block"], {**point["values"], "scenario": point["scenario"]}
+        missing = [k for k in SWEEP_METRICS if k not in block["per_replication"][0]]
+        if missing:
+            raise ReportError(f"{block['path']}: per_replication[0]: no {', '.join(missing)}; "
+                              f"a sweep reads the metrics {', '.join(SWEEP_METRICS)}")
+        for metric in SWEEP_METRICS:
+            values = np.array([m[metric] for m in block["per_replication"]], dtype=float)
+            e = estimate(values, 0.95, metric_range(metric))
+            rows.append({**head, "metric": metric, "mean": e.mean, "low": e.low,
+                         "high": e.high, "half_width": e.half_width, "n": e.n})
+            reps += [{**head, "replication": i, "metric": metric, "value": v}
+                     for i, v in zip(block["ids"], values.tolist(), strict=True)]
+    return _typed_columns(pd.DataFrame(rows), sweep), _typed_columns(pd.DataFrame(reps), sweep)
+
+
+def _typed_columns(table: pd.DataFrame, sweep: Sweep) -> pd.DataFrame:
+    """Numbers as numbers, true/false as flags; a column of mixed values as text."""
+    for k in sweep.parameters:
+        values = table[k].tolist()
+        if all(_is_number(v) for v in values):
+            kind = int if all(isinstance(v, int) for v in values) else float
+            table[k] = np.array(values, dtype=kind)
+        elif not all(isinstance(v, bool) for v in values):
+            table[k] = [str(v) for v in values]
+    return table
+
+
+def _sweep_comparison(sweep: Sweep, root: Path, rank_by: str) -> pd.DataFrame | None:
+    """With several scenarios: at each combination of parameter values, the paired
+    comparison of every scenario with the baseline (``sim.measure.stats.compare``), the
+    parameter columns first. None with one scenario."""
+    from sim.measure.stats import compare
+
+    if len(sweep.scenarios) == 1:
+        return None
+    at: dict[tuple, dict[str, dict[str, Any]]] = {}
+    for point in sweep.points:
+        key = tuple(_same(v) for v in point["values"].values())
+        at.setdefault(key, {})[point["scenario"]] = point
+    tables = []
+    for points in at.values():
+        values = next(iter(points.values()))["values"]
+        label = " ".join(f"{k}={v}" for k, v in values.items())
+        merged = {name: p["block"] for name, p in points.items()}
+        if "baseline" not in merged:
+            raise ReportError(f"no job of scenario 'baseline' with {label} under {root}: a "
+                              "sweep over scenarios and parameters compares the scenarios "
+                              "with the baseline at each parameter value; run it with "
+                              "scenario=baseline,...")
+        if len(merged) == 1:
+            raise ReportError(f"only the baseline has a job with {label} under {root}: a "
+                              "sweep over scenarios and parameters needs every scenario at "
+                              "every parameter value")
+        runs, _ = _paired(root, merged)
+        if rank_by not in runs["baseline"][0]:
+            raise ReportError(f"--rank-by {rank_by!r}: not a metric of "
+                              f"{merged['baseline']['path']}; rank by one of its "
+                              f"per_replication metrics, e.g. {', '.join(HEADLINE)}")
+        base = runs.pop("baseline")
+        table = compare(base, runs, rank_by=rank_by)
+        for i, (k, v) in enumerate(values.items()):
+            table.insert(i, k, [v] * len(table))
+        tables.append(table)
+    return _typed_columns(pd.concat(tables, ignore_index=True), sweep)
+
+
+def format_sweep(sweep: Sweep, table: pd.DataFrame,
+                 comparison: pd.DataFrame | None = None, rank_by: str = "npv") -> str:
+    """The console summary: one line per point, its parameter values (and scenario) and
+    NPV with its 95% interval (with a comparison, the paired difference from the baseline
+    in ``rank_by``), then what the intervals cover."""
+    def num(x: float, sign: str = "") -> str:
+        return "-" if not math.isfinite(x) else f"{x:{sign},.6g}"
+
+    scenarios = sweep.scenarios
+    counts = sorted({len(p["block"]["ids"]) for p in sweep.points})
+    reps = (f"{counts[0]}" if len(counts) == 1 else f"{counts[0]} to {counts[-1]}")
+    out = [f"sweep over {', '.join(sweep.parameters)}"
+           + (f" and the scenarios {', '.join(scenarios)}" if len(scenarios) > 1
+              else f" of scenario {scenarios[0]!r}")
+           + f": {len(sweep.points)} points, {reps} replication"
+           + f"{'' if counts[-1] == 1 else 's'} each; npv mean [95% CI]"
+           + (f", and the difference from the baseline in {rank_by} paired replication by "
+              "replication" if comparison is not None else "")]
+    npv = table[table["metric"] == "npv"].reset_index(drop=True)
+    for point, (_, row) in zip(sweep.points, npv.iterrows(), strict=True):
+        label = " ".join(f"{k}={v}" for k, v in point["values"].items())
+        if len(scenarios) > 1:
+            label += f" scenario={point['scenario']}"
+        line = f"  {label}: npv {num(row['mean'])}"
+        if math.isfinite(row["half_width"]):
+            line += f" [{num(row['low'])}, {num(row['high'])}]"
+        else:
+            line += " (no interval: one replication)"
+        if comparison is not None and point["scenario"] != "baseline":
+            match = comparison[(comparison["scenario"] == point["scenario"])
+                               & (comparison["metric"] == rank_by)]
+            for k, v in point["values"].items():
+                match = match[[_same(x) == _same(v) for x in match[k].tolist()]]
+            d = match.iloc[0]
+            line += f"; {rank_by} difference {num(d['difference'], '+')}"
+            if math.isfinite(d["difference_low"]):
+                line += (f" [{num(d['difference_low'], '+')}, "
+                         f"{num(d['difference_high'], '+')}]")
+        out.append(line)
+    out.append(INTERVAL_NOTE)
+    return "\n".join(out)
+
+
+def write_sweep(sweep: Sweep, folder: Path, rank_by: str = "npv", plots: bool = True
+                ) -> tuple[pd.DataFrame, pd.DataFrame | None, list[Path]]:
+    """``sweep.csv``, ``sweep_replications.csv``, with several scenarios
+    ``sweep_comparison.csv``, with ``plots`` ``sweep.png``, then ``metrics.json`` (last)
+    into ``folder``. Returns the sweep table, the comparison (or None) and the files."""
+    from sim import io
+    from sim.present import figures
+
+    folder = Path(folder)
+    table, replications = sweep_tables(sweep)
+    comparison = _sweep_comparison(sweep, folder, rank_by)
+    doc: dict[str, Any] = {
+        "sweep": sweep.parameters,
+        "scenarios": sweep.scenarios,
+        "metrics": list(SWEEP_METRICS),
+        "confidence_level": 0.95,
+        "intervals": INTERVAL_NOTE,
+        "jobs": [{"parameters": p["values"], "scenario": p["scenario"],
+                  "replication_ids": p["block"]["ids"], "folders": p["folders"]}
+                 for p in sweep.points],
+    }
+    if comparison is not None:
+        doc.update(rank_by=rank_by, comparison=comparison.to_dict(orient="records"))
+    io.begin_outputs(folder)
+    written = [io.write_table(table, folder / "sweep.csv", io.FINANCE_FLOAT_FORMAT),
+               io.write_table(replications, folder / "sweep_replications.csv",
+                              io.FINANCE_FLOAT_FORMAT)]
+    if comparison is not None:
+        written.append(io.write_table(comparison, folder / "sweep_comparison.csv",
+                                      io.FINANCE_FLOAT_FORMAT))
+    if plots:
+        counts = sorted({len(p["block"]["ids"]) for p in sweep.points})
+        reps = f"{counts[0]}" if len(counts) == 1 else f"{counts[0]} to {counts[-1]}"
+        by = [*sweep.parameters[1:], *(["scenario"] if len(sweep.scenarios) > 1 else [])]
+        fig = figures.plot_sweep(
+            table, sweep.parameters[0], list(SWEEP_PLOT_METRICS), by=by,
+            title=(f"Sweep over {sweep.parameters[0]}: mean with 95% CI (simulation noise "
+                   f"only), {reps} replication{'' if counts[-1] == 1 else 's'} per point"))
+        try:
+            written.append(io.save_figure(fig, folder / "sweep.png"))
+        finally:
+            figures.close(fig)
+    return table, comparison, [*written, io.finish_outputs(doc, folder)]
+
+
 def _report(folder: Path, rank_by: str, plots: bool) -> list[str]:
-    """Merge or compare the jobs under ``folder``, write the results there; the lines to
-    print."""
+    """Merge, compare or tabulate the jobs under ``folder``, write the results there; the
+    lines to print."""
     from sim.measure.finance import finance_table
     from sim.measure.stats import compare
 
-    blocks = collect_blocks(folder)
+    folder = Path(folder)
+    jobs = _read_jobs(folder)
+    sweep = _sweep(folder, jobs)
+    if sweep is not None:  # a sweep over parameters (and perhaps scenarios)
+        table, comparison, written = write_sweep(sweep, folder, rank_by, plots=plots)
+        return [format_sweep(sweep, table, comparison, rank_by),
+                f"wrote {', '.join(p.name for p in written)} to {folder}"]
+    blocks = _by_scenario(jobs)
     if len(blocks) == 1:  # one scenario in blocks: its merged metrics
         doc, written = write_merged(next(iter(blocks.values())), folder)
         return [format_merged(doc), f"wrote {', '.join(p.name for p in written)} to {folder}"]
@@ -419,8 +798,10 @@ def _report(folder: Path, rank_by: str, plots: bool) -> list[str]:
 def main(argv: list[str] | None = None) -> int:
     """``python -m sim.report FOLDER [--rank-by METRIC] [--no-plots]``: compare the
     scenarios of a Hydra multirun (``python -m sim -m scenario=baseline,a,b``) from their
-    job folders, or merge the replication blocks of one scenario. Every job folder must be
-    finished (its metrics.json written); the results are written into FOLDER only."""
+    job folders, merge the replication blocks of one scenario, or tabulate and plot a
+    sweep over parameters (``python -m sim -m checkout.steps=2,3,4``: sweep.csv,
+    sweep_replications.csv, sweep.png). Every job folder must be finished (its
+    metrics.json written); the results are written into FOLDER only."""
     import argparse
 
     parser = argparse.ArgumentParser(prog="python -m sim.report", description=main.__doc__)

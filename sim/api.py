@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 from omegaconf import DictConfig
 
+from sim.decide import PsaResult, run_psa, run_sobol, run_tornado
 from sim.errors import InputError
 from sim.measure.experiment import (
     ExperimentResult,
@@ -31,10 +32,11 @@ from sim.measure.stats import HEADLINE, Estimate, estimate, summarize
 from sim.measure.stats import compare as analysis_compare
 from sim.model.config import compose_config, scenario_choice, scenario_names
 from sim.model.spec import ModelSpec, SpecError, build_spec
+from sim.model.uncertainty import DESIGNS, Uncertainty
 
-__all__ = ["Comparison", "MemoryGuardError", "Run", "WorkGuardError", "check_comparison",
-           "check_memory", "check_metric_name", "check_work", "compare", "metric_names", "run",
-           "scenario_list"]
+__all__ = ["Comparison", "Decision", "MemoryGuardError", "Run", "WorkGuardError",
+           "check_comparison", "check_memory", "check_metric_name", "check_psa", "check_work",
+           "compare", "metric_names", "psa", "run", "scenario_list"]
 
 
 @dataclass
@@ -491,3 +493,175 @@ def compare(scenarios: Any = "all", overrides: Sequence[str] = (),
                              {k: r.experiment.metrics for k, r in runs.items() if k != "baseline"},
                              rank_by=rank_by)
     return Comparison(table, runs, rank_by)
+
+
+# ------------------------------------------------------------ decisions under uncertainty
+@dataclass
+class Decision:
+    """A probabilistic sensitivity analysis (PSA) of the options, with its tornado (and
+    Sobol indices when asked): ``sim.decide.PsaResult`` with its tables, figures and
+    Markdown. Every range here covers the assumptions' uncertainty and the simulation
+    noise together; the tornado's intervals cover the simulation noise at each end."""
+
+    result: PsaResult
+
+    @property
+    def summary(self) -> pd.DataFrame:
+        """One row per option, best expected value first (``psa_summary.csv``)."""
+        return self.result.summary
+
+    @property
+    def evppi(self) -> pd.DataFrame:
+        """The value of perfect information per assumption and group (``evppi.csv``)."""
+        return self.result.evppi
+
+    @property
+    def evpi(self) -> float:
+        return self.result.evpi
+
+    @property
+    def tornado(self) -> pd.DataFrame | None:
+        return self.result.tornado
+
+    @property
+    def sobol(self) -> pd.DataFrame | None:
+        return self.result.sobol
+
+    @property
+    def acceptability(self) -> pd.DataFrame:
+        return self.result.acceptability
+
+    @property
+    def recommended(self) -> str:
+        return self.result.recommended
+
+    def runs(self) -> pd.DataFrame:
+        """The study as one long table (``psa_runs.csv``): point, the assumptions' draws,
+        option, replication, metric, value."""
+        from sim.decide.study import long_table
+
+        return long_table(self.result.runs, self.result.points)
+
+    def markdown(self) -> str:
+        """``psa.md``: the recommendation, how sure it is, what to research first."""
+        from sim.present.text import psa_markdown
+
+        return psa_markdown(self.result)
+
+    def figures(self) -> dict:
+        """psa_cloud, acceptability, evppi and tornado (matplotlib Figures)."""
+        from sim.present.text import psa_figures
+
+        return psa_figures(self.result)
+
+    def write(self, out_dir: str | Path, plots: bool = True) -> list[Path]:
+        """Every table, psa.md, the figures and last psa.json into ``out_dir``."""
+        from sim.present.text import write_psa
+
+        return write_psa(self.result, Path(out_dir), plots=plots)
+
+
+DEFAULT_DRAWS = 256
+
+
+def _psa_inputs(scenarios: Any, overrides: Sequence[str], config_dirs: Sequence[Path | str],
+                draws: int | None) -> tuple[dict[str, dict], dict[str, ModelSpec],
+                                            Uncertainty, Any, int]:
+    from sim.model.config import to_container
+    from sim.model.uncertainty import read_uncertainty
+
+    base_cfg = compose_config([*overrides, "scenario=baseline"], config_dirs)
+    options = _checked_options(scenarios, overrides, str(base_cfg.compare_rank), config_dirs)
+    configs = {name: to_container(cfg) for name, (cfg, _) in options.items()}
+    specs = {name: spec for name, (_, spec) in options.items()}
+    settings = options["baseline"][0].psa
+    n = draws if draws is not None else (settings.draws or DEFAULT_DRAWS)
+    uncertainty = read_uncertainty(configs)
+    problems = []
+    if settings.reference not in configs:
+        problems.append(("psa.reference", settings.reference,
+                         f"one of the options compared: {', '.join(configs)}"))
+    if settings.design not in DESIGNS:
+        problems.append(("psa.design", settings.design, f"one of {', '.join(DESIGNS)}"))
+    if settings.block >= settings.blocks:
+        problems.append(("psa.block", settings.block,
+                         f"below psa.blocks ({settings.blocks}): blocks are numbered from 0"))
+    for gname, members in settings.groups.items():
+        for m in members:
+            if m not in uncertainty.names:
+                problems.append((f"psa.groups.{gname}", m, "an uncertain assumption's name: "
+                                 f"{', '.join(uncertainty.names) or 'there are none'}"))
+    if settings.sobol_indices and (settings.sobol_indices & (settings.sobol_indices - 1)):
+        problems.append(("psa.sobol_indices", settings.sobol_indices,
+                         "0 or a power of 2 (64, 128, 256, ...)"))
+    if problems:
+        raise SpecError(problems)
+    base = specs["baseline"]
+    runs = n * settings.replications * len(configs)
+    if settings.tornado:
+        runs += (2 * len(uncertainty) + 1) * base.replications * 2
+    if settings.sobol_indices:
+        runs += settings.sobol_indices * (len(uncertainty) + 2) * settings.replications * 2
+    need = sum(estimated_work_seconds(s, 1) for s in specs.values()) / len(specs) * runs
+    if base.work_guard and need > WORK_LIMIT_SECONDS:
+        raise WorkGuardError([("run.work_guard", base.work_guard,
+                               f"a study that finishes: {runs:,} runs of {base.market_size:,} "
+                               f"people take about {need / 3600:.1f} hours of one core by "
+                               f"estimate, more than the limit of "
+                               f"{WORK_LIMIT_SECONDS / 3600:g} hours. Fewer psa.draws, a "
+                               f"smaller market.size, or split the draws into blocks "
+                               f"(psa.block, psa.blocks); run.work_guard=false runs it anyway")])
+    return configs, specs, uncertainty, settings, n
+
+
+def check_psa(scenarios: Any = "all", overrides: Sequence[str] = (),
+              config_dirs: Sequence[Path | str] = (), draws: int | None = None) -> None:
+    """Compose and validate every option, the uncertain assumptions and the PSA settings,
+    without running anything.
+
+    Raises
+    ------
+    sim.errors.InputError : every problem, naming the key (``uncertainty.<key>``,
+        ``scenario.uncertainty (scenario NAME).<key>``, ``psa.<setting>``).
+    """
+    _psa_inputs(scenarios, overrides, config_dirs, draws)
+
+
+def psa(scenarios: Any = "all", overrides: Sequence[str] = (),
+        config_dirs: Sequence[Path | str] = (), draws: int | None = None,
+        journal_dir: str | Path | None = None) -> Decision:
+    """Probabilistic sensitivity analysis: ``draws`` draws of the uncertain assumptions (the
+    ``uncertainty`` group and each scenario's ``scenario.uncertainty``), the baseline and
+    every scenario named run on each draw with common random numbers; then the tornado of
+    the best option against the reference (``psa.tornado``) and Sobol indices
+    (``psa.sobol_indices``). The other settings come from the config's ``psa`` section
+    (``overrides`` may set them, e.g. ``"psa.replications=2"``); ``draws`` None takes
+    ``psa.draws``, or 256 when that is 0. ``journal_dir``: a folder where every finished run
+    is kept as it comes, so that the same call resumes an interrupted study there.
+
+    Raises
+    ------
+    sim.errors.InputError : as ``check_psa``, or a draw that gives an invalid config.
+    """
+    configs, specs, uncertainty, st, n = _psa_inputs(scenarios, overrides, config_dirs, draws)
+    base = specs["baseline"]
+    metric = str(compose_config([*overrides, "scenario=baseline"], config_dirs).compare_rank)
+    folder = Path(journal_dir) if journal_dir is not None else None
+    journal = (lambda name: folder / name) if folder is not None else (lambda name: None)
+    if folder is not None:
+        folder.mkdir(parents=True, exist_ok=True)
+    result = run_psa(configs, uncertainty, n, base.seed, st.replications, st.design,
+                     st.reference, metric, st.groups, base.n_jobs,
+                     journal("psa_runs.partial.jsonl"), st.block, st.blocks, base.progress)
+    result.settings |= {"low_percentile": st.low_percentile,
+                        "high_percentile": st.high_percentile}
+    if st.tornado and len(uncertainty) and result.challenger != st.reference:
+        result.tornado, result.tornado_runs = run_tornado(
+            configs, uncertainty, result.challenger, st.reference, base.seed,
+            base.replications, metric, st.low_percentile, st.high_percentile, base.n_jobs,
+            journal("tornado_runs.partial.jsonl"), base.progress)
+    if st.sobol_indices and len(uncertainty) and result.challenger != st.reference:
+        result.sobol = run_sobol(configs, uncertainty, result.challenger, st.reference,
+                                 base.seed, st.sobol_indices, st.replications, metric,
+                                 base.n_jobs, progress=base.progress)
+    return Decision(result)

@@ -19,7 +19,7 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
-from sim.api import check_comparison, compare, run, scenario_list
+from sim.api import check_comparison, check_psa, compare, psa, run, scenario_list
 from sim.errors import EXIT_INPUT, EXIT_INTERRUPTED, EXIT_OUTPUT, InputError, SimError
 from sim.model.config import (
     CONFIG_DIR,
@@ -28,7 +28,12 @@ from sim.model.config import (
     register_configs,
     settle_scenario,
 )
-from sim.present.text import format_comparison, format_summary, write_comparison
+from sim.present.text import (
+    format_comparison,
+    format_psa,
+    format_summary,
+    write_comparison,
+)
 from sim.userfiles import ConfigFileError, check_user_configs
 
 log = logging.getLogger("sim")
@@ -64,6 +69,28 @@ def _compare(cfg: DictConfig, out_dir: Path) -> float:
     return float(best["difference"].max()) if len(best) else float("nan")
 
 
+NEEDS_OPTIONS = ("a PSA compares options: name the scenarios with compare=[...] (the "
+                 "baseline is always one of them), e.g. psa.draws=256 "
+                 "'compare=[remove_hidden_fees,seo]'")
+
+
+def _psa(cfg: DictConfig, out_dir: Path) -> float:
+    """``psa.draws=N compare=...``: the PSA, its tornado, the files; the journal of
+    finished runs is removed once every file is written."""
+    if cfg.compare in (None, "", []):
+        raise ConfigFileError(f"psa.draws={cfg.psa.draws}: {NEEDS_OPTIONS}")
+    names = _compare_names(cfg)
+    keep = _without_compare(HydraConfig.get().overrides.task)
+    decision = psa(names, overrides=keep, journal_dir=out_dir)
+    written = decision.write(out_dir, plots=cfg.run.plots)
+    for journal in out_dir.glob("*.partial.jsonl"):
+        journal.unlink(missing_ok=True)
+    if cfg.run.summary:
+        print(format_psa(decision.result))
+        print(f"\nwrote {', '.join(p.name for p in written)} to {out_dir}")
+    return float(decision.summary["expected"].iloc[0])
+
+
 def _fail(err: SimError) -> None:
     print(f"error: {err}", file=sys.stderr)
     sys.exit(EXIT_INPUT if isinstance(err, InputError) else EXIT_OUTPUT)
@@ -73,6 +100,8 @@ def _fail(err: SimError) -> None:
 def _app(cfg: DictConfig) -> float:
     out_dir = Path(HydraConfig.get().runtime.output_dir)
     try:
+        if cfg.psa.draws > 0:
+            return _psa(cfg, out_dir)
         if cfg.compare not in (None, "", []):
             return _compare(cfg, out_dir)
         settle_scenario(cfg, HydraConfig.get().runtime.choices.get("scenario", "baseline"))
@@ -109,6 +138,11 @@ def _check_job(overrides: list[str], config_dirs: list[Path]) -> None:
     from sim.model.spec import build_spec
 
     cfg = compose_config(overrides, config_dirs)
+    if cfg.psa.draws > 0:
+        if cfg.compare in (None, "", []):
+            raise ConfigFileError(f"psa.draws={cfg.psa.draws}: {NEEDS_OPTIONS}")
+        check_psa(_compare_names(cfg, config_dirs), _without_compare(overrides), config_dirs)
+        return
     if cfg.compare not in (None, "", []):
         if scenario_choice(overrides) != "baseline":
             raise ConfigFileError(

@@ -43,6 +43,8 @@ LAYERS: dict[str, float] = {
     "sim.model.config": 1.1,
     "sim.model.checks": 1.15,
     "sim.model.spec": 1.2,
+    # uncertain assumptions: distributions on the keys the spec checks
+    "sim.model.uncertainty": 1.3,
     "sim.model": 1.9,
     "sim.engine": 2,
     "sim.measure.metrics": 3.0,
@@ -50,6 +52,11 @@ LAYERS: dict[str, float] = {
     "sim.measure.stats": 3.2,
     "sim.measure.finance": 3.3,
     "sim.measure": 3.9,
+    # studies of many runs, their pure analyses, then the designs that combine them
+    "sim.decide.study": 4.0,
+    "sim.decide.analysis": 4.0,
+    "sim.decide.psa": 4.1,
+    "sim.decide": 4.9,
     "sim.present.tables": 5.0,
     "sim.present.figures": 5.0,
     "sim.present.text": 5.1,
@@ -82,7 +89,7 @@ LAYERS: dict[str, float] = {
 SAME_LAYER_PACKAGES = ("sim.engine",)
 # the stages of the flow: each a subpackage whose __init__ says what lives there and what it
 # may import
-STAGES = ("model", "engine", "measure", "present", "calibrate")
+STAGES = ("model", "engine", "measure", "decide", "present", "calibrate")
 
 MATPLOTLIB_ALLOWED = {"sim/present/figures.py"}
 HYDRA_ALLOWED = {"sim/model/config.py", "sim/userfiles.py", "sim/api.py", "sim/cli.py"}

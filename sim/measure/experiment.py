@@ -8,9 +8,10 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
+from typing import Any, TypeVar
 
 import numpy as np
 import pandas as pd
@@ -22,7 +23,9 @@ from sim.measure.metrics import customer_values, daily_table, replication_metric
 from sim.model.spec import DAYS_PER_MONTH, ModelSpec
 
 __all__ = ["ExperimentResult", "estimated_memory_bytes", "estimated_work_seconds", "extend",
-           "run_experiment", "run_replications"]
+           "parallel_map", "run_experiment", "run_replications"]
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -191,13 +194,30 @@ def _stop_workers(pool: ProcessPoolExecutor) -> None:
 
 def _replications(spec: ModelSpec, reps: list[int], n_jobs: int
                   ) -> Iterator[tuple[SimulationResult, dict[str, float]]]:
-    if n_jobs <= 1 or len(reps) <= 1:
-        yield from (_replicate(spec, i) for i in reps)
+    yield from parallel_map(_replicate, [(spec, i) for i in reps], n_jobs)
+
+
+def _worker_start(setup: Callable[..., None] | None, args: tuple[Any, ...]) -> None:
+    _ignore_interrupts()
+    if setup is not None:
+        setup(*args)
+
+
+def parallel_map(fn: Callable[..., T], items: Sequence[tuple[Any, ...]], n_jobs: int,
+                 setup: Callable[..., None] | None = None, setup_args: tuple[Any, ...] = (),
+                 chunksize: int = 1) -> Iterator[T]:
+    """``fn(*item)`` for every item, in order, in ``n_jobs`` worker processes (in this one
+    when ``n_jobs`` is 1); ``setup(*setup_args)`` runs first in each worker (and here).
+    Workers ignore Ctrl-C; on Ctrl-C or any error here they are stopped at once."""
+    if n_jobs <= 1 or len(items) <= 1:
+        if setup is not None:
+            setup(*setup_args)
+        yield from (fn(*item) for item in items)
         return
-    pool = ProcessPoolExecutor(max_workers=min(n_jobs, len(reps)),
-                               initializer=_ignore_interrupts)
+    pool = ProcessPoolExecutor(max_workers=min(n_jobs, len(items)), initializer=_worker_start,
+                               initargs=(setup, setup_args))
     try:
-        yield from pool.map(_replicate, [spec] * len(reps), reps)
+        yield from pool.map(fn, *zip(*items, strict=True), chunksize=chunksize)
     except BaseException:  # Ctrl-C, an error, or the caller stopped early (GeneratorExit)
         _stop_workers(pool)
         raise

@@ -20,15 +20,19 @@ __all__ = [
     "forest_figure",
     "funnel_figure",
     "nothing_to_show",
+    "plot_acceptability",
     "plot_activity",
     "plot_cohort_curves",
+    "plot_evppi",
     "plot_experience",
     "plot_forest",
     "plot_funnel",
     "plot_ltv",
     "plot_payback",
+    "plot_psa_cloud",
     "plot_retention",
     "plot_sweep",
+    "plot_tornado",
 ]
 
 
@@ -486,7 +490,6 @@ def plot_sweep(table, x: str, metrics: list[str], by: list[str] | tuple[str, ...
     return fig
 
 
-
 # ------------------------------------------------------- calibration (sim.calibrate)
 __all__ += ["panels", "plot_dwell_fit", "plot_exit_probabilities", "plot_holdout",
             "plot_repeat_histogram", "plot_spend_fit", "plot_tracking",
@@ -631,4 +634,85 @@ def plot_exit_probabilities(targets: list[str], prob: np.ndarray, low: np.ndarra
     ax.set_xlim(0, 1)
     ax.set_xlabel("probability after a visit (95% CI)")
     ax.spines[["top", "right"]].set_visible(False)
+    return ax
+
+
+# --------------------------------------------------------------- decisions under uncertainty
+def _money(x: float, _pos: object = None) -> str:
+    return f"{x:,.0f}"
+
+
+def plot_psa_cloud(points: Mapping[str, tuple[np.ndarray, np.ndarray]], reference: str,
+                   metric: str = "npv", ax: Axes | None = None) -> Axes:
+    """One dot per PSA draw and option: its extra cost over ``reference`` (x) against its
+    ``metric`` difference (y); a cross at each option's expected values. ``points`` maps an
+    option to (extra cost, difference) arrays."""
+    ax = ax or plt.subplots(figsize=(7.5, 5))[1]
+    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for i, (name, (cost, diff)) in enumerate(points.items()):
+        c = colours[i % len(colours)]
+        ax.scatter(cost, diff, s=9, alpha=0.35, color=c, lw=0)
+        ax.scatter([np.mean(cost)], [np.mean(diff)], marker="X", s=90, color=c,
+                   edgecolor="black", lw=0.8, label=f"{name} (expected)", zorder=3)
+    ax.axhline(0, color="black", lw=0.8)
+    ax.set_xlabel(f"extra cost over {reference} (undiscounted, per run)")
+    ax.set_ylabel(f"{metric} - {metric} of {reference}")
+    ax.xaxis.set_major_formatter(FuncFormatter(_money))
+    ax.yaxis.set_major_formatter(FuncFormatter(_money))
+    ax.legend(fontsize=8, loc="best")
+    ax.text(0.0, -0.16, "each dot: one draw of the assumptions (parameter uncertainty and "
+            "simulation noise together)", transform=ax.transAxes, fontsize=8, color="dimgrey")
+    return ax
+
+
+def plot_acceptability(table, ax: Axes | None = None) -> Axes:
+    """The probability each option is best against the return it must make per unit of its
+    extra cost (``decide.analysis.acceptability``)."""
+    ax = ax or plt.subplots(figsize=(7.5, 4.5))[1]
+    for name, part in table.groupby("option", sort=False):
+        ax.plot(part["required_return"], part["prob_best"], lw=1.8, label=name)
+    ax.set_ylim(-0.02, 1.02)
+    ax.set_xlabel("required return per unit of extra cost (0: the plain comparison)")
+    ax.set_ylabel("probability best")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="best")
+    return ax
+
+
+def plot_tornado(table, ax: Axes | None = None) -> Axes:
+    """One bar per assumption, from the difference at its low to that at its high value,
+    around the base (every assumption at its value), largest swing on top; 95% intervals
+    at each end (``decide.analysis.tornado``)."""
+    ax = ax or plt.subplots(figsize=(8, 0.45 * max(len(table), 3) + 1.5))[1]
+    rows = table.iloc[::-1].reset_index(drop=True)
+    base = float(table["base"].iloc[0]) if len(table) else 0.0
+    for i, r in rows.iterrows():
+        for end, colour in (("low", "tab:blue"), ("high", "tab:orange")):
+            ax.barh(i, r[end] - base, left=base, color=colour, alpha=0.75, height=0.6,
+                    label=f"at its {end} value" if i == 0 else None)
+            ax.plot([r[f"{end}_low"], r[f"{end}_high"]], [i, i], color="black", lw=1)
+    ax.axvline(base, color="black", lw=1)
+    ax.set_yticks(range(len(rows)),
+                  [f"{a}\n({lo:.3g} to {hi:.3g})" for a, lo, hi in
+                   zip(rows["assumption"], rows["low_value"], rows["high_value"], strict=True)],
+                  fontsize=7)
+    if len(table):
+        o, ref, m = table["option"].iloc[0], table["reference"].iloc[0], table["metric"].iloc[0]
+        ax.set_xlabel(f"{m} of {o} - {m} of {ref} (line: 95% interval over replications)")
+    ax.xaxis.set_major_formatter(FuncFormatter(_money))
+    ax.legend(fontsize=8, loc="lower right")
+    return ax
+
+
+def plot_evppi(table, evpi: float, ax: Axes | None = None) -> Axes:
+    """The value of perfect information about each assumption (and group), largest on top,
+    against the EVPI of the whole decision."""
+    ax = ax or plt.subplots(figsize=(8, 0.35 * max(len(table), 3) + 1.5))[1]
+    rows = table.iloc[::-1].reset_index(drop=True)
+    ax.barh(range(len(rows)), rows["evppi"], color="tab:green", alpha=0.8, height=0.6)
+    ax.axvline(evpi, color="black", ls="--", lw=1, label=f"EVPI (all assumptions) {evpi:,.0f}")
+    ax.set_yticks(range(len(rows)), list(rows["assumptions"]), fontsize=7)
+    ax.set_xlabel("expected value of perfect information (currency)")
+    ax.xaxis.set_major_formatter(FuncFormatter(_money))
+    ax.legend(fontsize=8, loc="lower right")
     return ax

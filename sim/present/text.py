@@ -10,7 +10,8 @@ import pandas as pd
 from sim.measure.stats import Estimate
 from sim.model.spec import ModelSpec
 
-__all__ = ["format_comparison", "format_summary", "write_comparison"]
+__all__ = ["NOISE_ONLY", "PSA_COVERS", "format_comparison", "format_psa", "format_summary",
+           "psa_figures", "psa_markdown", "write_comparison", "write_psa"]
 
 
 def _num(x: float, pct: bool = False) -> str:
@@ -217,3 +218,199 @@ def write_comparison(table: pd.DataFrame, per_replication: dict[str, list[dict]]
     return [*written, io.finish_outputs(doc, out_dir)]  # last: the folder is finished
 
 
+
+
+# ------------------------------------------------------------ decisions under uncertainty
+PSA_COVERS = ("Ranges here cover the assumptions' uncertainty and the simulation noise "
+              "together (each draw is one set of assumptions, run on its own random streams).")
+NOISE_ONLY = ("Intervals cover simulation noise only, given the assumptions; for how sure the "
+              "answer is when the assumptions are guesses, run a PSA: psa.draws=256 "
+              "(docs: how-to, decide under uncertainty).")
+
+
+def _money(x: float, sign: bool = False) -> str:
+    if x is None or math.isnan(x):
+        return "-"
+    return f"{x:+,.0f}" if sign else f"{x:,.0f}"
+
+
+def psa_markdown(result) -> str:
+    """The PSA as Markdown a strategist can paste: the recommendation and how sure it is,
+    the options' table, what to research first, the tornado, the assumptions."""
+    s, ref, m = result.summary, result.reference, result.metric
+    st = result.settings
+    n, reps = st["points_run"], st["replications_per_draw"]
+    best = s.iloc[0]
+    runner_up = s.iloc[1] if len(s) > 1 else None
+    out = ["# Which option: probabilistic sensitivity analysis", "",
+           f"{n} draws of {len(result.uncertainty)} uncertain assumptions ({st['design']} "
+           f"design, seed {st['seed']}), {reps} replication{'s' if reps > 1 else ''} per "
+           f"draw; every option runs on every draw with common random numbers. "
+           + PSA_COVERS, ""]
+    sure = (f"best in {best['prob_best']:.0%} of draws (Monte Carlo standard error "
+            f"{best['prob_best_se']:.1%})")
+    out.append(f"**Recommendation: {best['option']}**, the highest expected {m} "
+               f"({_money(best['expected'])}); {sure}"
+               + (f", beats {ref} in {best['prob_beats_reference']:.0%}"
+                  if best["option"] != ref else "")
+               + f". Choosing it now loses {_money(best['expected_loss'])} on average "
+               f"against knowing every assumption exactly (the EVPI, {_money(result.evpi)}).")
+    if runner_up is not None:
+        gap = best["expected"] - runner_up["expected"]
+        out.append(f"The runner-up, {runner_up['option']}, is {_money(gap)} behind in "
+                   f"expectation and best in {runner_up['prob_best']:.0%} of draws.")
+    out += ["", f"| rank | option | expected {m} | 95% range | Δ vs {ref} | 95% range | "
+            f"P(beats {ref}) | P(best) | expected loss |", "|---" * 9 + "|"]
+    for _, r in s.iterrows():
+        beats = "-" if math.isnan(r["prob_beats_reference"]) else f"{r['prob_beats_reference']:.0%}"
+        out.append(f"| {r['rank']} | {r['option']} | {_money(r['expected'])} | "
+                   f"{_money(r['low'])} to {_money(r['high'])} | "
+                   f"{_money(r['difference'], True)} | {_money(r['difference_low'], True)} to "
+                   f"{_money(r['difference_high'], True)} | {beats} | {r['prob_best']:.0%} | "
+                   f"{_money(r['expected_loss'])} |")
+    out += ["", "P(best) accounts for the many-options bias: the largest of many estimated "
+            "gains is biased upwards (the winner's curse), but each draw's winner is "
+            "counted on that draw's own numbers. The ranges are percentiles across draws, "
+            "not confidence intervals of the expected value (its standard error is in "
+            "psa_summary.csv)."]
+    ev = result.evppi
+    out += ["", "## What to research first", "",
+            f"The expected value of perfect information (EVPI) is {_money(result.evpi)}: "
+            "the most that removing all uncertainty before deciding could be worth. Per "
+            "assumption (EVPPI: nonparametric regression on the draws, Strong and Oakley):", ""]
+    if len(ev) and result.evpi > 0:
+        top = ev.iloc[0]
+        out.append(f"Researching **{top['assumptions']}** first is worth up to "
+                   f"{_money(top['evppi'])} ({top['share_of_evpi']:.0%} of the EVPI).")
+        out += ["", "| assumption(s) | EVPPI | share of EVPI |", "|---|---|---|"]
+        for _, r in ev.head(10).iterrows():
+            out.append(f"| {r['assumptions']} | {_money(r['evppi'])} | "
+                       f"{r['share_of_evpi']:.0%} |")
+    else:
+        out.append("The same option is best on every draw: no research changes the "
+                   "decision (EVPI 0).")
+    if result.tornado is not None and len(result.tornado):
+        t = result.tornado
+        o = t["option"].iloc[0]
+        out += ["", f"## One way at a time (tornado): {m} of {o} - {m} of {ref}", "",
+                f"Each assumption at its P{st.get('low_percentile', 10):g} and "
+                f"P{st.get('high_percentile', 90):g}, every other at its value; base "
+                f"{_money(t['base'].iloc[0], True)}. Intervals: 95% over the replications "
+                "(simulation noise).", "",
+                "| assumption | low value | high value | Δ at low | Δ at high | swing |",
+                "|---|---|---|---|---|---|"]
+        for _, r in t.head(12).iterrows():
+            out.append(f"| {r['assumption']} | {r['low_value']:.4g} | {r['high_value']:.4g} "
+                       f"| {_money(r['low'], True)} | {_money(r['high'], True)} | "
+                       f"{_money(r['swing'])} |")
+    if result.sobol is not None:
+        out += ["", "## Sobol indices", "", "| assumption | first order | total |",
+                "|---|---|---|"]
+        for _, r in result.sobol.iterrows():
+            out.append(f"| {r['assumption']} | {r['first_order']:.2f} | "
+                       f"{r['total_order']:.2f} |")
+    noise = result.noise_share
+    out += ["", "## Simulation noise", "",
+            (f"Of the variance of {result.challenger}'s difference across draws, "
+             f"{noise:.0%} is simulation noise (the spread between a draw's replications)."
+             if not math.isnan(noise) else
+             "Not measured: one replication per draw (psa.replications=2 or more measures "
+             "it). The noise widens the ranges above and inflates the EVPI a little.")]
+    out += ["", "## Assumptions", "", *(f"- {d}" for d in result.uncertainty.describe()), ""]
+    return "\n".join(out)
+
+
+def format_psa(result) -> str:
+    """The console summary of a PSA: the options' table and the top of the EVPPI."""
+    s, ref, m = result.summary, result.reference, result.metric
+    rows = [[str(r["rank"]), r["option"], _money(r["expected"]),
+             f"{_money(r['difference_low'], True)} .. {_money(r['difference_high'], True)}",
+             f"{r['prob_best']:.0%}", _money(r["expected_loss"])] for _, r in s.iterrows()]
+    out = [f"journey-sim PSA: {result.settings['points_run']} draws of "
+           f"{len(result.uncertainty)} assumptions, reference {ref}", PSA_COVERS]
+    out += _table(f"Options by expected {m}", ["rank", "option", f"expected {m}",
+                                                f"Δ vs {ref} (95% range)", "P(best)",
+                                                "expected loss"], rows)
+    out.append(f"\nrecommended: {result.recommended}; EVPI {_money(result.evpi)}")
+    if len(result.evppi) and result.evpi > 0:
+        top = result.evppi.iloc[0]
+        out.append(f"research first: {top['assumptions']} (EVPPI {_money(top['evppi'])}, "
+                   f"{top['share_of_evpi']:.0%} of the EVPI)")
+    return "\n".join(out)
+
+
+def write_psa(result, out_dir: Path, plots: bool = True) -> list[Path]:
+    """The PSA's files into ``out_dir``: psa_runs.csv (the study, long: point, the
+    assumptions' draws, option, replication, metric, value), psa_summary.csv,
+    acceptability.csv, evppi.csv, tornado.csv and sobol.csv (when run), psa.md, the
+    figures (psa_cloud.png, acceptability.png, evppi.png, tornado.png) and, last, psa.json
+    (the settings, the assumptions and the EVPI: the folder is finished)."""
+    from sim import io
+    from sim.decide.study import long_table
+    from sim.present import figures
+
+    out_dir = Path(out_dir)
+    io.begin_outputs(out_dir)
+    written = [io.write_table(long_table(result.runs, result.points), out_dir / "psa_runs.csv"),
+               io.write_table(result.summary, out_dir / "psa_summary.csv"),
+               io.write_table(result.acceptability, out_dir / "acceptability.csv"),
+               io.write_table(result.evppi, out_dir / "evppi.csv")]
+    if result.tornado is not None:
+        written.append(io.write_table(result.tornado, out_dir / "tornado.csv"))
+    if result.sobol is not None:
+        written.append(io.write_table(result.sobol, out_dir / "sobol.csv"))
+    written.append(io.write_text(psa_markdown(result), out_dir / "psa.md"))
+    if plots:
+        for name, fig in psa_figures(result).items():
+            try:
+                written.append(io.save_figure(fig, out_dir / f"{name}.png"))
+            finally:
+                figures.close(fig)
+    doc = {**result.settings, "options": list(result.summary["option"]),
+           "recommended": result.recommended, "evpi": result.evpi,
+           "noise_share": result.noise_share, "covers": PSA_COVERS,
+           "files": [p.name for p in written]}
+    written.append(io.write_json(io.json_ready(doc), out_dir / "psa.json"))
+    return written
+
+
+def psa_figures(result) -> dict:
+    """The PSA's figures by name (matplotlib Figures)."""
+    from sim.decide.analysis import net_benefit, run_costs
+    from sim.present import figures
+
+    plt = figures.plt
+    ref, m = result.reference, result.metric
+    nb, cost = net_benefit(result.runs, m), run_costs(result.runs)
+    figs = {}
+    try:
+        fig, ax = plt.subplots(figsize=(8, 5.2))
+        cloud = {o: (cost[o].to_numpy() - cost[ref].to_numpy(),
+                     nb[o].to_numpy() - nb[ref].to_numpy()) for o in nb.columns if o != ref}
+        figures.plot_psa_cloud(cloud, ref, m, ax=ax)
+        ax.set_title(f"Each option against {ref}, {len(nb)} draws of the assumptions",
+                     fontsize=10, loc="left")
+        figs["psa_cloud"] = fig
+        fig, ax = plt.subplots(figsize=(8, 4.5))
+        figures.plot_acceptability(result.acceptability, ax=ax)
+        ax.set_title("Probability each option is best (acceptability)", fontsize=10, loc="left")
+        figs["acceptability"] = fig
+        fig, ax = plt.subplots(figsize=(8, 0.32 * max(len(result.evppi), 3) + 1.6))
+        figures.plot_evppi(result.evppi, result.evpi, ax=ax)
+        ax.set_title("What to research first: value of perfect information", fontsize=10,
+                     loc="left")
+        figs["evppi"] = fig
+        if result.tornado is not None and len(result.tornado):
+            t = result.tornado
+            fig, ax = plt.subplots(figsize=(8.5, 0.5 * max(len(t), 3) + 1.6))
+            figures.plot_tornado(t, ax=ax)
+            ax.set_title(f"One way at a time: {t['option'].iloc[0]} vs {ref}", fontsize=10,
+                         loc="left")
+            figs["tornado"] = fig
+        for f in figs.values():
+            f.tight_layout()
+    except BaseException:
+        for f in figs.values():
+            figures.close(f)
+        raise
+    return figs

@@ -17,7 +17,8 @@ from scipy import optimize
 
 from sim.errors import InputError
 
-__all__ = ["CalibrationError", "MLFit", "delta_se", "maximize", "numerical_hessian"]
+__all__ = ["CalibrationError", "MLFit", "delta_cov", "delta_se", "maximize",
+           "numerical_hessian"]
 
 LOG_BOUND = 16.0  # parameters live in [e^-16, e^16] after scaling the data to unit size
 
@@ -64,6 +65,14 @@ class MLFit:
     def as_dict(self) -> dict[str, float]:
         return {n: float(v) for n, v in zip(self.names, self.estimate, strict=True)}
 
+    @property
+    def log_cov(self) -> np.ndarray:
+        """The covariance of the logs of the estimates, ``cov / outer(estimate, estimate)``:
+        for a fit on the log scale (``buying``'s) exactly the inverse Hessian it was made
+        from (``d theta = theta d log theta``). A rescaled parameter (alpha in days, not
+        weeks) has the same log variance: its log differs by a constant."""
+        return self.cov / np.outer(self.estimate, self.estimate)
+
     def interval(self, z: float = 1.959964) -> tuple[np.ndarray, np.ndarray]:
         """Wald intervals on the log scale, where the parameters (all positive) are fitted:
         ``estimate * exp(-+ z * se / estimate)`` (95% by default). Always positive, unlike
@@ -103,6 +112,21 @@ def delta_se(g: Callable[[np.ndarray], float], estimate: np.ndarray, cov: np.nda
         down[i] -= h
         grad[i] = (g(up) - g(down)) / (2 * h)
     return float(math.sqrt(max(grad @ cov @ grad, 0.0)))
+
+
+def delta_cov(g: Callable[[np.ndarray], Sequence[float]], estimate: np.ndarray,
+              cov: np.ndarray) -> np.ndarray:
+    """Covariance of the vector ``g(estimate)`` by the delta method, ``J cov J'`` (``J`` the
+    Jacobian by central differences, the steps of ``delta_se``)."""
+    estimate = np.asarray(estimate, dtype=float)
+    jac = np.empty((len(g(estimate)), estimate.size))
+    for i in range(estimate.size):
+        h = 1e-6 * max(abs(estimate[i]), 1e-8)
+        up, down = estimate.copy(), estimate.copy()
+        up[i] += h
+        down[i] -= h
+        jac[:, i] = (np.asarray(g(up), dtype=float) - np.asarray(g(down), dtype=float)) / (2 * h)
+    return jac @ np.asarray(cov, dtype=float) @ jac.T
 
 
 def maximize(loglik: Callable[[np.ndarray], float], starts: Sequence[np.ndarray],

@@ -32,6 +32,7 @@ from sim.calibrate.fitted import (
     _g,
     _journey_groups,
     _transaction_groups,
+    psa_command,
     referral_entry,
     run_command,
 )
@@ -196,6 +197,9 @@ def main(argv: list[str] | None = None) -> int:
           f"{written[-1].parent})")
     config_dir = args.config_dir if args.config_dir is not None else DEFAULT_CONFIG_DIR
     print(f"next: {run_command(groups, config_dir)}")
+    if any(g.startswith("uncertainty=") for g in groups):
+        print(f"psa:  {psa_command(groups, config_dir)}  (the fit's uncertainty propagated; "
+              "your scenarios in compare=[...])")
     return 0
 
 

@@ -1,6 +1,10 @@
 """The fitted configs as YAML: ``retention``, ``economics`` and ``journey`` groups with
 their provenance and estimates in comments, each checked against the simulator's schema
-before anything is written, and the command that runs the simulator on them.
+before anything is written, and the command that runs the simulator on them. A transaction
+fit also writes an ``uncertainty`` group: the estimates' uncertainty (the BG/NBD parameters
+jointly lognormal with the fit's covariance of their logs, the order value by the delta
+method) with the baseline's other shared assumptions, for a probabilistic sensitivity
+analysis; the fitted groups are composed together and the uncertainty read before writing.
 
 Times in the written configs are days, as in the simulator. Every text written into YAML
 (file and stage names) reads back as the same string, through YAML and OmegaConf (``${``
@@ -15,23 +19,27 @@ import functools
 import json
 import re
 import shlex
+import tempfile
 import textwrap
-from collections.abc import Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import yaml
 
 from sim.calibrate import buying, funnel
 from sim.calibrate.journey import JourneyFit
-from sim.calibrate.mle import CalibrationError
+from sim.calibrate.mle import CalibrationError, delta_cov
 from sim.calibrate.transactions import TransactionFit
+from sim.errors import InputError
 from sim.model.config import compose_config, to_container
 from sim.model.distributions import CV_RANGE
 from sim.model.spec import SpecError, build_spec
+from sim.model.uncertainty import JOINT, read_uncertainty
 
-__all__ = ["economics_yaml", "journey_yaml", "referral_entry", "retention_yaml",
-           "run_command"]
+__all__ = ["check_composed", "economics_yaml", "journey_yaml", "psa_command", "referral_entry",
+           "retention_yaml", "run_command", "uncertainty_tree", "uncertainty_yaml"]
 
 
 def _g(x: float, digits: int = 4) -> str:
@@ -114,6 +122,16 @@ def run_command(groups: Sequence[str], config_dir: Path | str = "DIR") -> str:
                      *(shlex.quote(str(a)) for a in (config_dir, *groups))])
 
 
+# the options a PSA compares are the user's own; these two scenarios ship with the package
+PSA_OPTIONS = "psa.draws=256 'compare=[remove_hidden_fees,seo]'"
+
+
+def psa_command(groups: Sequence[str], config_dir: Path | str = "DIR") -> str:
+    """``run_command`` as a probabilistic sensitivity analysis: the draws of the uncertainty
+    group (``groups`` selects the fitted one) propagated into a comparison of options."""
+    return f"{run_command(groups, config_dir)} {PSA_OPTIONS}"
+
+
 @functools.cache
 def _baseline() -> dict[str, Any]:
     return to_container(compose_config([]))
@@ -154,7 +172,7 @@ def retention_yaml(result: TransactionFit, name: str, source_name: str, sha: str
         + f", alpha_days {_g(alpha_days)} ({_g(alpha_days_se, 3)})"
         + (" = 7 x alpha_weeks" if d.unit == "week" else ""),
         "use: " + run_command(_transaction_groups(result, name))
-        + "   (DIR: the folder holding retention/ and economics/)",
+        + "   (DIR: the folder holding retention/, economics/ and uncertainty/)",
         "acting on top of the fit: segment multipliers (market.segments), loyalty and "
         "messaging, and experience (experience.churn_per_point, experience.leave_after_bad); "
         "to simulate the fitted population as it was, keep loyalty and messaging off and "
@@ -198,7 +216,7 @@ def economics_yaml(result: TransactionFit, name: str, source_name: str, sha: str
         f"({_g(ov['order_value_mean_se'], 3)}), order_value_cv {_g(ov['order_value_cv'])} "
         f"({_g(ov['order_value_cv_se'], 3)}){note}",
         "use: " + run_command(_transaction_groups(result, name))
-        + "   (DIR: the folder holding retention/ and economics/)",
+        + "   (DIR: the folder holding retention/, economics/ and uncertainty/)",
     ]
     head = _provenance(source_name, sha, "python -m sim.calibrate transactions", lines)
     return head + ("defaults:\n  - baseline\n  - _self_\n"
@@ -208,7 +226,259 @@ def economics_yaml(result: TransactionFit, name: str, source_name: str, sha: str
 
 def _transaction_groups(result: TransactionFit, name: str) -> list[str]:
     return [f"retention=fitted_{name}"] + ([f"economics=fitted_{name}"]
-                                           if result.spend is not None else [])
+                                           if result.spend is not None else []) + [
+        f"uncertainty=fitted_{name}"]
+
+
+# ------------------------------------------------------------------ uncertainty
+REPEAT_KEYS = ("r", "alpha_days", "a", "b")  # retention.repeat, drawn jointly
+_REPEAT_FIT = ("r", "alpha", "a", "b")  # the same in the fit's names (alpha in the fit's unit)
+SPEND_KEYS = ("order_value_mean", "order_value_cv")  # economics
+BASELINE_GROUP = "uncertainty/baseline.yaml"
+
+
+@functools.cache
+def _baseline_uncertainty() -> dict[str, Any]:
+    """The package's ``uncertainty`` group ``baseline`` (the shared assumptions), plain."""
+    return to_container(compose_config(["uncertainty=baseline"]))["uncertainty"] or {}
+
+
+def _assumptions(node: Any, keys: tuple[str, ...] = ()
+                 ) -> Iterator[tuple[tuple[str, ...], Mapping[str, Any]]]:
+    """(key path, distribution) of every assumption of an uncertainty tree, in order."""
+    if isinstance(node, Mapping) and "dist" in node:
+        yield keys, node
+    elif isinstance(node, Mapping):
+        for k, child in node.items():
+            yield from _assumptions(child, (*keys, str(k)))
+
+
+def _covers(keys: tuple[str, ...], leaf: Mapping[str, Any]) -> set[str]:
+    """The config keys an assumption at ``keys`` draws (a joint one: each of its keys)."""
+    path = ".".join(keys)
+    if leaf.get("dist") == JOINT and isinstance(leaf.get("keys"), list):
+        return {f"{path}.{k}" for k in leaf["keys"]}
+    return {path}
+
+
+def _nested(node: dict[str, Any], keys: Sequence[str], value: Any) -> None:
+    for k in keys[:-1]:
+        node = node.setdefault(k, {})
+    node[keys[-1]] = value
+
+
+def _describe(leaf: Mapping[str, Any]) -> str:
+    params = ", ".join(f"{k} {v}" for k, v in leaf.items() if k != "dist")
+    return f"{leaf.get('dist')}({params})"
+
+
+def _spend_entries(result: TransactionFit) -> tuple[dict[str, dict[str, Any]], list[str]]:
+    """The order value's mean and cv as independent lognormals (the estimate as the mean,
+    the delta-method standard error as the sd), and a note for a key left without one."""
+    ov = result.order_value()
+    values, clamped = economics_values(result)
+    entries: dict[str, dict[str, Any]] = {}
+    notes = []
+    for key in SPEND_KEYS:
+        se = ov[f"{key}_se"]
+        if key == "order_value_cv" and clamped:
+            notes.append(f"{key} has no distribution here: the fitted cv {_g(ov[key])} is "
+                         "outside the simulator's range, so the economics file uses the "
+                         "nearest value")
+        elif not (np.isfinite(se) and se > 0):
+            notes.append(f"{key} has no distribution here: its standard error is not finite")
+        else:
+            entries[key] = {"dist": "lognormal", "mean": float(_yaml_number(values[key])),
+                            "sd": float(_yaml_number(se))}
+    return entries, notes
+
+
+def uncertainty_tree(result: TransactionFit) -> tuple[dict[str, Any], list[str], list[str]]:
+    """The ``uncertainty`` group of a transaction fit as a nested mapping: the fitted
+    entries first (``retention.repeat`` jointly lognormal, then the order value), then the
+    package's shared assumptions (``uncertainty/baseline``) on every other key; the
+    baseline's assumptions the fit replaces, described; and the key paths of those kept.
+
+    The BG/NBD medians are the retention file's values; ``log_cov`` is the fit's
+    covariance of the logs of (r, alpha, a, b), which is that of the logs of (r,
+    alpha_days, a, b): log alpha_days differs from log alpha by a constant."""
+    bg = result.bgnbd
+    alpha_days = result.alpha_days[0]
+    idx = [bg.names.index(n) for n in _REPEAT_FIT]
+    log_cov = bg.log_cov[np.ix_(idx, idx)]
+    log_cov = (log_cov + log_cov.T) / 2  # symmetric to the last digit
+    median = [float(_yaml_number(v)) for v in (bg["r"], alpha_days, bg["a"], bg["b"])]
+    tree: dict[str, Any] = {"retention": {"repeat": {
+        "dist": JOINT, "keys": list(REPEAT_KEYS), "median": median,
+        "log_cov": [[float(x) for x in row] for row in log_cov]}}}
+    nodes = [("retention", "repeat")]
+    if result.spend is not None:
+        entries, _ = _spend_entries(result)
+        for key, leaf in entries.items():
+            _nested(tree, ("economics", key), leaf)
+        # replaced even without a distribution: the fitted file sets the key's value
+        nodes += [("economics", key) for key in SPEND_KEYS]
+    replaced = {".".join(n) for n in nodes} | {f"retention.repeat.{k}" for k in REPEAT_KEYS}
+    dropped, kept = [], []
+    for keys, leaf in _assumptions(_baseline_uncertainty()):
+        # one distribution per key, and nothing below (or above) a node the fit takes
+        if _covers(keys, leaf) & replaced or any(
+                keys[:len(n)] == n or n[:len(keys)] == keys for n in nodes):
+            dropped.append(f"{'.'.join(keys)} {_describe(leaf)}")
+        else:
+            _nested(tree, keys, copy.deepcopy(dict(leaf)))
+            kept.append(".".join(keys))
+    return tree, dropped, kept
+
+
+def _yaml_exact(x: float) -> str:
+    """A float that reads back as the same float (YAML 1.1: a dot in the mantissa)."""
+    text = repr(float(x))
+    if "e" in text and "." not in text.split("e")[0]:
+        mantissa, exponent = text.split("e")
+        text = f"{mantissa}.0e{exponent}"
+    return {"inf": ".inf", "-inf": "-.inf", "nan": ".nan"}.get(text, text)
+
+
+def _yaml_flow(value: Any) -> str:
+    """A value in YAML flow style that reads back as ``value``."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if value is None:
+        return "null"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        return _yaml_exact(value)
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(_yaml_flow(v) for v in value) + "]"
+    if isinstance(value, Mapping):
+        return "{" + ", ".join(f"{_yaml_key(k)}: {_yaml_flow(v)}" for k, v in value.items()) + "}"
+    return _yaml_str(value)
+
+
+def _comment_lines(text: str, pad: str) -> list[str]:
+    return [f"{pad}# {part}" for part in textwrap.wrap(
+        _comment(text), 94 - len(pad), break_on_hyphens=False, subsequent_indent="  ")]
+
+
+def _yaml_tree(node: Mapping[str, Any], before: Mapping[str, Sequence[str]],
+               after: Mapping[str, str], keys: tuple[str, ...] = ()) -> list[str]:
+    """An uncertainty tree as block YAML: a distribution on one line (a joint one a
+    parameter a line, its matrix a row a line), comments before and after key paths."""
+    out = []
+    pad = "  " * len(keys)
+    for k, v in node.items():
+        path = ".".join((*keys, str(k)))
+        for text in before.get(path, ()):
+            out += _comment_lines(text, pad)
+        tail = f"  # {_comment(after[path])}" if path in after else ""
+        if isinstance(v, Mapping) and "dist" not in v:
+            out.append(f"{pad}{_yaml_key(k)}:{tail}")
+            out += _yaml_tree(v, before, after, (*keys, str(k)))
+        elif isinstance(v, Mapping) and v.get("dist") == JOINT:
+            out.append(f"{pad}{_yaml_key(k)}:{tail}")
+            for name, value in v.items():
+                if name == "log_cov" and isinstance(value, list):
+                    out.append(f"{pad}  {name}:")
+                    out += [f"{pad}    - {_yaml_flow(row)}" for row in value]
+                else:
+                    out.append(f"{pad}  {_yaml_key(name)}: {_yaml_flow(value)}")
+        else:
+            out.append(f"{pad}{_yaml_key(k)}: {_yaml_flow(v)}{tail}")
+    return out
+
+
+def uncertainty_yaml(result: TransactionFit, name: str, source_name: str, sha: str) -> str:
+    """``uncertainty/fitted_<name>.yaml``: the fit's uncertainty for a PSA, with the
+    package's shared assumptions on the keys the fit does not set, written out (a defaults
+    list would merge the baseline's ``retention.repeat`` entries into the joint one, which
+    ``read_uncertainty`` refuses)."""
+    tree, dropped, kept = uncertainty_tree(result)
+    log_cov = np.asarray(tree["retention"]["repeat"]["log_cov"])
+    sd = np.sqrt(np.diag(log_cov))
+    corr = log_cov / np.outer(sd, sd)
+    before: dict[str, list[str]] = {"retention": [
+        "Repeat buying (BG/NBD): r, alpha_days, a, b jointly lognormal, medians the estimates "
+        f"of retention/fitted_{name}.yaml, log_cov the covariance of the logs of the "
+        "estimates (the inverse Hessian of the log-likelihood on the log scale the fit "
+        "works on; log alpha_days = log alpha + a constant, so the same variances). "
+        f"sd of the logs {', '.join(_g(x, 3) for x in sd)}; correlations of the logs: "
+        + ", ".join(f"{REPEAT_KEYS[i]}-{REPEAT_KEYS[j]} {corr[i, j]:.2f}"
+                    for i in range(4) for j in range(i + 1, 4)) + "."]}
+    notes: list[str] = []
+    fitted_sections = {"retention"}
+    if result.spend is not None:
+        entries, missing = _spend_entries(result)
+        gg = result.spend
+        ov_cov = delta_cov(buying.gg_order_value, gg.estimate, gg.cov)
+        rho = ov_cov[0, 1] / np.sqrt(ov_cov[0, 0] * ov_cov[1, 1])
+        others = [k for k in kept if k.startswith("economics.")]
+        text = [
+            "Order value (Gamma-Gamma): order_value_mean and order_value_cv as independent "
+            "lognormals, mean the estimate and sd its delta-method standard error. Not "
+            "joint_lognormal: a joint distribution takes the whole node its keys lie under "
+            "(economics), which leaves no place for shared assumptions on the node's other "
+            "keys" + (f" (here {', '.join(others)}, kept from {BASELINE_GROUP})" if others
+                      else "") + "; the correlation of the two estimates (delta method, "
+            f"{_g(rho, 2)}) is left out.", *missing]
+        if entries:
+            before[f"economics.{next(iter(entries))}"] = text
+            fitted_sections.add("economics")
+        else:
+            notes += text
+    after = {k: f"shared, from {BASELINE_GROUP}" for k in kept
+             if k.split(".", 1)[0] in fitted_sections}
+    first_shared = next((k for k in tree if k not in fitted_sections), None)
+    if first_shared is not None:
+        before[first_shared] = [
+            f"The shared assumptions of {BASELINE_GROUP} (its comments give their sources) "
+            "on the keys the fit does not set, as written there."]
+    lines = [
+        "The uncertainty of the fit, for a probabilistic sensitivity analysis (PSA): each "
+        "draw sets the fitted keys to values as likely as the data allow (the estimates' "
+        "sampling distribution, asymptotically), together with the shared assumptions of "
+        f"the package's {BASELINE_GROUP} on every key the fit does not set.",
+        "A point run (psa.draws=0) ignores this file: every key keeps its value.",
+        "use (a PSA): " + psa_command(_transaction_groups(result, name))
+        + "   (DIR: the folder holding retention/, economics/ and uncertainty/; "
+        "compare=[...]: the scenarios to decide between)",
+        f"replaced from {BASELINE_GROUP}: " + ("; ".join(dropped) if dropped else "nothing"),
+        *notes,
+    ]
+    head = _provenance(source_name, sha, "python -m sim.calibrate transactions", lines)
+    return head + "\n".join(_yaml_tree(tree, before, after)) + "\n"
+
+
+def check_composed(texts: Mapping[str, str], groups: Sequence[str]) -> None:
+    """The fitted files (``texts``: group/file name to text) composed together as the
+    simulator will compose them (``groups``: the command's options), from a temporary
+    folder: the ``uncertainty`` group must read as written and ``read_uncertainty`` must
+    accept it (every key exists, every median in its key's range, one distribution per
+    key), and a draw must be finite.
+
+    Raises
+    ------
+    CalibrationError : what does not compose or read, with the key path.
+    """
+    with tempfile.TemporaryDirectory(prefix="calibrate-") as tmp:
+        for rel, text in texts.items():
+            target = Path(tmp, rel)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text(text, encoding="utf-8")
+        try:
+            cfg = to_container(compose_config(list(groups), config_dirs=[tmp]))
+            unc = read_uncertainty({"baseline": cfg})
+        except InputError as err:
+            raise CalibrationError("the fitted configs do not compose into a valid "
+                                   f"uncertainty group: {' '.join(str(err).split())}"
+                                   ) from None
+    for rel, text in texts.items():
+        if rel.startswith("uncertainty/") and cfg["uncertainty"] != yaml.safe_load(text):
+            raise CalibrationError(f"the fitted {rel} does not read back as written")
+    draw = unc.from_uniforms(np.full((1, len(unc)), 0.5))
+    if not np.all(np.isfinite(draw)):
+        raise CalibrationError("the fitted uncertainty gives a draw that is not a number")
 
 
 # ------------------------------------------------------------------ journey

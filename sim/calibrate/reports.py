@@ -13,7 +13,13 @@ import numpy as np
 
 from sim import io
 from sim.calibrate import funnel
-from sim.calibrate.fitted import _g, _journey_groups, _transaction_groups, run_command
+from sim.calibrate.fitted import (
+    _g,
+    _journey_groups,
+    _transaction_groups,
+    psa_command,
+    run_command,
+)
 from sim.calibrate.journey import JourneyFit
 from sim.calibrate.transactions import TransactionFit
 from sim.present import figures
@@ -150,8 +156,16 @@ def transactions_report(result: TransactionFit, name: str, written: Sequence[Pat
     out += ["", "## Files", "", *(f"- `{p.name}` ({p.parent.name}/)" for p in written), "",
             "Run the simulator with the fitted parameters:", "", "```",
             run_command(_transaction_groups(result, name), config_dir), "```", "",
-            "(`--config-dir` names the folder holding retention/ and economics/; add "
-            "overrides after the groups as usual).", ""]
+            "(`--config-dir` names the folder holding retention/, economics/ and "
+            "uncertainty/; add overrides after the groups as usual).", "",
+            f"`uncertainty/fitted_{name}.yaml` holds the uncertainty of the estimates: the "
+            "BG/NBD parameters jointly lognormal with the fit's covariance of their logs"
+            + (", the order value's mean and cv lognormal with their delta-method standard "
+               "errors" if result.spend is not None else "")
+            + ", and the baseline's other shared assumptions. A point run ignores it; a "
+            "probabilistic sensitivity analysis (PSA) then propagates the fit's uncertainty "
+            "into a comparison of options (name your scenarios in `compare=[...]`):", "",
+            "```", psa_command(_transaction_groups(result, name), config_dir), "```", ""]
     return "\n".join(out)
 
 

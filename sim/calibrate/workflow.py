@@ -1,5 +1,6 @@
 """The two calibrations end to end, as ``python -m sim.calibrate`` runs them: check the
-options and folders, read the log, fit, validate the fitted configs, and only then write
+options and folders, read the log, fit, validate the fitted configs (a transaction fit's
+three groups also composed together, its uncertainty group read), and only then write
 them, with the tables, ``fit.json``, the figures and the report.
 """
 
@@ -14,11 +15,14 @@ import yaml
 from sim import io
 from sim.calibrate.fitted import (
     _check_config,
+    _transaction_groups,
+    check_composed,
     economics_values,
     economics_yaml,
     journey_yaml,
     referral_entry,
     retention_yaml,
+    uncertainty_yaml,
 )
 from sim.calibrate.inputs import (
     DEFAULT_CONFIG_DIR,
@@ -47,7 +51,11 @@ def _fit_doc(f: MLFit) -> dict[str, Any]:
     return {"parameters": {n: {"estimate": float(f.estimate[i]), "se": float(f.se[i]),
                                "low": float(lo[i]), "high": float(hi[i])}
                            for i, n in enumerate(f.names)},
-            "covariance": f.cov.tolist(), "loglik": f.loglik, "n": f.n_obs,
+            "covariance": f.cov.tolist(),
+            # of the logs of the estimates, as the fit works on them (and the uncertainty
+            # group draws them)
+            "log_cov": {"names": list(f.names), "matrix": f.log_cov.tolist()},
+            "loglik": f.loglik, "n": f.n_obs,
             "starts": f.n_starts, "converged": f.n_converged, "at_best": f.n_at_best,
             "warnings": list(f.warnings)}
 
@@ -88,9 +96,9 @@ def calibrate_transactions(path: Path, name: str | None = None, config_dir: Path
                                          "drop_duplicates")
             if k in options}
     check_options(**{k: v for k, v in options.items() if k in OPTION_RANGES})
-    targets = [config_dir / "retention" / f"fitted_{name}.yaml"]
-    if options.get("spend", True):
-        targets.append(config_dir / "economics" / f"fitted_{name}.yaml")
+    groups = ["retention", *(["economics"] if options.get("spend", True) else []),
+              "uncertainty"]
+    targets = [config_dir / group / f"fitted_{name}.yaml" for group in groups]
     _targets_free(targets, force)
     table, sha = _read(path, "transaction log")
     data = prepare_transactions(table, source=path.name, **prep)
@@ -104,6 +112,10 @@ def calibrate_transactions(path: Path, name: str | None = None, config_dir: Path
     if result.spend is not None:
         _check_config("economics", economics_values(result)[0])
         texts.append(economics_yaml(result, name, path.name, sha))
+    texts.append(uncertainty_yaml(result, name, path.name, sha))
+    check_composed({f"{group}/fitted_{name}.yaml": text
+                    for group, text in zip(groups, texts, strict=True)},
+                   _transaction_groups(result, name))
     # every check passed: only now write, so a refusal leaves no config behind
     written = [io.write_new_text(text, target, overwrite=force)
                for text, target in zip(texts, targets, strict=True)]
@@ -128,7 +140,7 @@ def calibrate_transactions(path: Path, name: str | None = None, config_dir: Path
         "chi_square": result.chi_square,
         "holdout": result.holdout_summary,
         "ltv": result.ltv,
-        "configs": [p.name for p in written[:2] if p.suffix == ".yaml"],
+        "configs": [f"{p.parent.name}/{p.name}" for p in written[:len(targets)]],
     }
     written.append(io.write_json(doc, out_dir / "fit.json"))
     if plots:

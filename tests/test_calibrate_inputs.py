@@ -348,13 +348,15 @@ def test_retention_comments_stay_comments(tmp_path: Path) -> None:
     transactions().to_csv(src, index=False)
     code, _, err = run(["transactions", str(src), "--name", "t", *folders(tmp_path), *FAST])
     assert code == 0, err
-    for group in ("retention", "economics"):
+    for group in ("retention", "economics", "uncertainty"):
         text = (tmp_path / "cfg" / group / "fitted_t.yaml").read_text()
         _no_unescaped_interpolation(text)
         assert all(x.startswith("#") for x in text.splitlines()[:3]), text
         assert "a\\nb: \\${oc.env:HOME}.csv" in text
-        assert set(yaml.safe_load(text)) <= {"model", "repeat", "defaults", "order_value_mean",
-                                             "order_value_cv"}
+        if group != "uncertainty":
+            assert set(yaml.safe_load(text)) <= {"model", "repeat", "defaults",
+                                                 "order_value_mean", "order_value_cv"}
+        assert "oc.env" not in json.dumps(yaml.safe_load(text))  # in comments only
 
 
 def test_refused_fit_leaves_no_config(tx_csv: Path, tmp_path: Path,

@@ -131,7 +131,8 @@ class Assumption:
 
     def describe(self) -> str:
         params = ", ".join(f"{k} {v:g}" for k, v in self.params.items())
-        rel = "" if self.effect == "value" else f" ({self.effect} the baseline value)"
+        rel = {"value": "", "multiply": " (multiplies the baseline value)",
+               "add": " (added to the baseline value)"}[self.effect]
         cut = f"; {self.mass_cut:.1%} of its mass outside {self.allowed} cut" if \
             self.mass_cut > 0.0005 else ""
         return f"{self.name}: {self.family}({params}){rel}{cut}"
@@ -156,8 +157,11 @@ class JointAssumption:
     def from_uniforms(self, u: np.ndarray) -> np.ndarray:
         """(n, len(keys)) values from (n, len(keys)) independent uniforms."""
         z = special.ndtri(np.clip(u, 1e-12, 1 - 1e-12))
-        chol = np.linalg.cholesky(np.asarray(self.log_cov) + 1e-300 * np.eye(len(self.keys)))
-        x = np.exp(np.log(np.asarray(self.median)) + z @ chol.T)
+        # a square root of the covariance that exists for a singular one too (a parameter
+        # fixed, or two perfectly correlated): V = Q diag(w) Q', root Q diag(sqrt(w))
+        w, q = np.linalg.eigh(np.asarray(self.log_cov))
+        root = q * np.sqrt(np.clip(w, 0.0, None))
+        x = np.exp(np.log(np.asarray(self.median)) + z @ root.T)
         for j, rng in enumerate(self.allowed):  # clip to the allowed range (rarely binding)
             lo = rng.lo if not rng.lo_open else np.nextafter(rng.lo, np.inf)
             hi = rng.hi if not rng.hi_open else np.nextafter(rng.hi, -np.inf)

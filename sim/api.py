@@ -345,6 +345,7 @@ class Comparison:
     table: pd.DataFrame
     runs: dict[str, Run]
     rank_by: str
+    reference: str = "baseline"
 
     @property
     def replications(self) -> int:
@@ -435,8 +436,8 @@ def _scenario_configs(names: Sequence[str], overrides: Sequence[str],
 
 
 def check_comparison(scenarios: Any = "all", overrides: Sequence[str] = (),
-                     rank_by: str = "npv", config_dirs: Sequence[Path | str] = ()
-                     ) -> dict[str, ModelSpec]:
+                     rank_by: str = "npv", config_dirs: Sequence[Path | str] = (),
+                     reference: str = "baseline") -> dict[str, ModelSpec]:
     """Compose and validate every option of a comparison, and its ranking metric, without
     running anything; returns each option's spec, the baseline first.
 
@@ -446,13 +447,16 @@ def check_comparison(scenarios: Any = "all", overrides: Sequence[str] = (),
         ``scenarios`` or ``rank_by``.
     """
     return {name: spec for name, (_, spec) in
-            _checked_options(scenarios, overrides, rank_by, config_dirs).items()}
+            _checked_options(scenarios, overrides, rank_by, config_dirs, reference).items()}
 
 
 def _checked_options(scenarios: Any, overrides: Sequence[str], rank_by: str,
-                     config_dirs: Sequence[Path | str]
+                     config_dirs: Sequence[Path | str], reference: str = "baseline"
                      ) -> dict[str, tuple[DictConfig, ModelSpec]]:
     names = scenario_list(scenarios, config_dirs)
+    if reference != "baseline" and reference not in names:
+        raise SpecError([("compare_reference", reference, "the baseline or one of the "
+                          f"scenarios compared: {', '.join(['baseline', *names])}")])
     options = {}
     for name, cfg in _scenario_configs(names, overrides, config_dirs).items():
         try:
@@ -468,8 +472,12 @@ def _checked_options(scenarios: Any, overrides: Sequence[str], rank_by: str,
 
 
 def compare(scenarios: Any = "all", overrides: Sequence[str] = (),
-            rank_by: str = "npv", config_dirs: Sequence[Path | str] = ()) -> Comparison:
-    """Run the baseline and each scenario with the same seed and replications, and compare.
+            rank_by: str = "npv", config_dirs: Sequence[Path | str] = (),
+            reference: str = "baseline") -> Comparison:
+    """Run the baseline and each scenario with the same seed and replications, and compare
+    every option with ``reference`` (the baseline, or one of the scenarios: the difference
+    between two interventions directly). The intervals cover the simulation noise, given
+    the assumptions (``psa`` covers the assumptions' uncertainty too).
 
     ``overrides`` apply to every run (e.g. ``["run=smoke"]``); they must not name a
     scenario. ``config_dirs``: folders of your own overlays (as ``--config-dir``). Every
@@ -482,17 +490,17 @@ def compare(scenarios: Any = "all", overrides: Sequence[str] = (),
     ------
     sim.errors.InputError : as ``check_comparison``.
     """
-    options = _checked_options(scenarios, overrides, rank_by, config_dirs)
+    options = _checked_options(scenarios, overrides, rank_by, config_dirs, reference)
     base = run(options["baseline"][0])
     n = base.experiment.n_replications
     runs = {"baseline": base}
     for name, (cfg, _) in options.items():
         if name != "baseline":
             runs[name] = run(cfg, replications=n)
-    table = analysis_compare(base.experiment.metrics,
-                             {k: r.experiment.metrics for k, r in runs.items() if k != "baseline"},
+    table = analysis_compare(runs[reference].experiment.metrics,
+                             {k: r.experiment.metrics for k, r in runs.items() if k != reference},
                              rank_by=rank_by)
-    return Comparison(table, runs, rank_by)
+    return Comparison(table, runs, rank_by, reference)
 
 
 # ------------------------------------------------------------ decisions under uncertainty
@@ -594,6 +602,12 @@ def _psa_inputs(scenarios: Any, overrides: Sequence[str], config_dirs: Sequence[
     if settings.sobol_indices and (settings.sobol_indices & (settings.sobol_indices - 1)):
         problems.append(("psa.sobol_indices", settings.sobol_indices,
                          "0 or a power of 2 (64, 128, 256, ...)"))
+    elif settings.sobol_indices and (len(uncertainty) < 2 or uncertainty.joints):
+        problems.append(("psa.sobol_indices", settings.sobol_indices,
+                         "0 here: Sobol indices share the variance among two or more "
+                         "independent assumptions (there are "
+                         f"{len(uncertainty)}{', some jointly drawn' if uncertainty.joints else ''}"
+                         "); the EVPPI ranks them all"))
     if problems:
         raise SpecError(problems)
     base = specs["baseline"]
@@ -650,6 +664,9 @@ def psa(scenarios: Any = "all", overrides: Sequence[str] = (),
     journal = (lambda name: folder / name) if folder is not None else (lambda name: None)
     if folder is not None:
         folder.mkdir(parents=True, exist_ok=True)
+        if not st.resume:  # start afresh: the runs of an earlier attempt are not reused
+            for name in ("psa_runs.partial.jsonl", "tornado_runs.partial.jsonl"):
+                (folder / name).unlink(missing_ok=True)
     result = run_psa(configs, uncertainty, n, base.seed, st.replications, st.design,
                      st.reference, metric, st.groups, base.n_jobs,
                      journal("psa_runs.partial.jsonl"), st.block, st.blocks, base.progress)

@@ -49,21 +49,24 @@ def _compare_names(cfg: DictConfig, config_dirs: Sequence[Path] = ()) -> list[st
 
 def _without_compare(overrides: Sequence[str]) -> list[str]:
     return [o for o in overrides
-            if not o.lstrip("+~").startswith(("compare=", "compare_rank=", "scenario="))]
+            if not o.lstrip("+~").startswith(("compare=", "compare_rank=", "compare_reference=",
+                                               "scenario="))]
 
 
 def _compare(cfg: DictConfig, out_dir: Path) -> float:
     """``compare=...``: the baseline and the named scenarios, paired, ranked."""
     names = _compare_names(cfg)
     keep = _without_compare(HydraConfig.get().overrides.task)
-    result = compare(names, overrides=keep, rank_by=cfg.compare_rank)
+    result = compare(names, overrides=keep, rank_by=cfg.compare_rank,
+                     reference=cfg.compare_reference)
     descriptions = {k: r.spec.scenario_description for k, r in result.runs.items()}
     per_rep = {k: r.experiment.metrics for k, r in result.runs.items()}
     written = write_comparison(result.table, per_rep, descriptions, result.rank_by, out_dir,
                                plots=cfg.run.plots, finance=result.finance(),
-                               ltv=result.ltv())
+                               ltv=result.ltv(), reference=result.reference)
     if cfg.run.summary:
-        print(format_comparison(result.table, result.rank_by, result.replications))
+        print(format_comparison(result.table, result.rank_by, result.replications,
+                                result.reference))
         print(f"wrote {', '.join(p.name for p in written)} to {out_dir}")
     best = result.table[result.table["metric"] == result.rank_by]
     return float(best["difference"].max()) if len(best) else float("nan")
@@ -150,7 +153,7 @@ def _check_job(overrides: list[str], config_dirs: list[Path]) -> None:
                 "baseline and the scenarios it names; put the scenario in the list, e.g. "
                 "compare=[seo,guest_checkout]")
         check_comparison(_compare_names(cfg, config_dirs), _without_compare(overrides),
-                         cfg.compare_rank, config_dirs)
+                         cfg.compare_rank, config_dirs, cfg.compare_reference)
         return
     spec = build_spec(cfg)
     check_memory(spec)

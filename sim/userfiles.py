@@ -62,7 +62,8 @@ _PLAIN_TAGS = frozenset(f"tag:yaml.org,2002:{t}" for t in (
 # top-level sections of the config: a scenario file that sets them needs the _global_ header
 _MODEL_SECTIONS = frozenset({"scenario", "market", "journey", "channels", "checkout",
                              "retention", "loyalty", "support", "experience", "advocacy",
-                             "economics", "run", "compare", "compare_rank", "uncertainty",
+                             "economics", "run", "compare", "compare_rank", "compare_reference",
+                             "uncertainty",
                              "psa"})
 _PACKAGE = re.compile(r"^#\s*@package\s+(\S+)")
 

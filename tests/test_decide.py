@@ -333,3 +333,24 @@ def test_normal_loss_matches_scipy_expectation() -> None:
     for mu, sigma in ((1000, 2000), (-300, 100), (0, 50)):
         direct = stats.norm(mu, sigma).expect(lambda x: max(x, 0.0)) - max(mu, 0)
         assert unit_normal_loss(mu, sigma) == pytest.approx(direct, rel=1e-6, abs=1e-9)
+
+
+def test_any_option_can_be_the_reference_of_a_comparison(tmp_path: Path) -> None:
+    """compare(..., reference=a scenario): every other option (the baseline too) against
+    it, the difference paired replication by replication; and the text says what the
+    intervals cover."""
+    from sim.present.text import NOISE_ONLY, format_comparison
+
+    comp = api.compare(["remove_hidden_fees", "guest_checkout"],
+                       overrides=[*TINY, "run.replications=3"], reference="guest_checkout")
+    assert comp.reference == "guest_checkout"
+    assert set(comp.table["scenario"]) == {"baseline", "remove_hidden_fees"}
+    ref = comp.runs["guest_checkout"].experiment.metric("npv")
+    for option in ("baseline", "remove_hidden_fees"):
+        row = comp.table[(comp.table["scenario"] == option) & (comp.table["metric"] == "npv")]
+        d = comp.runs[option].experiment.metric("npv") - ref
+        assert row["difference"].iloc[0] == pytest.approx(d.mean(), rel=1e-12)
+    text = format_comparison(comp.table, "npv", 3, comp.reference)
+    assert "against 'guest_checkout'" in text and NOISE_ONLY in text
+    with pytest.raises(api.SpecError, match="compare_reference"):
+        api.check_comparison(["seo"], TINY, reference="guest_checkout")

@@ -13,7 +13,7 @@ in test_notebooks.py instead):
   order, in the same temporary directory as its python blocks, and must exit 0.
 - ``python -m sim`` (or ``journey-sim``) runs small: ``run=smoke`` is added unless the
   command chooses ``run=``; ``market.size``, ``run.replications`` and ``run.n_jobs`` above
-  the smoke values are lowered to them.
+  the smoke values are lowered to them, and ``psa.draws`` to 8.
 - An argument with ``<...>`` in it (``multirun/<date>/<time>``) is the newest path matching
   it, each ``<...>`` read as ``*``. ``cd DIR`` changes the directory for the page's later
   commands.
@@ -70,7 +70,7 @@ LANGS = {"python": "python", "py": "python", "python3": "python", "ipython": "py
          "bash": "shell", "sh": "shell", "shell": "shell", "zsh": "shell"}
 CODE_DIRECTIVES = ("code-block", "code", "sourcecode", "code-cell")
 OPERATORS = {"&&", "||", ";"}
-SMOKE_CAPS = {"market.size": 3000, "run.replications": 2, "run.n_jobs": 2}
+SMOKE_CAPS = {"market.size": 3000, "run.replications": 2, "run.n_jobs": 2, "psa.draws": 8}
 INFO_OPTIONS = {"--help", "-h", "--hydra-help", "--cfg", "-c", "--info", "-i", "--version",
                 "--shell-completion", "-sc"}
 PLACEHOLDER = re.compile(r"<(?=[^<>\s])[^<>]*(?<=[^<>\s])>")  # <date>, not "< in >"
@@ -586,7 +586,9 @@ def test_config_reference_covers_every_key() -> None:
     text = journey_docs.config_table(rows).astext()
     missing = []
     for path in _leaves(to_container(compose_config([]))):
-        hits = [r for r in rows if _matches(r.key, path, r.type.startswith(("dict", "list")))]
+        # a map, a list, or data of its own form (Any: compare, the uncertainty trees)
+        hits = [r for r in rows if _matches(r.key, path,
+                                            r.type.startswith(("dict", "list", "Any")))]
         if not hits or not all(r.key in text for r in hits):
             missing.append(".".join(path))
     assert not missing, f"config keys missing from the reference: {missing}"
@@ -647,8 +649,9 @@ def test_config_page_has_every_section() -> None:
 
 
 # the curated public API: these names, and only these, are documented in reference/api.md
-API_MODULES = ["sim", "sim.model", "sim.measure", "sim.present", "sim.calibrate", "sim.io"]
-API_CURATED = {"sim.api": ["Run", "Comparison", "compare", "run"],
+API_MODULES = ["sim", "sim.model", "sim.measure", "sim.decide", "sim.present", "sim.calibrate",
+               "sim.io"]
+API_CURATED = {"sim.api": ["Run", "Comparison", "compare", "run", "psa", "check_psa", "Decision"],
                "sim.engine": ["simulate", "SimulationResult"]}
 # autodoc directives, inside ```{eval-rst} blocks (MyST would read their output as markdown)
 AUTODOC = re.compile(r"^\.\. auto(?:function|class|exception|data|method|attribute)::\s+(\S+)",

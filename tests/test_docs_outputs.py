@@ -156,3 +156,47 @@ def test_every_metric_and_metrics_json_field_is_named(outputs: dict) -> None:
     assert not sorted(fields - named), f"metrics.json fields not named in {PAGE.name}"
     metrics = _named(_section(text, "metrics.csv"), outputs["names"])
     assert not sorted(set(run_doc["metrics"]) - metrics), "metrics not named under metrics.csv"
+
+
+# ------------------------------------------------------------------------ a PSA's files
+PSA_FILES = ("psa_runs.csv", "psa_summary.csv", "acceptability.csv", "evppi.csv",
+             "tornado.csv", "sobol.csv", "psa.md", "psa.json", "psa_cloud.png",
+             "acceptability.png", "evppi.png", "tornado.png")
+
+
+@pytest.fixture(scope="module")
+def psa_outputs(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """A small PSA with every optional file (the tornado and Sobol indices), written as
+    ``python -m sim psa.draws=4 compare=[remove_hidden_fees]`` writes it."""
+    from sim.api import psa
+
+    folder = tmp_path_factory.mktemp("psa")
+    decision = psa(["remove_hidden_fees"], overrides=[
+        *SMALL, "uncertainty=none", "psa.sobol_indices=4",
+        "+uncertainty.economics.gross_margin={dist: beta, mean: 0.45, sd: 0.02}"], draws=4)
+    decision.write(folder)
+    names = {"assumption": list(decision.result.uncertainty.names)}
+    return {"root": folder, "names": names}
+
+
+def test_every_psa_file_is_named(psa_outputs: dict) -> None:
+    named = set(re.findall(r"`([^`\n]+)`", _page()))
+    files = {p.name for p in _written(psa_outputs["root"])}
+    assert set(PSA_FILES) <= files
+    assert not sorted(files - named), f"PSA files written but not named in {PAGE.name}"
+
+
+def test_every_psa_column_and_field_is_named(psa_outputs: dict) -> None:
+    text = _page()
+    problems = {}
+    for path in _written(psa_outputs["root"]):
+        if path.suffix == ".csv":
+            columns = list(pd.read_csv(path, nrows=0).columns)
+            missing = _undocumented(columns, _section(text, path.name), psa_outputs["names"])
+            if missing:
+                problems[path.name] = missing
+    doc = json.loads((psa_outputs["root"] / "psa.json").read_text())
+    missing = sorted(set(doc) - _named(_section(text, "psa.json"), psa_outputs["names"]))
+    if missing:
+        problems["psa.json"] = missing
+    assert not problems, f"not named in their section of {PAGE.name}: {problems}"

@@ -220,8 +220,9 @@ def tornado(runs: pd.DataFrame, design: pd.DataFrame, option: str, reference: st
     """One row per assumption, largest swing first: the paired difference ``option`` -
     ``reference`` of ``metric`` (mean and 95% t interval over the replications) with the
     assumption at its low and at its high value and every other at its point value, and
-    ``swing`` = |high - low|. ``design`` describes the study's points: ``point``,
-    ``assumption`` (None for the base point), ``end`` (low, high or base), ``value``."""
+    ``swing``, the absolute difference of the two. ``design`` describes the study's points:
+    ``point``, ``assumption`` (None for the base point), ``end`` (low, high or base),
+    ``value``."""
     wide = runs.pivot_table(index=["point", "replication"], columns="option", values=metric)
     diff = (wide[option] - wide[reference]).rename("d").reset_index()
     base_point = design.loc[design["end"] == "base", "point"]

@@ -468,21 +468,20 @@ class PsaConfig:
     # the one-way sensitivity (tornado) of the best option's difference from the reference:
     # each assumption at these percentiles of its distribution, the others at their values
     tornado: bool = True
-    low_percentile: float = field(default=10.0, metadata=between(0, 50, lo_open=True))
-    high_percentile: float = field(default=90.0, metadata=between(50, 100, hi_open=True))
+    low_percentile: float = field(default=10.0, metadata=between(0, 50, lo_open=True))  # P10
+    high_percentile: float = field(default=90.0, metadata=between(50, 100, hi_open=True))  # P90
     # groups of assumptions whose partial value of information (EVPPI) is also reported:
     # a name to a list of assumption names
     groups: dict[str, list[str]] = field(default_factory=dict)
     # Sobol indices of the best option's difference: base draws (a power of 2; each costs
     # a run per assumption + 2 runs of two options); 0: none
     sobol_indices: int = field(default=0, metadata=integers(0, 65_536))
-    # a finished run's results are kept in the run folder as it goes: the same command
-    # with hydra.run.dir=<that folder> resumes an interrupted study there
+    # every finished run is kept in the run folder as it goes: the same command with
+    # hydra.run.dir=<that folder> resumes an interrupted study there (false: start afresh)
     resume: bool = True
-    # a study split over jobs: run only the draws d with d % blocks == block;
-    # python -m sim.report merges the blocks
+    # a study split over jobs: this job runs only the draws d with d % blocks == block
     block: int = field(default=0, metadata=integers(0, 1_000_000))
-    blocks: int = field(default=1, metadata=integers(1, 1_000_000))
+    blocks: int = field(default=1, metadata=integers(1, 1_000_000))  # jobs the draws split into
 
 
 @dataclass
@@ -503,6 +502,9 @@ class RootConfig:
     # baseline with common random numbers; ranked by the paired difference of compare_rank
     compare: Any = None
     compare_rank: str = "npv"  # the metric a comparison ranks scenarios by
+    # the option every other is compared with: the baseline, or one of the scenarios named
+    # (to choose between two interventions directly)
+    compare_reference: str = "baseline"
     # uncertain assumptions (a key path to a distribution), for a PSA; a point run uses each
     # key's ordinary value
     uncertainty: Any = field(default_factory=dict)

@@ -58,6 +58,7 @@ def format_summary(summary: dict[str, Estimate], spec: ModelSpec, n_replications
     ]
     if n_replications > 1:
         out.append("mean per replication [95% confidence interval across replications]")
+        out.append(NOISE_ONLY)
     out += run_notes(summary, spec, n_replications)
     rows = []
     for label, _ in spec.report:
@@ -129,10 +130,12 @@ def _fmt(x: float, metric: str) -> str:
     return f"{x:+,.0f}" if abs(x) >= 100 else f"{x:+.2f}"
 
 
-def format_comparison(table: pd.DataFrame, rank_by: str, replications: int) -> str:
-    """The comparison as a Markdown table, one row per scenario, best first. With one
-    replication the differences are point values, and the text says that an interval
-    needs at least two replications."""
+def format_comparison(table: pd.DataFrame, rank_by: str, replications: int,
+                      reference: str = "baseline") -> str:
+    """The comparison as a Markdown table, one row per option, best first, against
+    ``reference``. With one replication the differences are point values, and the text
+    says that an interval needs at least two replications. The last line says what the
+    intervals cover (simulation noise, given the assumptions) and points to the PSA."""
     def _with_interval(mean: float, low: float, high: float, text) -> str:
         if any(x is None or math.isnan(x) for x in (low, high)):
             return text(mean)  # no interval: the value alone
@@ -160,18 +163,20 @@ def format_comparison(table: pd.DataFrame, rank_by: str, replications: int) -> s
               "random numbers) with a 95% t interval" if replications > 1 else
               "that of the single replication (common random numbers): no interval, which "
               "needs at least two replications")
-    intro = (f"Scenarios against the baseline, ranked by the difference in {rank_by}. Each "
+    against = "the baseline" if reference == "baseline" else f"{reference!r}"
+    intro = (f"Options against {against}, ranked by the difference in {rank_by}. Each "
              f"difference is {paired}; pp = percentage points. "
              "ROI = extra NPV / extra cost (every cost, undiscounted), per replication; "
              "'-' where the scenario costs nothing extra. 'better in' counts replications "
              f"where the scenario did better on {rank_by}.")
-    return intro + "\n\n" + "\n".join(lines) + "\n"
+    return intro + "\n\n" + "\n".join(lines) + "\n\n" + NOISE_ONLY + "\n"
 
 
 def write_comparison(table: pd.DataFrame, per_replication: dict[str, list[dict]],
                      descriptions: dict[str, str], rank_by: str, out_dir: Path,
                      plots: bool = True, finance: pd.DataFrame | None = None,
-                     ltv: pd.DataFrame | None = None) -> list[Path]:
+                     ltv: pd.DataFrame | None = None, reference: str = "baseline"
+                     ) -> list[Path]:
     """comparison.csv, comparison.md, metrics.json (with the CRN variance ratios),
     finance.csv (one row per scenario: unit economics with CIs and the paired LTV and NPV
     differences from the baseline), ltv.csv when ``ltv`` is given (``Comparison.ltv()``:
@@ -193,6 +198,7 @@ def write_comparison(table: pd.DataFrame, per_replication: dict[str, list[dict]]
            for name, rows in table.groupby("scenario", sort=False)}
     doc = {
         "rank_by": rank_by,
+        "reference": reference,
         "replications": n,
         "scenarios": descriptions,
         "comparison": table.to_dict(orient="records"),
@@ -201,7 +207,8 @@ def write_comparison(table: pd.DataFrame, per_replication: dict[str, list[dict]]
     }
     io.begin_outputs(out_dir)
     written = [io.write_table(table, out_dir / "comparison.csv"),
-               io.write_text(format_comparison(table, rank_by, n), out_dir / "comparison.md")]
+               io.write_text(format_comparison(table, rank_by, n, reference),
+                             out_dir / "comparison.md")]
     if finance is None:
         finance = finance_table(per_replication)
     written.append(io.write_table(finance, out_dir / "finance.csv", io.FINANCE_FLOAT_FORMAT))
@@ -210,7 +217,7 @@ def write_comparison(table: pd.DataFrame, per_replication: dict[str, list[dict]]
     if plots:
         metrics = list(dict.fromkeys([rank_by, "ltv.mean", "conversion_rate"]))
         fig = figures.forest_figure(
-            table, metrics, f"Scenarios vs baseline, {n} replication{'' if n == 1 else 's'}")
+            table, metrics, f"Options vs {reference}, {n} replication{'' if n == 1 else 's'}")
         try:
             written.append(io.save_figure(fig, out_dir / "comparison.png"))
         finally:

@@ -672,12 +672,15 @@ def psa(scenarios: Any = "all", overrides: Sequence[str] = (),
                      journal("psa_runs.partial.jsonl"), st.block, st.blocks, base.progress)
     result.settings |= {"low_percentile": st.low_percentile,
                         "high_percentile": st.high_percentile}
-    if st.tornado and len(uncertainty) and result.challenger != st.reference:
+    # a block of a split study runs its draws only: the tornado and the Sobol indices, which
+    # need every draw's summary, are runs of their own (psa.blocks=1)
+    if st.tornado and st.blocks == 1 and len(uncertainty) and result.challenger != st.reference:
         result.tornado, result.tornado_runs = run_tornado(
             configs, uncertainty, result.challenger, st.reference, base.seed,
             base.replications, metric, st.low_percentile, st.high_percentile, base.n_jobs,
             journal("tornado_runs.partial.jsonl"), base.progress)
-    if st.sobol_indices and len(uncertainty) and result.challenger != st.reference:
+    if (st.sobol_indices and st.blocks == 1 and len(uncertainty)
+            and result.challenger != st.reference):
         result.sobol = run_sobol(configs, uncertainty, result.challenger, st.reference,
                                  base.seed, st.sobol_indices, st.replications, metric,
                                  base.n_jobs, progress=base.progress)

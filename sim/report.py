@@ -26,7 +26,8 @@ from sim.measure.finance import FINANCE_METRICS
 from sim.measure.stats import COST_KEYS, HEADLINE
 from sim.present.text import format_comparison, write_comparison
 
-__all__ = ["ReportError", "Sweep", "collect_blocks", "collect_multirun", "collect_sweep",
+__all__ = ["ReportError", "Sweep", "collect_blocks", "collect_multirun", "collect_psa",
+           "collect_sweep",
            "format_merged", "format_sweep", "main", "merged_document", "sweep_tables",
            "write_merged", "write_sweep"]
 
@@ -66,9 +67,10 @@ def _shown(value: Any) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
-def _walk(root: Path) -> tuple[list[Path], list[str]]:
-    """The ``metrics.json`` of every finished job folder under ``root`` (``root`` itself
-    excluded: a report writes there), and a line for each unfinished one.
+def _walk(root: Path, mark: str = "metrics.json") -> tuple[list[Path], list[str]]:
+    """The ``mark`` file (``metrics.json``; ``psa.json`` for the blocks of a PSA) of every
+    finished job folder under ``root`` (``root`` itself excluded: a report writes there),
+    and a line for each unfinished one.
 
     Links are not followed into folders (a loop, or a job counted twice); a link that
     leads outside ``root`` to a folder or to a ``metrics.json`` is refused.
@@ -95,7 +97,7 @@ def _walk(root: Path) -> tuple[list[Path], list[str]]:
                     if entry.is_symlink():
                         target = Path(os.path.realpath(path))
                         if not target.is_relative_to(inside):
-                            if name == io.METRICS_FILE or target.is_dir():
+                            if name == mark or target.is_dir():
                                 raise ReportError(
                                     f"{path}: a link to {target}, outside {root}; sim.report "
                                     "reads nothing outside the folder it is given")
@@ -109,7 +111,7 @@ def _walk(root: Path) -> tuple[list[Path], list[str]]:
                             raise ReportError(f"{path}: more than {MAX_DEPTH} folders deep "
                                               f"under {root}")
                         stack.append((path, depth + 1))
-                    elif name == io.METRICS_FILE:
+                    elif name == mark:
                         has_mark = True
                     else:
                         looks_like_job |= name in RUN_FILES
@@ -123,9 +125,9 @@ def _walk(root: Path) -> tuple[list[Path], list[str]]:
             unfinished.append(f"{folder}: incomplete ({', '.join(p.name for p in stale)} "
                               "left: the job was stopped while writing)")
         elif has_mark:  # read only if a regular file (_read_document)
-            marks.append(folder / io.METRICS_FILE)
+            marks.append(folder / mark)
         elif looks_like_job:
-            unfinished.append(f"{folder}: incomplete (no {io.METRICS_FILE}: the job was "
+            unfinished.append(f"{folder}: incomplete (no {mark}: the job was "
                               "stopped before it finished)")
     return sorted(marks), sorted(unfinished)
 
@@ -762,6 +764,139 @@ def write_sweep(sweep: Sweep, folder: Path, rank_by: str = "npv", plots: bool = 
     return table, comparison, [*written, io.finish_outputs(doc, folder)]
 
 
+# ------------------------------------------------------------------- blocks of a PSA
+PSA_MARK = "psa.json"
+# the settings every block of one PSA shares
+PSA_SHARED = ("draws", "seed", "blocks", "replications_per_draw", "design", "reference",
+              "metric", "assumptions", "groups")
+
+
+def _psa_block(path: Path, doc: Any) -> dict[str, Any]:
+    """A block's ``psa.json`` checked field by field."""
+    def bad(field: str, expected: str) -> ReportError:
+        value = doc.get(field) if isinstance(doc, dict) else doc
+        return ReportError(f"{path}: {field}: expected {expected}, found {_shown(value)}")
+
+    if not isinstance(doc, dict):
+        raise bad("(the document)", "a JSON object")
+    for field in ("draws", "seed", "blocks", "block", "replications_per_draw"):
+        if not _is_count(doc.get(field)):
+            raise bad(field, "a whole number >= 0")
+    if doc["blocks"] < 1 or doc["block"] >= doc["blocks"] or doc["draws"] < 1:
+        raise bad("block", "0 .. blocks - 1 of blocks >= 1 and draws >= 1")
+    for field in ("design", "reference", "metric"):
+        if not isinstance(doc.get(field), str) or len(doc[field]) > MAX_NAME_CHARS:
+            raise bad(field, "a name")
+    if not (isinstance(doc.get("assumptions"), list)
+            and all(isinstance(a, str) for a in doc["assumptions"])):
+        raise bad("assumptions", "a list of text")
+    groups = doc.get("groups", {})
+    if not (isinstance(groups, dict) and all(
+            isinstance(k, str) and isinstance(v, list) and all(isinstance(x, str) for x in v)
+            for k, v in groups.items())):
+        raise bad("groups", "an object of lists of assumption names")
+    return doc
+
+
+def _psa_runs(path: Path, block: dict[str, Any]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """A block's ``psa_runs.csv`` (untrusted: every cell checked): its runs, one row per run
+    with a column per metric, and its draws, indexed by point."""
+    from sim import io
+    from sim.decide.study import STUDY_METRICS
+
+    try:
+        table = io.read_csv_text(path, "psa_runs.csv")
+    except InputError as err:
+        raise ReportError(str(err)) from None
+    fixed = ["point", "option", "replication", "metric", "value"]
+    missing = [c for c in fixed if c not in table.columns]
+    if missing:
+        raise ReportError(f"{path}: no column {missing[0]!r}; a PSA writes {', '.join(fixed)} "
+                          "and one column per assumption")
+    assumptions = [c for c in table.columns if c not in fixed]
+
+    def numbers(column: str, whole: bool = False) -> np.ndarray:
+        values = pd.to_numeric(table[column].replace("", "nan"), errors="coerce").to_numpy()
+        ok = np.isfinite(values) if column != "value" else ~np.isinf(values)
+        if whole:
+            ok &= values == np.round(values)
+        if not ok.all():
+            row = int(np.argmin(ok))
+            raise ReportError(f"{path}: row {row + 2}, column {column}: "
+                              f"{_shown(table[column].iloc[row])} is not a "
+                              f"{'whole number' if whole else 'finite number'}")
+        return values
+
+    point = numbers("point", whole=True).astype(np.int64)
+    if (point < 0).any() or (point % block["blocks"] != block["block"]).any():
+        raise ReportError(f"{path}: column point: draws outside block {block['block']} of "
+                          f"{block['blocks']} (draw d belongs to block d mod blocks)")
+    if not table["metric"].isin(STUDY_METRICS).all():
+        other = table.loc[~table["metric"].isin(STUDY_METRICS), "metric"].iloc[0]
+        raise ReportError(f"{path}: column metric: {_shown(other)} is not a metric of a PSA")
+    long = pd.DataFrame({"point": point, "option": table["option"],
+                         "replication": numbers("replication", whole=True).astype(np.int64),
+                         "metric": table["metric"], "value": numbers("value")})
+    if long.duplicated(["point", "option", "replication", "metric"]).any():
+        raise ReportError(f"{path}: a run's metric appears twice")
+    runs = long.pivot(index=["point", "option", "replication"], columns="metric",
+                      values="value").reset_index()
+    runs.columns.name = None
+    runs.attrs["options"] = list(dict.fromkeys(table["option"]))  # the PSA's order
+    points = pd.DataFrame({c: numbers(c) for c in assumptions}).assign(point=point)
+    points = points.drop_duplicates("point").set_index("point")
+    return runs, points
+
+
+def collect_psa(folder: Path) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, Any]] | None:
+    """The runs, draws and settings of a PSA split into blocks (``psa.block``,
+    ``psa.blocks``), one block per job folder under ``folder``, merged; None when the
+    folder holds no PSA.
+
+    Raises
+    ------
+    ReportError : an unfinished block, blocks of different PSAs, a block missing or given
+        twice, or a file that is not what a PSA writes.
+    """
+    marks, unfinished = _walk(Path(folder), PSA_MARK)
+    if not marks:
+        return None
+    if unfinished:
+        raise ReportError("unfinished jobs under the folder: " + "; ".join(unfinished[:5]))
+    budget = [MAX_TOTAL_BYTES]
+    blocks = [(m, _psa_block(m, _read_document(m, budget))) for m in marks]
+    first = blocks[0][1]
+    for path, doc in blocks[1:]:
+        for field in PSA_SHARED:
+            if doc.get(field) != first.get(field):
+                raise ReportError(f"{path}: {field} differs from {blocks[0][0]}: the blocks "
+                                  "of one PSA share every setting but psa.block")
+    seen = sorted(doc["block"] for _, doc in blocks)
+    if seen != list(range(first["blocks"])):
+        missing = sorted(set(range(first["blocks"])) - set(seen))
+        twice = sorted({b for b in seen if seen.count(b) > 1})
+        raise ReportError(f"{folder}: blocks {missing or twice} "
+                          f"{'missing' if missing else 'given twice'}; a PSA of "
+                          f"psa.blocks={first['blocks']} needs each block once")
+    parts = [_psa_runs(path.parent / "psa_runs.csv", doc) for path, doc in blocks]
+    runs = pd.concat([r for r, _ in parts], ignore_index=True)
+    points = pd.concat([p for _, p in parts]).sort_index()
+    order = list(dict.fromkeys(o for r, _ in parts for o in r.attrs["options"]))
+    if list(points.index) != list(range(first["draws"])):
+        raise ReportError(f"{folder}: the blocks hold {len(points)} of the PSA's "
+                          f"{first['draws']} draws")
+    if first["reference"] not in order:
+        raise ReportError(f"{folder}: the reference option {first['reference']!r} has no runs")
+    runs["option"] = pd.Categorical(runs["option"], categories=order)
+    runs = runs.sort_values(["point", "option", "replication"], kind="stable")
+    runs["option"] = runs["option"].astype(str)
+    settings = {k: first[k] for k in PSA_SHARED} | {
+        "block": 0, "points_run": first["draws"], "merged_from": len(blocks),
+        "low_percentile": first.get("low_percentile", 10),
+        "high_percentile": first.get("high_percentile", 90)}
+    return runs.reset_index(drop=True), points, settings
+
+
 def _report(folder: Path, rank_by: str, plots: bool) -> list[str]:
     """Merge, compare or tabulate the jobs under ``folder``, write the results there; the
     lines to print."""
@@ -769,6 +904,14 @@ def _report(folder: Path, rank_by: str, plots: bool) -> list[str]:
     from sim.measure.stats import compare
 
     folder = Path(folder)
+    psa = collect_psa(folder)
+    if psa is not None:  # the blocks of a PSA: merged and analysed as one
+        from sim.decide.psa import summarise_psa
+        from sim.present.text import format_psa, write_psa
+
+        result = summarise_psa(*psa)
+        written = write_psa(result, folder, plots=plots)
+        return [format_psa(result), f"wrote {', '.join(p.name for p in written)} to {folder}"]
     jobs = _read_jobs(folder)
     sweep = _sweep(folder, jobs)
     if sweep is not None:  # a sweep over parameters (and perhaps scenarios)

@@ -354,3 +354,34 @@ def test_any_option_can_be_the_reference_of_a_comparison(tmp_path: Path) -> None
     assert "against 'guest_checkout'" in text and NOISE_ONLY in text
     with pytest.raises(api.SpecError, match="compare_reference"):
         api.check_comparison(["seo"], TINY, reference="guest_checkout")
+
+
+def test_blocks_of_a_psa_merged_by_sim_report_are_the_psa(tmp_path: Path) -> None:
+    """A PSA split into two blocks (two job folders), merged by ``python -m sim.report``:
+    the same runs and the same summary as the PSA run whole; a missing block is refused."""
+    from sim import report
+    from sim.decide.psa import summarise_psa
+    from sim.present.text import write_psa
+
+    cfgs = small_study().configs
+    u = read_uncertainty(cfgs)
+    whole = run_psa(cfgs, u, 6, SEED, progress=False)
+    for k in (0, 1):
+        part = run_psa(cfgs, u, 6, SEED, block=k, blocks=2, progress=False)
+        write_psa(part, tmp_path / "psa" / f"{k}_psa.block={k}", plots=False)
+    runs, points, settings = report.collect_psa(tmp_path / "psa")
+    cols = ["point", "option", "replication", "npv", "purchases", "costs.intervention"]
+    pd.testing.assert_frame_equal(runs[cols].reset_index(drop=True),
+                                  whole.runs[cols].reset_index(drop=True), check_dtype=False,
+                                  rtol=1e-5)  # the CSV keeps 6 significant digits
+    merged = summarise_psa(runs, points, settings)
+    assert list(merged.summary["option"]) == list(whole.summary["option"])
+    assert merged.summary["prob_best"].tolist() == whole.summary["prob_best"].tolist()
+    assert report.main([str(tmp_path / "psa"), "--no-plots"]) == 0
+    assert (tmp_path / "psa" / "psa_summary.csv").is_file()
+    assert json.loads((tmp_path / "psa" / "psa.json").read_text())["merged_from"] == 2
+    # one block missing
+    (tmp_path / "psa" / "1_psa.block=1" / "psa.json").unlink()
+    (tmp_path / "psa" / "1_psa.block=1" / "psa_runs.csv").unlink()
+    with pytest.raises(report.ReportError, match=r"blocks \[1\] missing"):
+        report.collect_psa(tmp_path / "psa")

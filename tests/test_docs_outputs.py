@@ -175,7 +175,7 @@ def psa_outputs(tmp_path_factory: pytest.TempPathFactory) -> dict:
         *SMALL, "uncertainty=none", "psa.sobol_indices=4",
         "+uncertainty.economics.gross_margin={dist: beta, mean: 0.45, sd: 0.02}"], draws=4)
     decision.write(folder)
-    names = {"assumption": list(decision.result.uncertainty.names)}
+    names = {"assumption": list(decision.result.points.columns)}
     return {"root": folder, "names": names}
 
 

@@ -28,7 +28,7 @@ from sim.decide import analysis
 from sim.decide.study import Study, StudyError, run_study
 from sim.model.uncertainty import Assumption, Uncertainty
 
-__all__ = ["PsaResult", "run_psa", "run_sobol", "run_tornado", "tornado_design"]
+__all__ = ["PsaResult", "run_psa", "run_sobol", "run_tornado", "summarise_psa", "tornado_design"]
 
 
 @dataclass
@@ -37,7 +37,6 @@ class PsaResult:
 
     runs: pd.DataFrame  # one row per run: point, option, replication, the study metrics
     points: pd.DataFrame  # one row per draw (indexed by point): the draw-unit values
-    uncertainty: Uncertainty
     reference: str
     metric: str
     summary: pd.DataFrame
@@ -49,6 +48,11 @@ class PsaResult:
     tornado: pd.DataFrame | None = None
     tornado_runs: pd.DataFrame | None = None
     sobol: pd.DataFrame | None = None
+
+    @property
+    def assumptions(self) -> list[str]:
+        """Every assumption's distribution, in words."""
+        return list(self.settings.get("assumptions", []))
 
     @property
     def recommended(self) -> str:
@@ -98,6 +102,19 @@ def run_psa(configs: Mapping[str, Mapping[str, Any]], uncertainty: Uncertainty, 
     runs = run_study(study, n_jobs, journal, progress, label="psa")
     points = pd.DataFrame(all_points[list(ids)], index=pd.Index(ids, name="point"),
                           columns=uncertainty.names)
+    settings = {"draws": draws, "replications_per_draw": replications, "design": design,
+                "seed": seed, "reference": reference, "metric": metric, "block": block,
+                "blocks": blocks, "points_run": len(ids),
+                "assumptions": uncertainty.describe(), "groups": dict(groups or {})}
+    return summarise_psa(runs, points, settings)
+
+
+def summarise_psa(runs: pd.DataFrame, points: pd.DataFrame, settings: Mapping[str, Any]
+                  ) -> PsaResult:
+    """The analysis of a PSA's runs (one row per run, as ``run_study`` returns them) and
+    draws (indexed by point): of one study, or of the blocks of a split study merged.
+    ``settings`` holds at least ``reference``, ``metric`` and ``groups``."""
+    reference, metric = str(settings["reference"]), str(settings["metric"])
     nb = analysis.net_benefit(runs, metric)
     summary = analysis.psa_summary(nb, reference)
     cost = analysis.run_costs(runs)
@@ -106,15 +123,11 @@ def run_psa(configs: Mapping[str, Mapping[str, Any]], uncertainty: Uncertainty, 
     hurdle = 3.0 if extra <= 0 else max(3.0, min(50.0, 2 * top / extra))
     accept = analysis.acceptability(nb, cost, reference, np.linspace(0, hurdle, 41))
     result = PsaResult(
-        runs=runs, points=points, uncertainty=uncertainty, reference=reference,
-        metric=metric, summary=summary, acceptability=accept,
-        evppi=analysis.evppi_table(nb, points, reference, groups),
-        evpi=analysis.evpi(nb), noise_share=math.nan,
-        settings={"draws": draws, "replications_per_draw": replications, "design": design,
-                  "seed": seed, "reference": reference, "metric": metric,
-                  "block": block, "blocks": blocks, "points_run": len(ids),
-                  "assumptions": uncertainty.describe()})
-    if len(configs) > 1:
+        runs=runs, points=points, reference=reference, metric=metric, summary=summary,
+        acceptability=accept,
+        evppi=analysis.evppi_table(nb, points, reference, settings.get("groups") or {}),
+        evpi=analysis.evpi(nb), noise_share=math.nan, settings=dict(settings))
+    if nb.shape[1] > 1:
         result.noise_share = analysis.noise_share(runs, metric, result.challenger, reference)
     return result
 

@@ -229,7 +229,10 @@ def long_table(runs: pd.DataFrame, points: pd.DataFrame | None = None,
     ``points`` (indexed by point) is given, option, replication, metric, value."""
     long = runs.melt(id_vars=["point", "option", "replication"], value_vars=list(metrics),
                      var_name="metric", value_name="value")
-    long = long.sort_values(["point", "option", "replication", "metric"], kind="stable")
+    # the options in the study's order (the baseline first), not alphabetical
+    rank = {o: i for i, o in enumerate(dict.fromkeys(runs["option"]))}
+    long = long.sort_values(["point", "option", "replication", "metric"], kind="stable",
+                            key=lambda c: c.map(rank) if c.name == "option" else c)
     if points is not None and len(points.columns):
         long = long.merge(points, left_on="point", right_index=True, how="left")
         cols = ["point", *points.columns, "option", "replication", "metric", "value"]

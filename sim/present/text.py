@@ -250,7 +250,7 @@ def psa_markdown(result) -> str:
     best = s.iloc[0]
     runner_up = s.iloc[1] if len(s) > 1 else None
     out = ["# Which option: probabilistic sensitivity analysis", "",
-           f"{n} draws of {len(result.uncertainty)} uncertain assumptions ({st['design']} "
+           f"{n} draws of {len(result.points.columns)} uncertain assumptions ({st['design']} "
            f"design, seed {st['seed']}), {reps} replication{'s' if reps > 1 else ''} per "
            f"draw; every option runs on every draw with common random numbers. "
            + PSA_COVERS, ""]
@@ -323,7 +323,7 @@ def psa_markdown(result) -> str:
              if not math.isnan(noise) else
              "Not measured: one replication per draw (psa.replications=2 or more measures "
              "it). The noise widens the ranges above and inflates the EVPI a little.")]
-    out += ["", "## Assumptions", "", *(f"- {d}" for d in result.uncertainty.describe()), ""]
+    out += ["", "## Assumptions", "", *(f"- {d}" for d in result.assumptions), ""]
     return "\n".join(out)
 
 
@@ -334,7 +334,7 @@ def format_psa(result) -> str:
              f"{_money(r['difference_low'], True)} .. {_money(r['difference_high'], True)}",
              f"{r['prob_best']:.0%}", _money(r["expected_loss"])] for _, r in s.iterrows()]
     out = [f"journey-sim PSA: {result.settings['points_run']} draws of "
-           f"{len(result.uncertainty)} assumptions, reference {ref}", PSA_COVERS]
+           f"{len(result.points.columns)} assumptions, reference {ref}", PSA_COVERS]
     out += _table(f"Options by expected {m}", ["rank", "option", f"expected {m}",
                                                 f"Δ vs {ref} (95% range)", "P(best)",
                                                 "expected loss"], rows)

@@ -385,3 +385,21 @@ def test_blocks_of_a_psa_merged_by_sim_report_are_the_psa(tmp_path: Path) -> Non
     (tmp_path / "psa" / "1_psa.block=1" / "psa_runs.csv").unlink()
     with pytest.raises(report.ReportError, match=r"blocks \[1\] missing"):
         report.collect_psa(tmp_path / "psa")
+
+
+def test_metrics_table_counts_better_in_each_metrics_direction() -> None:
+    """Synthetic runs: b has a higher NPV in 3 of 4 draws and a lower (better) CAC in 1."""
+    from sim.decide.analysis import metrics_table
+
+    rows = []
+    for p, (npv_b, cac_b) in enumerate([(5, 9), (6, 11), (7, 12), (-1, 13)]):
+        rows.append({"point": p, "option": "baseline", "replication": p, "npv": 0.0,
+                     "cac": 10.0})
+        rows.append({"point": p, "option": "b", "replication": p, "npv": float(npv_b),
+                     "cac": float(cac_b)})
+    table = metrics_table(pd.DataFrame(rows), metrics={"npv": True, "cac": False})
+    t = table.set_index(["option", "metric"])
+    assert t.loc[("b", "npv"), "prob_better"] == 0.75
+    assert t.loc[("b", "cac"), "prob_better"] == 0.25
+    assert t.loc[("b", "npv"), "difference"] == pytest.approx(4.25)
+    assert math.isnan(t.loc[("baseline", "npv"), "prob_better"])

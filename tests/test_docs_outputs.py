@@ -159,7 +159,7 @@ def test_every_metric_and_metrics_json_field_is_named(outputs: dict) -> None:
 
 
 # ------------------------------------------------------------------------ a PSA's files
-PSA_FILES = ("psa_runs.csv", "psa_summary.csv", "acceptability.csv", "evppi.csv",
+PSA_FILES = ("psa_runs.csv", "psa_summary.csv", "psa_metrics.csv", "acceptability.csv", "evppi.csv",
              "tornado.csv", "sobol.csv", "psa.md", "psa.json", "psa_cloud.png",
              "acceptability.png", "evppi.png", "tornado.png")
 

@@ -30,8 +30,8 @@ from scipy import interpolate
 
 from sim.measure.stats import COST_KEYS, estimate
 
-__all__ = ["acceptability", "evpi", "evppi", "evppi_table", "net_benefit", "noise_share",
-           "psa_summary", "run_costs", "tornado", "unit_normal_loss"]
+__all__ = ["acceptability", "evpi", "evppi", "evppi_table", "metrics_table", "net_benefit",
+           "noise_share", "psa_summary", "run_costs", "tornado", "unit_normal_loss"]
 
 
 def net_benefit(runs: pd.DataFrame, metric: str = "npv") -> pd.DataFrame:
@@ -93,6 +93,38 @@ def psa_summary(nb: pd.DataFrame, reference: str = "baseline") -> pd.DataFrame:
     table["recommended"] = table["rank"] == 1
     table["draws"] = n
     return table.reset_index(drop=True)
+
+
+def metrics_table(runs: pd.DataFrame, reference: str = "baseline",
+                  metrics: Mapping[str, bool] | None = None) -> pd.DataFrame:
+    """The headline metrics under the PSA: one row per option and metric (``stats.HEADLINE``
+    by default, a metric to whether higher is better): ``expected`` (mean over the draws),
+    ``low``/``high`` (2.5 and 97.5 percentiles across draws), the ``difference`` from the
+    reference with its percentiles, and ``prob_better``, the share of draws in which the
+    option did better than the reference on that metric (NaN for the reference)."""
+    from sim.measure.stats import HEADLINE
+
+    rows = []
+    for metric, higher in (metrics or HEADLINE).items():
+        nb = net_benefit(runs, metric)
+        ref = nb[reference].to_numpy(float)
+        for name in nb.columns:
+            v = nb[name].to_numpy(float)
+            d = v - ref
+            ok = ~np.isnan(d)
+            better = (d[ok] > 0) if higher else (d[ok] < 0)
+            rows.append({
+                "option": name, "metric": metric,
+                "expected": float(np.nanmean(v)) if (~np.isnan(v)).any() else math.nan,
+                "low": float(np.nanpercentile(v, 2.5)) if (~np.isnan(v)).any() else math.nan,
+                "high": float(np.nanpercentile(v, 97.5)) if (~np.isnan(v)).any() else math.nan,
+                "difference": float(d[ok].mean()) if ok.any() else math.nan,
+                "difference_low": float(np.percentile(d[ok], 2.5)) if ok.any() else math.nan,
+                "difference_high": float(np.percentile(d[ok], 97.5)) if ok.any() else math.nan,
+                "prob_better": (float(better.mean()) if name != reference and ok.any()
+                                else math.nan),
+                "draws": int(ok.sum())})
+    return pd.DataFrame(rows)
 
 
 def acceptability(nb: pd.DataFrame, cost: pd.DataFrame, reference: str = "baseline",

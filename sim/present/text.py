@@ -349,10 +349,12 @@ def format_psa(result) -> str:
 def write_psa(result, out_dir: Path, plots: bool = True) -> list[Path]:
     """The PSA's files into ``out_dir``: psa_runs.csv (the study, long: point, the
     assumptions' draws, option, replication, metric, value), psa_summary.csv,
+    psa_metrics.csv (the headline metrics per option),
     acceptability.csv, evppi.csv, tornado.csv and sobol.csv (when run), psa.md, the
     figures (psa_cloud.png, acceptability.png, evppi.png, tornado.png) and, last, psa.json
     (the settings, the assumptions and the EVPI: the folder is finished)."""
     from sim import io
+    from sim.decide.analysis import metrics_table
     from sim.decide.study import long_table
     from sim.present import figures
 
@@ -360,6 +362,8 @@ def write_psa(result, out_dir: Path, plots: bool = True) -> list[Path]:
     io.begin_outputs(out_dir)
     written = [io.write_table(long_table(result.runs, result.points), out_dir / "psa_runs.csv"),
                io.write_table(result.summary, out_dir / "psa_summary.csv"),
+               io.write_table(metrics_table(result.runs, result.reference),
+                              out_dir / "psa_metrics.csv"),
                io.write_table(result.acceptability, out_dir / "acceptability.csv"),
                io.write_table(result.evppi, out_dir / "evppi.csv")]
     if result.tornado is not None:

@@ -174,8 +174,18 @@ def _spline_fit(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     means = np.bincount(inverse, weights=y) / counts
     if ux.size < 5:
         return means[inverse]
-    spline = interpolate.make_smoothing_spline(ux, means, w=counts.astype(float))
-    return spline(x)
+    # fitted on a standard scale (x to [0, 1], y to unit sd): the cross-validation is then
+    # well conditioned whatever the units (a weight of 0.01, an NPV of 1e6)
+    lo, width = ux[0], ux[-1] - ux[0]
+    centre, scale = means.mean(), means.std() or 1.0
+    try:
+        spline = interpolate.make_smoothing_spline((ux - lo) / width, (means - centre) / scale,
+                                                   w=counts.astype(float))
+        fitted = spline((ux - lo) / width)
+    except ValueError:  # the cross-validation found no smoothing: a cubic in least squares
+        fitted = np.polyval(np.polyfit((ux - lo) / width, (means - centre) / scale, 3,
+                                       w=np.sqrt(counts)), (ux - lo) / width)
+    return (centre + scale * fitted)[inverse]
 
 
 def _surface_fit(x: np.ndarray, y: np.ndarray) -> np.ndarray:

@@ -408,7 +408,9 @@ def test_metrics_table_counts_better_in_each_metrics_direction() -> None:
 def test_evppi_does_not_depend_on_the_units_of_the_assumption() -> None:
     """A reach of 0.0004-0.0008 a day and the same draws in [0, 1] give the same EVPPI (the
     smoother works on a standard scale; unscaled, its cross-validation fails on such
-    units), and an NPV in millions the same share of the EVPI. Seed SEED."""
+    units), and an NPV in millions the same share of the EVPI. Seed SEED. The x scales
+    differ by rounding only, which can move the cross-validation's optimum within its own
+    tolerance: 0.1 % allowed there."""
     rng = np.random.default_rng(SEED)
     n = 256
     u = rng.uniform(size=n)
@@ -416,7 +418,7 @@ def test_evppi_does_not_depend_on_the_units_of_the_assumption() -> None:
     nb = pd.DataFrame({"baseline": np.full(n, 1e5), "b": 1e5 + d})
     small = evppi(nb, 0.0004 + 0.0004 * u, "baseline")
     unit = evppi(nb, u, "baseline")
-    assert small == pytest.approx(unit, rel=1e-6)
+    assert small == pytest.approx(unit, rel=1e-3)
     assert 0 < unit <= evpi(nb)
     big = evppi(nb * 1000, u, "baseline")
     assert big == pytest.approx(1000 * unit, rel=1e-6)

@@ -19,7 +19,8 @@ DOCS = Path(__file__).resolve().parent
 ROOT = DOCS.parent
 sys.path.insert(0, str(DOCS / "_ext"))
 sys.path.insert(0, str(ROOT))
-os.environ["MPLBACKEND"] = "Agg"  # the notebooks' kernels inherit it: no display needed
+# the notebooks' kernels inherit it: figures shown inline in the pages, no display needed
+os.environ["MPLBACKEND"] = "module://matplotlib_inline.backend_inline"
 
 project = "journey-sim"
 author = "journey-sim contributors"

@@ -616,7 +616,8 @@ def _psa_inputs(scenarios: Any, overrides: Sequence[str], config_dirs: Sequence[
         runs += (2 * len(uncertainty) + 1) * base.replications * 2
     if settings.sobol_indices:
         runs += settings.sobol_indices * (len(uncertainty) + 2) * settings.replications * 2
-    need = sum(estimated_work_seconds(s, 1) for s in specs.values()) / len(specs) * runs
+    need = (sum(estimated_work_seconds(s, 1, outputs=False) for s in specs.values())
+            / len(specs) * runs)
     if base.work_guard and need > WORK_LIMIT_SECONDS:
         raise WorkGuardError([("run.work_guard", base.work_guard,
                                f"a study that finishes: {runs:,} runs of {base.market_size:,} "

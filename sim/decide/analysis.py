@@ -12,8 +12,9 @@ simulation noise together; the expected values average both out.
   a required amount per unit of its extra cost.
 - ``evpi`` and ``evppi``: the expected value of perfect information, of all assumptions and
   of one or a group (Strong and Oakley's regression method: the net benefit differences are
-  regressed on the assumption(s); a smoothing spline with the smoothing chosen by
-  generalised cross-validation for one assumption, a quadratic response surface for a group).
+  regressed on the assumption(s); a penalised regression spline with the smoothing chosen by
+  generalised cross-validation for one assumption, a quadratic response surface for a group;
+  bootstrap standard errors).
 - ``tornado``: one-way sensitivity from a study with shared streams.
 - ``noise_share``: the share of the variance across draws that is simulation noise (from
   the replications within each draw).
@@ -166,26 +167,48 @@ def evpi(nb: pd.DataFrame) -> float:
     return max(float(v.max(axis=1).mean() - v.mean(axis=0).max()), 0.0)
 
 
+SEGMENTS = 10  # the P-spline's basis: cubic B-splines on 10 equal segments (13 functions)
+GCV_GAMMA = 1.4  # each effective degree of freedom counted 1.4 times: GCV's overfitting
+LAMBDAS = np.logspace(-6, 6, 49)  # the smoothing searched, on the [0, 1] scale of x
+BOOTSTRAP = 50  # resamples of the draws for the standard errors of the EVPI and EVPPI
+
+
+def _basis(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The cubic B-spline basis at x in [0, 1] and the second-difference penalty."""
+    k = 3
+    inner = np.linspace(0.0, 1.0, SEGMENTS + 1)
+    h = inner[1] - inner[0]
+    knots = np.concatenate([inner[0] - h * np.arange(k, 0, -1), inner,
+                            inner[-1] + h * np.arange(1, k + 1)])
+    b = interpolate.BSpline.design_matrix(np.clip(x, 0.0, 1.0), knots, k).toarray()
+    diff = np.diff(np.eye(b.shape[1]), n=2, axis=0)
+    return b, diff.T @ diff
+
+
 def _spline_fit(x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """E[y | x] at each x: a cubic smoothing spline, its smoothing by generalised
-    cross-validation (ties in x averaged, weighted by their count); with fewer than five
-    distinct values of x, the mean of y at each value."""
-    ux, inverse, counts = np.unique(x, return_inverse=True, return_counts=True)
-    means = np.bincount(inverse, weights=y) / counts
+    """E[y | x] at each x: a penalised cubic regression spline (a P-spline: cubic
+    B-splines on ten equal segments, a second-difference penalty, the smoothing chosen by
+    generalised cross-validation with each degree of freedom counted 1.4 times, as a GAM's
+    smooth term s(x) would be). On a standard scale (x to [0, 1], y to unit sd), so the
+    answer does not depend on units. With fewer than five distinct values of x, the mean
+    of y at each value."""
+    ux, inverse = np.unique(x, return_inverse=True)
     if ux.size < 5:
-        return means[inverse]
-    # fitted on a standard scale (x to [0, 1], y to unit sd): the cross-validation is then
-    # well conditioned whatever the units (a weight of 0.01, an NPV of 1e6)
-    lo, width = ux[0], ux[-1] - ux[0]
-    centre, scale = means.mean(), means.std() or 1.0
-    try:
-        spline = interpolate.make_smoothing_spline((ux - lo) / width, (means - centre) / scale,
-                                                   w=counts.astype(float))
-        fitted = spline((ux - lo) / width)
-    except ValueError:  # the cross-validation found no smoothing: a cubic in least squares
-        fitted = np.polyval(np.polyfit((ux - lo) / width, (means - centre) / scale, 3,
-                                       w=np.sqrt(counts)), (ux - lo) / width)
-    return (centre + scale * fitted)[inverse]
+        counts = np.bincount(inverse)
+        return (np.bincount(inverse, weights=y) / counts)[inverse]
+    centre, scale = y.mean(), y.std() or 1.0
+    z = (y - centre) / scale
+    b, penalty = _basis((x - ux[0]) / (ux[-1] - ux[0]))
+    btb, bty = b.T @ b, b.T @ z
+    n, best = len(z), (math.inf, None)
+    for lam in LAMBDAS:
+        inverse_ = np.linalg.solve(btb + lam * penalty, np.column_stack([bty, btb]))
+        coef, edf = inverse_[:, 0], float(np.trace(inverse_[:, 1:]))
+        rss = float(np.sum((z - b @ coef) ** 2))
+        gcv = n * rss / max(n - GCV_GAMMA * edf, 1e-9) ** 2
+        if gcv < best[0]:
+            best = (gcv, coef)
+    return centre + scale * (b @ best[1])
 
 
 def _surface_fit(x: np.ndarray, y: np.ndarray) -> np.ndarray:
@@ -213,8 +236,10 @@ def evppi(nb: pd.DataFrame, inputs: np.ndarray, reference: str | None = None) ->
     and fitting error, at most the EVPI."""
     v = nb.to_numpy(float)
     ref = v[:, list(nb.columns).index(reference)] if reference is not None else v[:, 0]
-    d = v - ref[:, None]
-    x = np.asarray(inputs, dtype=float)
+    return _evppi(v - ref[:, None], np.asarray(inputs, dtype=float))
+
+
+def _evppi(d: np.ndarray, x: np.ndarray) -> float:
     x = x[:, None] if x.ndim == 1 else x
     fit = _spline_fit if x.shape[1] == 1 else _surface_fit
     g = np.column_stack([fit(x[:, 0] if x.shape[1] == 1 else x, d[:, j])
@@ -222,23 +247,40 @@ def evppi(nb: pd.DataFrame, inputs: np.ndarray, reference: str | None = None) ->
     return float(max(g.max(axis=1).mean() - g.mean(axis=0).max(), 0.0))
 
 
+def _evpi(d: np.ndarray) -> float:
+    return max(float(d.max(axis=1).mean() - d.mean(axis=0).max()), 0.0)
+
+
 def evppi_table(nb: pd.DataFrame, points: pd.DataFrame, reference: str = "baseline",
                 groups: Mapping[str, Sequence[str]] | None = None) -> pd.DataFrame:
     """EVPPI of every assumption (a column of ``points``, indexed like ``nb``) and of each
     group, in currency units and as a share of the EVPI, largest first: what perfect
     knowledge of it is worth before the decision."""
-    total = evpi(nb)
+    v = nb.to_numpy(float)
+    d = v - v[:, [list(nb.columns).index(reference)]]
     x = points.loc[nb.index]
-    rows = []
-    for name in x.columns:
-        rows.append({"assumptions": name, "kind": "one",
-                     "evppi": evppi(nb, x[name].to_numpy(float), reference)})
+    inputs = {name: ("one", x[name].to_numpy(float)) for name in x.columns}
     for gname, members in (groups or {}).items():
-        rows.append({"assumptions": gname, "kind": f"group of {len(members)}",
-                     "evppi": evppi(nb, x[list(members)].to_numpy(float), reference)})
-    table = pd.DataFrame(rows, columns=["assumptions", "kind", "evppi"])
+        inputs[gname] = (f"group of {len(members)}", x[list(members)].to_numpy(float))
+    # standard errors: the draws resampled with replacement, the regressions fitted again
+    # (fixed resamples: the same answer every time)
+    rng = np.random.default_rng(0)
+    resamples = [rng.integers(0, len(d), len(d)) for _ in range(BOOTSTRAP)] if len(d) > 2 \
+        else []
+    total = _evpi(d)
+    total_se = float(np.std([_evpi(d[i]) for i in resamples], ddof=1)) if resamples \
+        else math.nan
+    rows = []
+    for name, (kind, xs) in inputs.items():
+        value = _evppi(d, xs)
+        se = (float(np.std([_evppi(d[i], xs[i]) for i in resamples], ddof=1))
+              if resamples and value > 0 else (0.0 if resamples else math.nan))
+        rows.append({"assumptions": name, "kind": kind, "evppi": value, "evppi_se": se})
+    table = pd.DataFrame(rows, columns=["assumptions", "kind", "evppi", "evppi_se"])
     table["share_of_evpi"] = table["evppi"] / total if total > 0 else math.nan
-    table["evpi"] = total
+    table["evpi"], table["evpi_se"] = total, total_se
+    # an estimate above the EVPI is Monte Carlo and fitting error (more draws settle it)
+    table["above_evpi"] = table["evppi"] > total
     return table.sort_values("evppi", ascending=False, kind="stable").reset_index(drop=True)
 
 

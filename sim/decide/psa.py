@@ -132,13 +132,14 @@ def summarise_psa(runs: pd.DataFrame, points: pd.DataFrame, settings: Mapping[st
     return result
 
 
-def _marginals(u: Uncertainty) -> list[tuple[str, Any]]:
-    """(name, object with ppf) of every assumption, joint ones by their lognormal margins."""
-    out: list[tuple[str, Any]] = [(a.name, a) for a in u.assumptions]
+def _marginals(u: Uncertainty) -> list[tuple[str, str | None, Any]]:
+    """(name, option, object with ppf) of every assumption, in the order of ``u.names``,
+    joint ones by their lognormal margins."""
+    out: list[tuple[str, str | None, Any]] = [(a.name, a.option, a) for a in u.assumptions]
     for j in u.joints:
         sd = np.sqrt(np.diag(np.asarray(j.log_cov)))
         for name, m, s in zip(j.names, j.median, sd, strict=True):
-            out.append((name, stats.lognorm(s, scale=m) if s > 0 else _Point(m)))
+            out.append((name, j.option, stats.lognorm(s, scale=m) if s > 0 else _Point(m)))
     return out
 
 
@@ -150,14 +151,18 @@ class _Point:
         return np.full(np.shape(u), self.value)
 
 
-def tornado_design(u: Uncertainty, low: float = 10.0, high: float = 90.0
-                   ) -> tuple[np.ndarray, pd.DataFrame]:
+def tornado_design(u: Uncertainty, low: float = 10.0, high: float = 90.0,
+                   options: Sequence[str] | None = None) -> tuple[np.ndarray, pd.DataFrame]:
     """The tornado's points (NaN: the key keeps its config value) and their description:
-    ``point``, ``assumption``, ``end`` (base, low, high), ``value`` (draw units)."""
+    ``point``, ``assumption``, ``end`` (base, low, high), ``value`` (draw units). With
+    ``options``, a scenario's own assumptions only for those options (another scenario's
+    cannot move them)."""
     names = u.names
     rows = [np.full(len(names), np.nan)]
     design = [{"point": 0, "assumption": None, "end": "base", "value": math.nan}]
-    for j, (name, dist) in enumerate(_marginals(u)):
+    for j, (name, option, dist) in enumerate(_marginals(u)):
+        if options is not None and option is not None and option not in options:
+            continue
         for end, q in (("low", low), ("high", high)):
             value = float(np.asarray(dist.ppf(np.array([q / 100.0])))[0])
             row = np.full(len(names), np.nan)
@@ -175,8 +180,8 @@ def run_tornado(configs: Mapping[str, Mapping[str, Any]], uncertainty: Uncertain
                 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The tornado of ``option`` - ``reference`` and its runs (the two options only, on
     shared streams at every point)."""
-    points, design = tornado_design(uncertainty, low, high)
     pair = {k: configs[k] for k in dict.fromkeys(["baseline", reference, option])}
+    points, design = tornado_design(uncertainty, low, high, list(pair))
     runs = run_study(Study(pair, uncertainty, points, replications, seed, "shared"),
                      n_jobs, journal, progress, label="tornado")
     return analysis.tornado(runs, design, option, reference, metric), runs

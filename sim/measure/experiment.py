@@ -318,8 +318,10 @@ def _purchases_per_buyer(spec: ModelSpec) -> float:
     return 1.0 + float(np.mean(exposure / (1.0 + exposure * np.minimum(1.0, p * churn))))
 
 
-def estimated_work_seconds(spec: ModelSpec, replications: int | None = None) -> float:
-    """Rough seconds of one core that running ``spec`` takes, outputs included.
+def estimated_work_seconds(spec: ModelSpec, replications: int | None = None,
+                           outputs: bool = True) -> float:
+    """Rough seconds of one core that running ``spec`` takes, outputs included (without
+    ``outputs``: the engine and each replication's metrics only, as in a study).
 
     Per replication: the engine (customers who become aware, times the prospect-stage
     visits each makes; purchases and renewals; the fast engine's ticks), the per-customer
@@ -352,6 +354,8 @@ def estimated_work_seconds(spec: ModelSpec, replications: int | None = None) -> 
     points = months * (months + 1) / 2
     tables = (aware * w["per_customer_row"] + days * w["per_day"]
               + points * w["per_cohort_point"])
+    if not outputs:
+        return n * (w["per_replication"] + engine)
     return w["per_run"] + n * (w["per_replication"] + engine + tables)
 
 

@@ -287,12 +287,20 @@ def psa_markdown(result) -> str:
             "assumption (EVPPI: nonparametric regression on the draws, Strong and Oakley):", ""]
     if len(ev) and result.evpi > 0:
         top = ev.iloc[0]
+        se = ev["evpi_se"].iloc[0]
         out.append(f"Researching **{top['assumptions']}** first is worth up to "
-                   f"{_money(top['evppi'])} ({top['share_of_evpi']:.0%} of the EVPI).")
-        out += ["", "| assumption(s) | EVPPI | share of EVPI |", "|---|---|---|"]
+                   f"{_money(top['evppi'])} ({top['share_of_evpi']:.0%} of the EVPI). "
+                   f"Standard errors (bootstrap over the draws): EVPI ± {_money(se)}, "
+                   "each EVPPI in the table.")
+        out += ["", "| assumption(s) | EVPPI | ± SE | share of EVPI |", "|---|---|---|---|"]
         for _, r in ev.head(10).iterrows():
-            out.append(f"| {r['assumptions']} | {_money(r['evppi'])} | "
-                       f"{r['share_of_evpi']:.0%} |")
+            out.append(f"| {r['assumptions']} | {_money(r['evppi'])} | {_money(r['evppi_se'])} "
+                       f"| {r['share_of_evpi']:.0%} |")
+        if ev["above_evpi"].any():
+            out += ["", f"{int(ev['above_evpi'].sum())} estimate(s) exceed the EVPI, which "
+                    "no partial information can: Monte Carlo and fitting error with "
+                    f"{len(result.points)} draws. Run more draws before acting on the "
+                    "ranking."]
     else:
         out.append("The same option is best on every draw: no research changes the "
                    "decision (EVPI 0).")
@@ -338,7 +346,9 @@ def format_psa(result) -> str:
     out += _table(f"Options by expected {m}", ["rank", "option", f"expected {m}",
                                                 f"Δ vs {ref} (95% range)", "P(best)",
                                                 "expected loss"], rows)
-    out.append(f"\nrecommended: {result.recommended}; EVPI {_money(result.evpi)}")
+    se = result.evppi["evpi_se"].iloc[0] if len(result.evppi) else math.nan
+    out.append(f"\nrecommended: {result.recommended}; EVPI {_money(result.evpi)} "
+               f"(± {_money(se)})")
     if len(result.evppi) and result.evpi > 0:
         top = result.evppi.iloc[0]
         out.append(f"research first: {top['assumptions']} (EVPPI {_money(top['evppi'])}, "

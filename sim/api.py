@@ -668,8 +668,9 @@ def psa(scenarios: Any = "all", overrides: Sequence[str] = (),
         if not st.resume:  # start afresh: the runs of an earlier attempt are not reused
             for name in ("psa_runs.partial.jsonl", "tornado_runs.partial.jsonl"):
                 (folder / name).unlink(missing_ok=True)
+    groups = {str(k): [str(x) for x in v] for k, v in st.groups.items()}  # plain data
     result = run_psa(configs, uncertainty, n, base.seed, st.replications, st.design,
-                     st.reference, metric, st.groups, base.n_jobs,
+                     st.reference, metric, groups, base.n_jobs,
                      journal("psa_runs.partial.jsonl"), st.block, st.blocks, base.progress)
     result.settings |= {"low_percentile": st.low_percentile,
                         "high_percentile": st.high_percentile}

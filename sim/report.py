@@ -568,17 +568,22 @@ def _sweep(root: Path, jobs: list[dict[str, Any]]) -> Sweep | None:
     if clash:
         raise ReportError(f"{root}: the swept parameter {clash[0]!r} has the name of a "
                           f"column of sweep.csv; expected config keys")
+    for job, found in zip(jobs, overrides, strict=True):
+        lacking = [k for k in swept if not found or k not in found]
+        if lacking:  # not the jobs of one sweep (they set the same keys): blocks, then?
+            other = next(j["path"].parent for j, o in zip(jobs, overrides, strict=True)
+                         if o and lacking[0] in o)
+            why = (f"{job['path'].parent / OVERRIDES_FILE}: no override of {lacking[0]}, "
+                   f"which {other} sets: not the jobs of one sweep over parameters (they "
+                   "set the same keys; one multirun per folder)")
+            try:
+                _by_scenario(jobs)
+            except ReportError as err:
+                raise ReportError(f"{why}; nor replication blocks of one model: {err}"
+                                  ) from None
+            return None  # replication blocks after all: merged as such
     points: dict[tuple, dict[str, Any]] = {}
     for job, found in zip(jobs, overrides, strict=True):
-        folder = job["path"].parent
-        for k in swept:
-            if not found or k not in found:
-                other = next(j["path"].parent for j, o in zip(jobs, overrides, strict=True)
-                             if o and k in o)
-                raise ReportError(
-                    f"{folder / OVERRIDES_FILE}: no override of {k}, which {other} sets; the "
-                    "jobs of a sweep over parameters set the same keys (one multirun per "
-                    "folder)")
         values = {k: found[k] for k in swept}
         point = points.setdefault((job["name"], *(_same(v) for v in values.values())),
                                   {"values": values, "scenario": job["name"], "jobs": []})
@@ -904,7 +909,7 @@ def _report(folder: Path, rank_by: str, plots: bool) -> list[str]:
     from sim.measure.stats import compare
 
     folder = Path(folder)
-    psa = collect_psa(folder)
+    psa = collect_psa(folder) if folder.is_dir() else None
     if psa is not None:  # the blocks of a PSA: merged and analysed as one
         from sim.decide.psa import summarise_psa
         from sim.present.text import format_psa, write_psa

@@ -140,18 +140,28 @@ def _refuse_constant(name: str) -> None:
     raise _NotJson(name)
 
 
-def _read_document(path: Path, budget: list[int]) -> Any:
-    """A ``metrics.json`` parsed: a regular file of a sane size, UTF-8, strict JSON."""
+def _read_text(path: Path, what: str, budget: list[int], max_bytes: int | None = None,
+               kind: str | None = None) -> str:
+    """A file of a job folder as text (``io.read_user_text``), counted against ``budget``:
+    the bytes every file read so far may hold together."""
     from sim import io
 
     try:
-        text = io.read_user_text(path, "metrics.json")
+        text = (io.read_user_text(path, what) if max_bytes is None
+                else io.read_user_text(path, what, max_bytes))
     except InputError as err:
         raise ReportError(str(err)) from None
     budget[0] -= len(text)
     if budget[0] < 0:
-        raise ReportError(f"{path}: the metrics.json files read so far hold more than "
+        raise ReportError(f"{path}: the {kind or what} files read so far hold more than "
                           f"{MAX_TOTAL_BYTES:,} bytes together; give sim.report fewer jobs")
+    return text
+
+
+def _read_document(path: Path, budget: list[int]) -> Any:
+    """A ``metrics.json`` parsed: a regular file of a sane size, UTF-8, strict JSON."""
+
+    text = _read_text(path, "metrics.json", budget)
     if not text.strip():
         raise ReportError(f"{path}: empty file; expected the JSON document a run writes")
     try:
@@ -479,7 +489,6 @@ def _overrides(folder: Path, root: Path, budget: list[int]) -> dict[str, Any] | 
     ``MAX_OVERRIDES`` overrides ``key=value``, each key once; ``budget`` (bytes left for
     all of them together) is spent.
     """
-    from sim import io
 
     path = folder / OVERRIDES_FILE
     if not os.path.lexists(path):
@@ -488,14 +497,7 @@ def _overrides(folder: Path, root: Path, budget: list[int]) -> dict[str, Any] | 
     if not target.is_relative_to(root.resolve()):
         raise ReportError(f"{path}: a link to {target}, outside {root}; sim.report reads "
                           "nothing outside the folder it is given")
-    try:
-        text = io.read_user_text(path, "Hydra overrides file", MAX_OVERRIDES_BYTES)
-    except InputError as err:
-        raise ReportError(str(err)) from None
-    budget[0] -= len(text)
-    if budget[0] < 0:
-        raise ReportError(f"{path}: the overrides files read so far hold more than "
-                          f"{MAX_TOTAL_BYTES:,} bytes together; give sim.report fewer jobs")
+    text = _read_text(path, "Hydra overrides file", budget, MAX_OVERRIDES_BYTES, "overrides")
     try:
         doc = yaml.safe_load(text)
     except yaml.constructor.ConstructorError:

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
+from test_report_inputs import assert_refused  # one line, exit 2, no traceback
 
 import sim
 from sim import report
@@ -85,15 +86,6 @@ def run_report(folder: Path, capsys: pytest.CaptureFixture[str], *args: str
     code = report.main([str(folder), *args])
     out, err = capsys.readouterr()
     return code, out, err
-
-
-def assert_refused(code: int, err: str, *parts: str) -> None:
-    """Exit 2, one line ``error: ...`` holding every part, no traceback."""
-    assert code == EXIT_INPUT, err
-    assert err.startswith("error: ") and err.count("\n") == 1, err
-    assert "Traceback" not in err
-    for part in parts:
-        assert part in err, (part, err)
 
 
 def expected_rows(doc: dict[str, Any]) -> dict[str, Any]:

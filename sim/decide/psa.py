@@ -26,7 +26,7 @@ from scipy import stats
 
 from sim.decide import analysis
 from sim.decide.study import Study, StudyError, run_study
-from sim.model.uncertainty import Assumption, Uncertainty
+from sim.model.uncertainty import Uncertainty
 
 __all__ = ["PsaResult", "run_psa", "run_sobol", "run_tornado", "summarise_psa", "tornado_design"]
 
@@ -259,11 +259,3 @@ def _noise_variance(pair: Mapping[str, Mapping[str, Any]], u: Uncertainty, optio
     runs = run_study(study, n_jobs, None, progress, label="noise")
     nb = analysis.net_benefit(runs, metric)
     return float((nb[option] - nb[reference]).var(ddof=1))
-
-
-def assumption_of(u: Uncertainty, name: str) -> Assumption | None:
-    """The assumption of that name (None for a key of a joint one)."""
-    try:
-        return u.by_name(name)
-    except KeyError:
-        return None

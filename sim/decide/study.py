@@ -23,7 +23,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import os
 import sys
 import time
 from collections.abc import Mapping, Sequence
@@ -37,7 +36,7 @@ from tqdm import tqdm
 
 from sim.engine import simulate
 from sim.errors import InputError, OutputError
-from sim.measure.experiment import parallel_map
+from sim.measure.experiment import parallel_map, progress_shown
 from sim.measure.finance import FINANCE_METRICS
 from sim.measure.metrics import replication_metrics
 from sim.measure.stats import COST_KEYS, HEADLINE
@@ -169,11 +168,6 @@ def _read_journal(path: Path, fingerprint: str) -> dict[tuple[int, str, int], li
     return done
 
 
-def _progress_shown() -> bool:
-    ci = os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
-    return not ci and sys.stderr.isatty()
-
-
 def run_study(study: Study, n_jobs: int = 1, journal: Path | None = None,
               progress: bool = True, label: str = "study") -> pd.DataFrame:
     """Run every (point, option, replication) of ``study``; one row per run: ``point``
@@ -193,7 +187,7 @@ def run_study(study: Study, n_jobs: int = 1, journal: Path | None = None,
         done = _read_journal(journal, fingerprint)
     todo = [t for t in tasks if t not in done]
     bar = tqdm(total=len(tasks), initial=len(tasks) - len(todo), desc=label, unit="run",
-               leave=False, disable=not (progress and _progress_shown()), file=sys.stderr)
+               leave=False, disable=not progress_shown(progress), file=sys.stderr)
     sink = None
     try:
         if journal is not None and todo:

@@ -23,7 +23,7 @@ from sim.measure.metrics import customer_values, daily_table, replication_metric
 from sim.model.spec import DAYS_PER_MONTH, ModelSpec
 
 __all__ = ["ExperimentResult", "estimated_memory_bytes", "estimated_work_seconds", "extend",
-           "parallel_map", "run_experiment", "run_replications"]
+           "parallel_map", "progress_shown", "run_experiment", "run_replications"]
 
 T = TypeVar("T")
 
@@ -142,10 +142,10 @@ def _replicate(spec: ModelSpec, replication: int) -> tuple[SimulationResult, dic
     return result, replication_metrics(result, spec)
 
 
-def _progress_shown(spec: ModelSpec) -> bool:
+def progress_shown(wanted: bool) -> bool:
     """A bar only for a person watching: on a terminal, never in CI or when piped."""
     ci = os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
-    return spec.progress and not ci and sys.stderr.isatty()
+    return wanted and not ci and sys.stderr.isatty()
 
 
 def run_replications(spec: ModelSpec, replications: Sequence[int],
@@ -160,7 +160,7 @@ def run_replications(spec: ModelSpec, replications: Sequence[int],
     """
     reps = list(replications)
     bar = tqdm(total=len(reps), desc=spec.scenario_name, unit="rep", leave=False,
-               disable=not _progress_shown(spec), file=sys.stderr)
+               disable=not progress_shown(spec.progress), file=sys.stderr)
     start, customers, done = time.perf_counter(), 0, []
     # closed here, not when garbage-collected: an exception's traceback would keep the
     # generator, and with it the worker processes, alive

@@ -321,12 +321,6 @@ class Uncertainty:
                        f"{', '.join(f'{s:.3g}' for s in sd)}")
         return out
 
-    def by_name(self, name: str) -> Assumption:
-        for a in self.assumptions:
-            if a.name == name:
-                return a
-        raise KeyError(name)
-
     # ------------------------------------------------------------------ drawing points
     def from_uniforms(self, u: np.ndarray) -> np.ndarray:
         """(n, len(self)) draw-unit values from (n, len(self)) uniforms in (0, 1)."""

@@ -198,5 +198,7 @@ def main() -> None:
         _fail(err)
     except KeyboardInterrupt:
         print("interrupted: stopped before the outputs were complete (a run folder without "
-              "metrics.json is unfinished)", file=sys.stderr)
+              "metrics.json, or psa.json for a PSA, is unfinished; a PSA picks up its finished "
+              "runs when the same command is run with hydra.run.dir=<that folder>)",
+              file=sys.stderr)
         sys.exit(EXIT_INTERRUPTED)

@@ -153,19 +153,19 @@ def test_progress_only_for_a_person_watching(monkeypatch: pytest.MonkeyPatch) ->
     spec = build_spec(compose_config(["run=smoke"]))
     monkeypatch.setattr(sys.stderr, "isatty", lambda: True, raising=False)
     monkeypatch.delenv("CI", raising=False)
-    assert experiment._progress_shown(spec)
+    assert experiment.progress_shown(spec.progress)
     monkeypatch.setenv("CI", "true")
-    assert not experiment._progress_shown(spec)
+    assert not experiment.progress_shown(spec.progress)
     monkeypatch.delenv("CI")
-    assert not experiment._progress_shown(build_spec(compose_config(["run=smoke",
-                                                                     "run.progress=false"])))
+    quiet = build_spec(compose_config(["run=smoke", "run.progress=false"]))
+    assert not experiment.progress_shown(quiet.progress)
     monkeypatch.setattr(sys.stderr, "isatty", lambda: False, raising=False)
-    assert not experiment._progress_shown(spec)
+    assert not experiment.progress_shown(spec.progress)
 
 
 def test_progress_bar_counts_replications_and_customers(
         monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
-    monkeypatch.setattr(experiment, "_progress_shown", lambda spec: True)
+    monkeypatch.setattr(experiment, "progress_shown", lambda wanted: True)
     spec = build_spec(compose_config(["run=smoke", "run.engine=fast"]))
     experiment.run_experiment(spec)
     err = capsys.readouterr().err

@@ -875,6 +875,59 @@ def test_instant_chain_ties() -> None:
     assert (c["channel"] == referral_code(spec)).any()  # referred prospects jump to decide
 
 
+def _tables(r: SimulationResult) -> dict[str, np.ndarray]:
+    """Every table of a run, in an order that does not depend on when rows were recorded:
+    events by customer (each customer's own in record order), abandonments by customer."""
+    out = {f"customers.{k}": v for k, v in r.customers.items()}
+    by_customer = np.argsort(r.events["customer"], kind="stable")
+    out |= {f"events.{k}": v[by_customer] for k, v in r.events.items()}
+    by_customer = np.argsort(r.abandonments["customer"], kind="stable")
+    out |= {f"abandonments.{k}": v[by_customer] for k, v in r.abandonments.items()}
+    for name in ("purchases", "referrals", "tickets"):
+        out |= {f"{name}.{k}": v for k, v in getattr(r, name).items()}
+    return out
+
+
+def _assert_shortcuts_exact(cfg: dict[str, Any], seed: int, replication: int,
+                            monkeypatch: pytest.MonkeyPatch) -> None:
+    from sim.engine.agent import AgentModel
+
+    spec = build_spec(cfg)
+    quick = AgentModel(spec, seed, replication).run()
+    with monkeypatch.context() as m:
+        m.setattr(AgentModel, "stepwise", True)
+        stepwise = AgentModel(spec, seed, replication).run()
+    a, b = _tables(quick), _tables(stepwise)
+    assert a.keys() == b.keys()
+    for name in a:
+        np.testing.assert_array_equal(a[name], b[name], err_msg=name)
+    assert quick.n_sim_events <= stepwise.n_sim_events
+
+
+@pytest.mark.parametrize(("model", "everything_on"), [
+    ("repeat_purchase", True), ("subscription", True), ("none", False)])
+def test_agent_shortcuts_are_exact_on_busy_lives(model: str, everything_on: bool,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """The agent engine's shortcuts (a prospect's walk runs ahead on its own clock, the
+    market's clock moves without events) give the tables of a run in which every step
+    waits for the simulation clock, bit for bit: busy desks, many advocates joining and
+    leaving, strong social proof (seed 13)."""
+    cfg = life_variant_config(model, everything_on)
+    cfg["journey"]["social_proof"] = 5.0
+    _assert_shortcuts_exact(cfg, 13, 0, monkeypatch)
+
+
+@settings(HYPOTHESIS, max_examples=40)
+@given(configs())
+def test_agent_shortcuts_are_exact_on_random_journeys(
+        case: tuple[dict[str, Any], int, int]) -> None:
+    """As above, on random journeys: dwell kinds including zero dwell (ties), loops,
+    steps back, social proof on any stage, every life mechanism."""
+    cfg, seed, replication = case
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        _assert_shortcuts_exact(cfg, seed, replication, monkeypatch)
+
+
 def _nobody_aware() -> tuple[ModelSpec, SimulationResult]:
     """No reach and no word of mouth: nobody becomes aware. ``build_spec`` refuses such a
     config (it says why), so the engine's own handling is tested on a spec whose reach is

@@ -1,10 +1,11 @@
-"""The agent engine: one SimPy process per customer who becomes aware.
+"""The agent engine: every customer who becomes aware, followed one by one, exactly.
 
 The readable reference engine. A market process turns the awareness hazard into exact
 awareness times; each aware customer then walks the stage graph, tries the checkout and,
-after a first purchase, lives as a customer: buys again (BG/NBD) or renews a subscription
-(shifted-beta-geometric), may join the loyalty programme, raise tickets at the service
-desk, become an advocate who refers others, and eventually churns. An experience score in
+after a first purchase, lives as a customer (a SimPy process of its own): buys again
+(BG/NBD) or renews a subscription (shifted-beta-geometric), may join the loyalty programme,
+raise tickets at the service desk, become an advocate who refers others, and eventually
+churns. An experience score in
 [-2, 2] follows the customer through every touchpoint and moves churn and advocacy.
 
 Randomness is tied to customers (DESIGN.md section 5). Customer k (the k-th to become
@@ -24,13 +25,21 @@ E_(k) = E_(k-1) + X_k / (M - k), X_k ~ Exp(1) (Renyi's representation). The mark
 waits exactly until H reaches the next threshold; h is piecewise constant (reach changes
 at day boundaries, A and R when an advocate joins or leaves, which interrupts the wait,
 U at each awareness), so awareness times are exact.
+
+Events only where customers meet. A prospect's walk keeps its own clock and runs ahead of
+the simulation's (``_prospect``), waiting for it only where it reads what others did (the
+advocates counted by social proof); the market's clock moves on without an event while
+nothing else is due before its next step. Waiting for every step as an event of its own
+gives the same tables bit for bit, with about four times as many events.
 """
 
 from __future__ import annotations
 
 import bisect
 import gc
+import heapq
 import math
+from functools import partial
 from statistics import NormalDist
 
 import numpy as np
@@ -89,6 +98,21 @@ def _clip(score: float) -> float:
     return -2.0 if score < -2.0 else (2.0 if score > 2.0 else score)
 
 
+class _Wake(simpy.Event):
+    """An event at the absolute time ``at``, calling ``callback`` if one is given.
+
+    SimPy schedules by delay, and ``now + (at - now)`` need not equal ``at`` in floating
+    point; the clocks that run ahead of the simulation's (the market's, a prospect's walk)
+    must meet it exactly (a purchase at time t starts the customer's life at t, bit for
+    bit), so this event goes on SimPy's queue at ``at`` itself.
+    """
+
+    def __init__(self, env: simpy.Environment, at: float, callback=None) -> None:
+        self.env, self.callbacks = env, [] if callback is None else [callback]
+        self._ok, self._value = True, None
+        heapq.heappush(env._queue, (at, simpy.events.NORMAL, next(env._eid), self))
+
+
 class _Blocks:
     """Per-customer random numbers, drawn a block of ``BLOCK`` customers at a time."""
 
@@ -122,7 +146,14 @@ class _Blocks:
 
 
 class AgentModel:
-    """One replication of the agent engine. Build it, call ``run()`` once."""
+    """One replication of the agent engine. Build it, call ``run()`` once.
+
+    ``stepwise = True`` turns off the two shortcuts (the walk's own clock, the market's
+    clock moving without events): every step then waits for the simulation clock as an
+    event of its own. The tests check that both ways give the same tables, bit for bit.
+    """
+
+    stepwise = False
 
     def __init__(self, spec: ModelSpec, seed: int, replication: int):
         self.spec, self.seed, self.replication = spec, seed, replication
@@ -139,6 +170,7 @@ class AgentModel:
         self.advocate_slot: dict[int, int] = {}
         self.desk = simpy.Resource(self.env, capacity=spec.support.agents)
         self.rec = RawRecords()
+        self.horizon = spec.horizon_days
         # static exit tables per (stage, segment, source); social proof is applied live
         n_src = len(spec.channel_names)
         quality = [c.quality for c in spec.channels] + [1.0, spec.advocacy.referral_conversion]
@@ -169,9 +201,9 @@ class AgentModel:
         env, spec, thresholds = self.env, self.spec, self.thresholds
         m, q = spec.market_size, spec.wom_q_per_day
         last_day = len(self.reach_total) - 1
-        cum_hazard, k = 0.0, 0
+        cum_hazard, k, now = 0.0, 0, env.now
         while k < m:
-            t0 = env.now
+            t0 = now
             day = min(int(t0), last_day)
             wom = q * self.advocates / m
             referral = self.referral_rate / (m - k)
@@ -179,19 +211,28 @@ class AgentModel:
             to_boundary = day + 1 - t0
             # max(): rounding may leave the hazard a hair past the threshold
             to_next = max(0.0, thresholds[k] - cum_hazard) / h if h > 0 else math.inf
-            try:
-                yield env.timeout(min(to_next, to_boundary))
-            except simpy.Interrupt:  # advocates joined or left: the hazard changes now
-                cum_hazard += h * (env.now - t0)
-                continue
+            step = min(to_next, to_boundary)
+            if not self.stepwise and t0 + step < env.peek():
+                # nothing else happens before then, so nothing can change the hazard:
+                # the market's clock moves on by itself, without an event
+                now = t0 + step
+            else:
+                try:
+                    yield _Wake(env, t0 + step)
+                except simpy.Interrupt:  # advocates joined or left: the hazard changes now
+                    now = env.now
+                    cum_hazard += h * (now - t0)
+                    continue
+                now = env.now
             if to_next <= to_boundary:
                 cum_hazard = thresholds[k]
-                self._become_aware(k, day, wom, referral)
+                self._become_aware(k, now, day, wom, referral)
                 k += 1
             else:
                 cum_hazard += h * to_boundary
 
-    def _become_aware(self, k: int, day: int, wom: float, referral: float) -> None:
+    def _become_aware(self, k: int, now: float, day: int, wom: float, referral: float
+                      ) -> None:
         b, i = divmod(k, BLOCK)
         blk = self.blocks
         if blk.index != b:
@@ -205,17 +246,17 @@ class AgentModel:
             source = len(cum)  # word of mouth
         else:
             source = len(cum) + 1
-            self._record_referral(k, (u - paid - wom) / referral)
+            self._record_referral(k, now, (u - paid - wom) / referral)
         seg = blk.segment[i]
         rec = self.rec
         rec.segment.append(seg)
         rec.order_z.append(blk.order_z[i])
-        rec.aware_time.append(self.env.now)
+        rec.aware_time.append(now)
         rec.source.append(source)
-        self.env.process(self._customer(k, seg, source, blk.dwell, blk.exit, i * VISITS,
-                                        blk.checkout[i], blk.advocate[i], blk.life[i]))
+        self._follow(self._prospect(k, now, seg, source, blk.dwell, blk.exit, i * VISITS,
+                                    blk.checkout[i], blk.advocate[i], blk.life[i]))
 
-    def _record_referral(self, k: int, u: float) -> None:
+    def _record_referral(self, k: int, now: float, u: float) -> None:
         """Credit the referral to an advocate, chosen in proportion to referral rates.
 
         ``u`` in [0, 1) is the position of the draw within the referral share of the
@@ -234,7 +275,7 @@ class AgentModel:
             referrer = next(a[-1] for a in reversed(self.advocate_lists) if a)
         self.rec.referrals["referrer"].append(referrer)
         self.rec.referrals["customer"].append(k)
-        self.rec.referrals["time"].append(self.env.now)
+        self.rec.referrals["time"].append(now)
 
     def _advocacy_changed(self, k: int, seg: int, joins: bool) -> None:
         rate = self.spec.advocacy.referral_rate_per_day * self.spec.segment_referral[seg]
@@ -255,23 +296,40 @@ class AgentModel:
         if (self.spec.wom_q_per_day > 0 or rate > 0) and self.market.is_alive:
             self.market.interrupt()
 
-    # ---------------------------------------------------------------- customer
-    def _customer(self, k, seg, source, dwell, exits, base, checkout_draws, u_advocate, life):
-        """One customer's journey. ``dwell``/``exits`` hold its block's draws from ``base``."""
-        env, spec = self.env, self.spec
-        timeout = env.timeout
-        rec = self.rec
+    # ---------------------------------------------------------------- prospect
+    def _follow(self, walk, _event: simpy.Event | None = None) -> None:
+        """Run a prospect's walk (see ``_prospect``) on to the next time it must wait for."""
+        try:
+            at = next(walk)
+        except StopIteration:
+            return
+        _Wake(self.env, at, partial(self._follow, walk))
+
+    def _prospect(self, k, now, seg, source, dwell, exits, base, checkout_draws, u_advocate,
+                  life):
+        """One prospect's journey, from awareness at ``now`` to a first purchase or loss.
+
+        ``dwell``/``exits`` hold the block's draws from ``base``. The walk keeps its own
+        clock ``t``: a visit's outcome depends only on the prospect's own draws, so the walk
+        runs ahead of the simulation clock and records each state entry at its time. It
+        yields a time only where it must read what others did by then (the advocates
+        that social proof counts): ``_follow`` wakes it at exactly that time. A buyer's
+        life after the first purchase is a SimPy process started at the purchase time.
+        Nothing at or after the horizon is recorded, as the event loop would not reach it.
+        """
+        spec, rec, horizon, stepwise = self.spec, self.rec, self.horizon, self.stepwise
         record = rec.events.extend  # flat: customer, time, state, score per state entry
         stages, social, targets, points = spec.stages, self.social, self.targets, self.points
         cum_tables = self.cum_by[seg][source]  # this customer's exit tables
         checkout = len(stages)
         lost = checkout + 5
+        t = now
         stage = spec.advocacy.referral_entry if source == self.referral_source else 0
         score = _clip(points[0])
-        record((k, env.now, 0, score))
+        record((k, t, 0, score))
         if stage:  # a referred prospect: aware through the referral, considering at once
             score = _clip(score + points[stage])
-            record((k, env.now, stage, score))
+            record((k, t, stage, score))
         visits = [0] * checkout
         overflow = None
         while True:  # the prospect stages
@@ -283,7 +341,11 @@ class AgentModel:
                 if overflow is None:
                     overflow = generator(self.seed, self.replication, Stream.OVERFLOW, k)
                 d, u = float(stages[stage].dwell.sample(overflow, 1)[0]), overflow.random()
-            yield timeout(d)
+            t += d
+            if t >= horizon:
+                return
+            if stepwise or social[stage]:
+                yield t  # wait for the simulation clock: the advocates of time t
             if social[stage]:  # odds shift by social proof, live: see spec.odds_shift
                 boost = 1.0 + spec.social_proof * self.advocates / spec.market_size
                 fwd, other, lost_share = self.split[stage][seg][source]
@@ -295,28 +357,37 @@ class AgentModel:
                 j = bisect.bisect_right(cum_tables[stage], u)
             target = targets[stage][j]
             if target < 0:
-                record((k, env.now, lost, score))
+                record((k, t, lost, score))
                 return
             if target < checkout and points[target]:
                 score = _clip(score + points[target])
-            record((k, env.now, target, score))
+            record((k, t, target, score))
             if target == checkout:
                 break
             stage = target
         # checkout: one attempt, abandonment from the friction model, maybe a reminder
         checkout_dwell, u_abandon, u_recover = checkout_draws
-        yield timeout(checkout_dwell)
+        t += checkout_dwell
+        if t >= horizon:
+            return
+        if stepwise:
+            yield t
         co, ex = spec.checkout, spec.experience
         score = _clip(score + ex.checkout_per_abandon_prob * co.abandon_prob)
         if u_abandon < co.abandon_prob:
             rec.ab_customer.append(k)
-            rec.ab_time.append(env.now)
+            rec.ab_time.append(t)
             if u_recover >= co.recovery_prob:
-                record((k, env.now, lost, score))
+                record((k, t, lost, score))
                 return
-            yield timeout(co.recovery_delay_days)
+            t += co.recovery_delay_days
+            if t >= horizon:
+                return
+            if stepwise:
+                yield t
             score = _clip(score + ex.recovered_cart)
-        yield from self._life(k, seg, score, u_advocate, life)
+        _Wake(self.env, t, lambda _: self.env.process(self._life(k, seg, score, u_advocate,
+                                                                  life)))
 
     # ------------------------------------------------------- life as a customer
     def _life(self, k, seg, score, u_first_advocate, life):

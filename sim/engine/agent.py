@@ -127,14 +127,17 @@ class _Blocks:
         seg = np.searchsorted(np.cumsum(spec.segment_shares)[:-1], u, side="right")
         self.segment = seg.tolist()
         self.source = generator(seed, rep, Stream.SOURCE, b).random(BLOCK).tolist()
-        # flat per stage: customer i, visit v at [i * VISITS + v]
+        # flat per stage: customer i, visit v at [i * VISITS + v]. Memoryviews: an item
+        # reads as a Python float, made only for the few visits a prospect really makes
+        # (a list would make every float of the block up front: most are never read)
         self.dwell, self.exit = [], []
         for st in spec.stages:
             key = name_key(st.name)
             dwell_rng = generator(seed, rep, Stream.DWELL, b, key)
             exit_rng = generator(seed, rep, Stream.STAGE, b, key)
-            self.dwell.append(st.dwell.sample(dwell_rng, BLOCK * VISITS).tolist())
-            self.exit.append(exit_rng.random(BLOCK * VISITS).tolist())
+            dwell = np.ascontiguousarray(st.dwell.sample(dwell_rng, BLOCK * VISITS), float)
+            self.dwell.append(memoryview(dwell))
+            self.exit.append(memoryview(exit_rng.random(BLOCK * VISITS)))
         g = generator(seed, rep, Stream.CHECKOUT, b)
         u = g.random((BLOCK, 2))
         co_dwell = spec.checkout.dwell.sample(generator(seed, rep, Stream.DWELL, b, 0), BLOCK)
@@ -143,6 +146,9 @@ class _Blocks:
         self.advocate = generator(seed, rep, Stream.ADVOCACY, b).random(BLOCK).tolist()
         self.life = generator(seed, rep, Stream.LIFE_BLOCK, b).random(
             (BLOCK, TRAITS + ORDERS * PER_ORDER))
+        # what a prospect's walk takes along (the block's lists, not ``self``: the next
+        # block replaces them while a walk may still be waiting)
+        self.rows = (self.dwell, self.exit, self.checkout, self.advocate, self.life)
 
 
 class AgentModel:
@@ -189,30 +195,40 @@ class AgentModel:
         self.targets = [(*st.targets, -1) for st in spec.stages]
         self.points = [st.experience for st in spec.stages]
         self.referral_source = n_src - 1
+        self.first_score = _clip(self.points[0])
         # social proof only shifts forward exits: stages without one skip the live branch
         self.social = [spec.social_proof > 0 and "social_proof" in st.levers and any(st.forward)
                        for st in spec.stages]
+        # what every prospect's walk reads (one tuple, unpacked once per walk)
+        n_stages = len(spec.stages)  # the checkout's code; lost is 5 codes after it
+        self.walk_context = (spec, self.rec, self.rec.events.extend, spec.stages, self.social,
+                             self.targets, self.points, n_stages, n_stages + 5,
+                             self.horizon, self.stepwise)
         self.reach_total = spec.reach_per_day.sum(axis=1).tolist()
         self.reach_cum = np.cumsum(spec.reach_per_day, axis=1).tolist()
         self.market = self.env.process(self._market())
 
     # ------------------------------------------------------------------ market
     def _market(self):
-        env, spec, thresholds = self.env, self.spec, self.thresholds
+        env, spec, thresholds, reach_total = self.env, self.spec, self.thresholds, self.reach_total
         m, q = spec.market_size, spec.wom_q_per_day
-        last_day = len(self.reach_total) - 1
+        last_day = len(reach_total) - 1
+        peek, stepwise = env.peek, self.stepwise
         cum_hazard, k, now = 0.0, 0, env.now
-        while k < m:
+        while k < m:  # (conditionals, not min() and max(): this loop runs once per person)
             t0 = now
-            day = min(int(t0), last_day)
+            day = int(t0)
+            if day > last_day:
+                day = last_day
             wom = q * self.advocates / m
             referral = self.referral_rate / (m - k)
-            h = self.reach_total[day] + wom + referral
+            h = reach_total[day] + wom + referral
             to_boundary = day + 1 - t0
-            # max(): rounding may leave the hazard a hair past the threshold
-            to_next = max(0.0, thresholds[k] - cum_hazard) / h if h > 0 else math.inf
-            step = min(to_next, to_boundary)
-            if not self.stepwise and t0 + step < env.peek():
+            # rounding may leave the hazard a hair past the threshold: wait 0 then
+            gap = thresholds[k] - cum_hazard
+            to_next = (gap if gap > 0.0 else 0.0) / h if h > 0 else math.inf
+            step = to_next if to_next < to_boundary else to_boundary
+            if not stepwise and t0 + step < peek():
                 # nothing else happens before then, so nothing can change the hazard:
                 # the market's clock moves on by itself, without an event
                 now = t0 + step
@@ -253,8 +269,7 @@ class AgentModel:
         rec.order_z.append(blk.order_z[i])
         rec.aware_time.append(now)
         rec.source.append(source)
-        self._follow(self._prospect(k, now, seg, source, blk.dwell, blk.exit, i * VISITS,
-                                    blk.checkout[i], blk.advocate[i], blk.life[i]))
+        self._follow(self._prospect(k, now, seg, source, blk.rows, i))
 
     def _record_referral(self, k: int, now: float, u: float) -> None:
         """Credit the referral to an advocate, chosen in proportion to referral rates.
@@ -299,33 +314,30 @@ class AgentModel:
     # ---------------------------------------------------------------- prospect
     def _follow(self, walk, _event: simpy.Event | None = None) -> None:
         """Run a prospect's walk (see ``_prospect``) on to the next time it must wait for."""
-        try:
-            at = next(walk)
-        except StopIteration:
+        for at in walk:  # (a loop, not next(): most walks end without waiting at all)
+            _Wake(self.env, at, partial(self._follow, walk))
             return
-        _Wake(self.env, at, partial(self._follow, walk))
 
-    def _prospect(self, k, now, seg, source, dwell, exits, base, checkout_draws, u_advocate,
-                  life):
+    def _prospect(self, k, now, seg, source, rows, i):
         """One prospect's journey, from awareness at ``now`` to a first purchase or loss.
 
-        ``dwell``/``exits`` hold the block's draws from ``base``. The walk keeps its own
-        clock ``t``: a visit's outcome depends only on the prospect's own draws, so the walk
-        runs ahead of the simulation clock and records each state entry at its time. It
-        yields a time only where it must read what others did by then (the advocates
-        that social proof counts): ``_follow`` wakes it at exactly that time. A buyer's
-        life after the first purchase is a SimPy process started at the purchase time.
-        Nothing at or after the horizon is recorded, as the event loop would not reach it.
+        ``rows`` are the block's draws (``_Blocks.rows``), ``i`` the prospect's row. The
+        walk keeps its own clock ``t``: a visit's outcome depends only on the prospect's own
+        draws, so the walk runs ahead of the simulation clock and records each state entry
+        at its time. It yields a time only where it must read what others did by then (the
+        advocates that social proof counts): ``_follow`` wakes it at exactly that time. A
+        buyer's life after the first purchase is a SimPy process started at the purchase
+        time. Nothing at or after the horizon is recorded, as the event loop would not
+        reach it.
         """
-        spec, rec, horizon, stepwise = self.spec, self.rec, self.horizon, self.stepwise
-        record = rec.events.extend  # flat: customer, time, state, score per state entry
-        stages, social, targets, points = spec.stages, self.social, self.targets, self.points
+        spec, rec, record, stages, social, targets, points, checkout, lost, horizon, \
+            stepwise = self.walk_context
         cum_tables = self.cum_by[seg][source]  # this customer's exit tables
-        checkout = len(stages)
-        lost = checkout + 5
+        dwell, exits, checkout_rows, advocate_rows, life_rows = rows
+        base = i * VISITS
         t = now
         stage = spec.advocacy.referral_entry if source == self.referral_source else 0
-        score = _clip(points[0])
+        score = self.first_score
         record((k, t, 0, score))
         if stage:  # a referred prospect: aware through the referral, considering at once
             score = _clip(score + points[stage])
@@ -366,7 +378,7 @@ class AgentModel:
                 break
             stage = target
         # checkout: one attempt, abandonment from the friction model, maybe a reminder
-        checkout_dwell, u_abandon, u_recover = checkout_draws
+        checkout_dwell, u_abandon, u_recover = checkout_rows[i]
         t += checkout_dwell
         if t >= horizon:
             return
@@ -386,8 +398,8 @@ class AgentModel:
             if stepwise:
                 yield t
             score = _clip(score + ex.recovered_cart)
-        _Wake(self.env, t, lambda _: self.env.process(self._life(k, seg, score, u_advocate,
-                                                                  life)))
+        _Wake(self.env, t, lambda _: self.env.process(self._life(k, seg, score, advocate_rows[i],
+                                                                  life_rows[i])))
 
     # ------------------------------------------------------- life as a customer
     def _life(self, k, seg, score, u_first_advocate, life):

@@ -164,6 +164,54 @@ def test_log_date_out_of_range(value: str, line: int, tmp_path: Path) -> None:
     assert not (tmp_path / "cfg").exists()
 
 
+def test_date_format_reads_other_logs_alike(tx_csv: Path, journey_csv: Path,
+                                            tmp_path: Path) -> None:
+    """The same logs written as 31/01/2024 (and '01/31/2024 13:05'), read with
+    --date-format, fit to the same configs as the ISO logs; the date options take ISO or
+    the format."""
+    iso = pd.read_csv(tx_csv)
+    dmy = iso.assign(date=pd.to_datetime(iso["date"]).dt.strftime("%d/%m/%Y"))
+    dmy.to_csv(tmp_path / "shop.csv", index=False)
+    run(["transactions", str(tx_csv), "--config-dir", str(tmp_path / "a"), "--out",
+         str(tmp_path / "oa"), "--calibration-end", "2024-12-01", *FAST])
+    code, _, err = run(["transactions", str(tmp_path / "shop.csv"), "--config-dir",
+                        str(tmp_path / "b"), "--out", str(tmp_path / "ob"),
+                        "--date-format", "%d/%m/%Y", "--calibration-end", "01/12/2024",
+                        *FAST])
+    assert code == 0, err
+    fitted_a = (tmp_path / "a" / "retention" / "fitted_shop.yaml").read_text()
+    fitted_b = (tmp_path / "b" / "retention" / "fitted_shop.yaml").read_text()
+    strip = [line for line in fitted_a.splitlines() if "sha256" not in line]
+    assert strip == [line for line in fitted_b.splitlines() if "sha256" not in line]
+    events = pd.read_csv(journey_csv)
+    mdy = events.assign(timestamp=pd.to_datetime(events["timestamp"])
+                        .dt.strftime("%m/%d/%Y %H:%M:%S"))
+    mdy.to_csv(tmp_path / "events.csv", index=False)
+    code, _, err = run(["journey", str(tmp_path / "events.csv"), *folders(tmp_path),
+                        "--date-format", "%m/%d/%Y %H:%M:%S", "--end", "2024-03-01",
+                        *FAST_J])
+    assert code == 0, err
+
+
+def test_date_format_errors_name_the_line_or_the_format(tmp_path: Path) -> None:
+    """A date that does not match --date-format: one line naming the file line, the value
+    and the format; a format without day, month and year, or one pandas cannot read, is
+    refused before the file is read; nothing is written."""
+    src = tmp_path / "shop.csv"
+    src.write_text("customer_id,date,amount\nA,02/01/2024,10\nA,2024-02-02,12.5\n")
+    one_error(*run(["transactions", str(src), *folders(tmp_path), "--date-format",
+                    "%d/%m/%Y"]),
+              "shop.csv, line 3: date '2024-02-02'", "--date-format '%d/%m/%Y'")
+    for fmt in ("%d/%m", "dd/mm/yyyy", "%d/%m/%Y %Q"):
+        one_error(*run(["transactions", str(src), *folders(tmp_path), "--date-format", fmt]),
+                  f"--date-format {fmt!r}")
+    src.write_text("customer_id,date,amount\nA,02/01/2024,10\nA,02/02/2024,12.5\n")
+    one_error(*run(["transactions", str(src), *folders(tmp_path), "--date-format",
+                    "%d/%m/%Y", "--calibration-end", "2024/13/01"]),
+              "--calibration-end '2024/13/01'", "or a date in --date-format '%d/%m/%Y'")
+    assert not (tmp_path / "cfg").exists()
+
+
 @pytest.mark.parametrize(("command", "option", "value"), [
     ("transactions", "--holdout-end", "2999-01-01"),
     ("transactions", "--calibration-end", "1066-10-14"),

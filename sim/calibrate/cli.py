@@ -78,6 +78,10 @@ def _parser() -> argparse.ArgumentParser:
     common.add_argument("--force", action="store_true", help="replace existing configs")
     common.add_argument("--no-plots", action="store_true", help="write no figures")
     common.add_argument("--customer-col", default="customer_id")
+    common.add_argument("--date-format", default=None,
+                        help="how the log writes its dates, in strftime codes, such as "
+                             "%%d/%%m/%%Y or '%%m/%%d/%%Y %%H:%%M' (default: ISO dates, "
+                             "YYYY-MM-DD); the date options accept ISO or this format")
 
     t = sub.add_parser("transactions", parents=[common],
                        help="BG/NBD repeat buying and Gamma-Gamma spend from transactions")
@@ -150,7 +154,8 @@ def _run(args: argparse.Namespace) -> tuple[str, list[Path], list[str], list[str
                 args.file, customer_col=args.customer_col, date_col=args.date_col,
                 amount_col=args.amount_col, calibration_end=args.calibration_end,
                 holdout_end=args.holdout_end, unit=args.unit, spend=not args.no_spend,
-                drop_duplicates=args.drop_duplicates, n_starts=args.starts,
+                drop_duplicates=args.drop_duplicates, date_format=args.date_format,
+                n_starts=args.starts,
                 annual_discount_rate=args.annual_discount_rate,
                 gross_margin=args.gross_margin, ltv_years=args.ltv_years, **common)
             fits = [result.bgnbd, *([result.spend] if result.spend is not None else [])]
@@ -161,7 +166,8 @@ def _run(args: argparse.Namespace) -> tuple[str, list[Path], list[str], list[str
         result, written = calibrate_journey(
             args.file, customer_col=args.customer_col, stage_col=args.stage_col,
             timestamp_col=args.timestamp_col, channel_col=args.channel_col,
-            end=args.end, checkout=checkout, lost=args.lost, **common)
+            end=args.end, checkout=checkout, lost=args.lost, date_format=args.date_format,
+            **common)
         notes = [*result.data.warnings, *(w for f in result.stages.values() for w in f.warnings)]
         groups = _journey_groups(result.data.order, clean_name(args.name or args.file.stem))
         return _journey_summary(result), written, notes, groups

@@ -31,8 +31,8 @@ from sim.calibrate.mle import CalibrationError
 from sim.errors import OutputError
 from sim.model.config import CONFIG_DIR, SCENARIO_DIR
 
-__all__ = ["DEFAULT_CONFIG_DIR", "FIRST_DATE", "LAST_DATE", "OPTION_RANGES", "check_options",
-           "clean_name"]
+__all__ = ["DEFAULT_CONFIG_DIR", "FIRST_DATE", "LAST_DATE", "OPTION_RANGES",
+           "check_date_format", "check_options", "clean_name"]
 
 # dates in a log and in the date options: a business's records, with room on both sides;
 # also keeps every day count far inside pandas' nanosecond range (1677-2262)
@@ -88,23 +88,51 @@ _ISO = (r"\d{4}-\d{2}-\d{2}(?:[T ]\d{2}(?::\d{2}(?::\d{2}(?:[.,]\d+)?)?)?)?"
         r"(?:Z|[+-]\d{2}(?::?\d{2})?)?")
 
 
-def _parse_times(values: pd.Series, column: str, source: str) -> pd.Series:
-    """ISO dates or date-times; a time zone is dropped (mixed zones: converted to UTC)."""
+def check_date_format(date_format: str | None) -> None:
+    """A ``--date-format``: strftime codes (``%d/%m/%Y``), with at least the day, month and
+    year, and nothing that pandas cannot read."""
+    if date_format is None:
+        return
+    codes = set(re.findall(r"%(.)", str(date_format)))
+    if not ({"Y", "y"} & codes and {"m", "b", "B"} & codes and "d" in codes):
+        raise CalibrationError(
+            f"--date-format {date_format!r}: give the day (%d), the month (%m, %b or %B) and "
+            "the year (%Y or %y) in strftime codes, such as %d/%m/%Y or '%m/%d/%Y %H:%M'")
+    try:
+        pd.to_datetime(pd.Series(["2024-01-01"]), format=str(date_format), errors="coerce")
+    except (ValueError, TypeError) as err:
+        raise CalibrationError(f"--date-format {date_format!r}: not a date format pandas "
+                               f"can read ({err})") from None
+
+
+def _how(date_format: str | None) -> str:
+    return ("an ISO date (YYYY-MM-DD) or date-time" if date_format is None
+            else f"a date in --date-format {date_format!r}")
+
+
+def _parse_times(values: pd.Series, column: str, source: str,
+                 date_format: str | None = None) -> pd.Series:
+    """ISO dates or date-times, or dates in ``date_format`` (strftime codes); a time zone is
+    dropped (mixed zones: converted to UTC)."""
     text = values.astype(str).str.strip()
     blank = text == ""
     if blank.any():
         row = int(np.flatnonzero(blank.to_numpy())[0])
         raise CalibrationError(f"{source}, line {_line(row)}: empty {column}")
-    iso = text.where(text.str.fullmatch(_ISO), "")
+    if date_format is None:
+        text_in = text.where(text.str.fullmatch(_ISO), "")
+        fmt = "ISO8601"
+    else:
+        text_in, fmt = text, date_format
     try:
-        parsed = pd.to_datetime(iso, format="ISO8601", errors="coerce")
+        parsed = pd.to_datetime(text_in, format=fmt, errors="coerce")
     except (ValueError, TypeError):  # mixed time-zone offsets
-        parsed = pd.to_datetime(iso, format="ISO8601", errors="coerce", utc=True)
+        parsed = pd.to_datetime(text_in, format=fmt, errors="coerce", utc=True)
     bad = parsed.isna().to_numpy()
     if bad.any():
         row = int(np.flatnonzero(bad)[0])
         raise CalibrationError(f"{source}, line {_line(row)}: {column} {text.iloc[row]!r} is "
-                               "not an ISO date (YYYY-MM-DD) or date-time")
+                               f"not {_how(date_format)}")
     if getattr(parsed.dt, "tz", None) is not None:
         parsed = parsed.dt.tz_localize(None)
     outside = ((parsed < FIRST_DATE) | (parsed > LAST_DATE)).to_numpy()
@@ -119,19 +147,26 @@ def _date_range() -> str:
     return f"{FIRST_DATE.date()} to {LAST_DATE.date()}"
 
 
-def _parse_option_date(text: str | None, option: str) -> pd.Timestamp | None:
-    """An ISO date or date-time given as an option (a time zone is dropped), within
-    ``FIRST_DATE`` .. ``LAST_DATE``."""
+def _parse_option_date(text: str | None, option: str, date_format: str | None = None
+                       ) -> pd.Timestamp | None:
+    """An ISO date or date-time given as an option, or one in ``date_format`` (a time zone
+    is dropped), within ``FIRST_DATE`` .. ``LAST_DATE``."""
     if text is None:
         return None
+    value = str(text).strip()
     try:
-        value = pd.NaT if not re.fullmatch(_ISO, str(text).strip()) else pd.to_datetime(
-            pd.Series([str(text).strip()]), format="ISO8601", errors="coerce").iloc[0]
+        parsed = pd.NaT if not re.fullmatch(_ISO, value) else pd.to_datetime(
+            pd.Series([value]), format="ISO8601", errors="coerce").iloc[0]
+        if pd.isna(parsed) and date_format is not None:
+            parsed = pd.to_datetime(pd.Series([value]), format=date_format,
+                                    errors="coerce").iloc[0]
     except (ValueError, TypeError, OverflowError):
-        value = pd.NaT
-    if pd.isna(value):
-        raise CalibrationError(f"{option} {text!r} is not an ISO date (YYYY-MM-DD) or date-time")
-    value = value.tz_localize(None) if value.tzinfo is not None else value
+        parsed = pd.NaT
+    if pd.isna(parsed):
+        also = "" if date_format is None else f" or a date in --date-format {date_format!r}"
+        raise CalibrationError(f"{option} {text!r} is not an ISO date (YYYY-MM-DD) or "
+                               f"date-time{also}")
+    value = parsed.tz_localize(None) if parsed.tzinfo is not None else parsed
     if not FIRST_DATE <= value <= LAST_DATE:
         raise CalibrationError(f"{option} {text!r} is outside the dates allowed, "
                                f"{_date_range()}")

@@ -18,6 +18,7 @@ from sim.calibrate.inputs import (
     _parse_option_date,
     _parse_times,
     _require_columns,
+    check_date_format,
 )
 from sim.calibrate.mle import CalibrationError
 from sim.model.spec import POST_STATES
@@ -50,7 +51,7 @@ def prepare_journey(table: pd.DataFrame, source: str = "events",
                     customer_col: str = "customer_id", stage_col: str = "stage",
                     timestamp_col: str = "timestamp", channel_col: str | None = "channel",
                     end: str | None = None, checkout: Sequence[str] = ("checkout", "purchase"),
-                    lost: str = "lost") -> JourneyData:
+                    lost: str = "lost", date_format: str | None = None) -> JourneyData:
     """Check a journey event log and cut it into stage visits.
 
     Stages named in ``checkout`` end a customer's prospect path as the exit ``checkout``;
@@ -60,6 +61,8 @@ def prepare_journey(table: pd.DataFrame, source: str = "events",
     them. Rows that are exact copies of an earlier row (every column equal) are dropped,
     with a warning that counts them: entering a stage twice at the same recorded instant
     would be a visit of length zero ending in itself, a self-loop the data do not have.
+    Timestamps are ISO unless ``date_format`` (strftime codes) says otherwise; ``end``
+    accepts ISO or that format.
 
     Raises
     ------
@@ -82,7 +85,8 @@ def prepare_journey(table: pd.DataFrame, source: str = "events",
                              "timestamp": (timestamp_col, "--timestamp-col")}, source)
     ids = _ids(table[customer_col], customer_col, source)
     stages = _ids(table[stage_col], stage_col, source)
-    when = _parse_times(table[timestamp_col], timestamp_col, source)
+    check_date_format(date_format)
+    when = _parse_times(table[timestamp_col], timestamp_col, source, date_format)
     n_rows = len(table)
     dup, where = _duplicates(table)
     n_dup = int(dup.sum())
@@ -94,7 +98,7 @@ def prepare_journey(table: pd.DataFrame, source: str = "events",
         keep = ~dup
         table = table[keep].reset_index(drop=True)
         ids, stages, when = (v[keep].reset_index(drop=True) for v in (ids, stages, when))
-    stop = _parse_option_date(end, "--end")
+    stop = _parse_option_date(end, "--end", date_format)
     stop = when.max() if stop is None else stop
     if stop < when.min():
         raise CalibrationError(f"--end {stop} is before the first entry ({when.min()})")

@@ -33,6 +33,7 @@ from sim.calibrate.inputs import (
     _parse_option_date,
     _parse_times,
     _require_columns,
+    check_date_format,
     check_options,
 )
 from sim.calibrate.mle import CalibrationError, MLFit, delta_se
@@ -88,12 +89,14 @@ def prepare_transactions(table: pd.DataFrame, source: str = "transactions",
                          customer_col: str = "customer_id", date_col: str = "date",
                          amount_col: str = "amount", calibration_end: str | None = None,
                          holdout_end: str | None = None, unit: str = "day",
-                         drop_duplicates: bool = False) -> TransactionData:
+                         drop_duplicates: bool = False, date_format: str | None = None
+                         ) -> TransactionData:
     """Check a transaction log and summarise it per customer.
 
     Rows that are exact copies of an earlier row (every column equal) are counted in a
     warning; they are kept (and so summed into the customer's purchase of the day) unless
-    ``drop_duplicates``.
+    ``drop_duplicates``. Dates are ISO unless ``date_format`` (strftime codes, such as
+    ``%d/%m/%Y``) says otherwise; the date options accept ISO or that format.
 
     Raises
     ------
@@ -108,7 +111,8 @@ def prepare_transactions(table: pd.DataFrame, source: str = "transactions",
                              "date": (date_col, "--date-col"),
                              "amount": (amount_col, "--amount-col")}, source)
     ids = _ids(table[customer_col], customer_col, source)
-    when = _parse_times(table[date_col], date_col, source)
+    check_date_format(date_format)
+    when = _parse_times(table[date_col], date_col, source, date_format)
     text = table[amount_col].astype(str).str.strip()
     amount = pd.to_numeric(text, errors="coerce")
     bad = (amount.isna() | ~np.isfinite(amount)).to_numpy()
@@ -142,9 +146,9 @@ def prepare_transactions(table: pd.DataFrame, source: str = "transactions",
             keep = ~dup
             ids, when, amount = ids[keep], when[keep], amount[keep]
     day = when.dt.normalize()
-    end = _parse_option_date(calibration_end, "--calibration-end")
+    end = _parse_option_date(calibration_end, "--calibration-end", date_format)
     end = day.max() if end is None else end.normalize()
-    hold = _parse_option_date(holdout_end, "--holdout-end")
+    hold = _parse_option_date(holdout_end, "--holdout-end", date_format)
     first_date = day.min()
     if end < first_date:
         raise CalibrationError(f"--calibration-end {end.date()} is before the first "

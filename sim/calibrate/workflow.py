@@ -93,7 +93,7 @@ def calibrate_transactions(path: Path, name: str | None = None, config_dir: Path
     name, config_dir, out_dir = _folders("transactions", path, name, config_dir, out_dir)
     prep = {k: options.pop(k) for k in ("customer_col", "date_col", "amount_col",
                                          "calibration_end", "holdout_end", "unit",
-                                         "drop_duplicates")
+                                         "drop_duplicates", "date_format")
             if k in options}
     check_options(**{k: v for k, v in options.items() if k in OPTION_RANGES})
     groups = ["retention", *(["economics"] if options.get("spend", True) else []),

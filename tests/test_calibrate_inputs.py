@@ -146,6 +146,39 @@ def test_the_synthetic_logs_fit(tx_csv: Path, journey_csv: Path, tmp_path: Path)
     assert (tmp_path / "cfg" / "journey" / "fitted_events.yaml").is_file()
 
 
+# ----------------------------------------------------------------- the customer base
+def test_customer_base_pseudonymised_sorted_and_windowed(tx_csv: Path, tmp_path: Path) -> None:
+    """customers.csv: one row per customer of the log, ids replaced by 16-hex salted hashes
+    (distinct, none equal to a log id, new ones on every calibration) unless --keep-ids;
+    the most valuable first; expected purchases in the next 30, 90 and 365 days growing
+    with the window and equal, over 365 days, to the LTV's expected purchases with
+    --ltv-years 1; P(alive) in [0, 1]."""
+    log = pd.read_csv(tx_csv)
+    out = []
+    for k, extra in enumerate(([], [], ["--keep-ids"])):
+        code, _, err = run(["transactions", str(tx_csv), "--config-dir", str(tmp_path / "c"),
+                            "--out", str(tmp_path / f"o{k}"), "--ltv-years", "1", "--force",
+                            *extra, *FAST])
+        assert code == 0, err
+        out.append(pd.read_csv(tmp_path / f"o{k}" / "customers.csv", dtype={"customer_id": str}))
+    hashed, again, kept = out
+    ids = set(log["customer_id"].astype(str))
+    assert len(hashed) == len(ids) and hashed["customer_id"].is_unique
+    assert hashed["customer_id"].str.fullmatch("[0-9a-f]{16}").all()
+    assert not set(hashed["customer_id"]) & ids
+    assert not set(hashed["customer_id"]) & set(again["customer_id"])  # a new salt each time
+    assert set(kept["customer_id"]) == ids
+    for table in out:
+        assert table["ltv"].is_monotonic_decreasing
+        assert ((table["p_alive"] >= 0) & (table["p_alive"] <= 1)).all()
+        e30, e90, e365 = (table[f"expected_purchases_{d}d"] for d in (30, 90, 365))
+        assert ((e30 >= 0) & (e30 <= e90) & (e90 <= e365)).all()
+        np.testing.assert_allclose(e365, table["expected_purchases"], rtol=1e-9)
+    # the same customers, the same numbers, whatever their names
+    cols = ["x", "t_x", "T", "p_alive", "expected_purchases_90d", "ltv"]
+    np.testing.assert_allclose(hashed[cols].to_numpy(), kept[cols].to_numpy(), rtol=1e-9)
+
+
 # ------------------------------------------------------------------------ dates
 @pytest.mark.parametrize(("value", "line"), [("9999-12-31", 5), ("1800-01-01", 5),
                                              ("2300-06-01T10:00:00+02:00", 5)])

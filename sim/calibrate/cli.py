@@ -98,6 +98,9 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--unit", choices=sorted(DAYS_PER_UNIT), default="day",
                    help="time unit of the fit (the configs are always in days)")
     t.add_argument("--no-spend", action="store_true", help="fit repeat buying only")
+    t.add_argument("--keep-ids", action="store_true",
+                   help="keep the log's customer ids in customers.csv (by default they are "
+                        "replaced by salted hashes that cannot be traced back)")
     t.add_argument("--drop-duplicates", action="store_true",
                    help="drop rows that are exact copies of an earlier row (by default they "
                         "are kept, with a warning)")
@@ -155,6 +158,7 @@ def _run(args: argparse.Namespace) -> tuple[str, list[Path], list[str], list[str
                 amount_col=args.amount_col, calibration_end=args.calibration_end,
                 holdout_end=args.holdout_end, unit=args.unit, spend=not args.no_spend,
                 drop_duplicates=args.drop_duplicates, date_format=args.date_format,
+                keep_ids=args.keep_ids,
                 n_starts=args.starts,
                 annual_discount_rate=args.annual_discount_rate,
                 gross_margin=args.gross_margin, ltv_years=args.ltv_years, **common)

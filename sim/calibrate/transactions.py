@@ -42,6 +42,7 @@ __all__ = ["TransactionData", "TransactionFit", "fit_transactions", "prepare_tra
            "transactions_from_run"]
 
 DAYS_PER_YEAR = 365.0  # the simulator's discounting: ln(1 + annual rate) / 365 per day
+BASE_WINDOWS_DAYS = (30, 90, 365)  # customers.csv: expected purchases in the next ... days
 DAYS_PER_UNIT = {"day": 1.0, "week": 7.0}
 HIST_BINS = 8  # repeat purchases 0 .. 6 and 7+, as in Fader, Hardie & Lee (2005)
 MAX_AMOUNT = 1e12  # one transaction, in currency units: larger is a unit or export error
@@ -373,6 +374,9 @@ def fit_transactions(data: TransactionData, spend: bool = True, n_starts: int = 
     dpu = data.days_per_unit
     delta = math.log1p(annual_discount_rate) / DAYS_PER_YEAR * dpu
     horizon = ltv_years * DAYS_PER_YEAR / dpu
+    for days in BASE_WINDOWS_DAYS:  # what finance plans with: the next month, quarter, year
+        table[f"expected_purchases_{days}d"] = buying.bgnbd_conditional_expected(
+            params, days / dpu, x, t_x, big_t)
     table["expected_purchases"] = buying.bgnbd_conditional_expected(params, horizon, x, t_x, big_t)
     det = buying.bgnbd_discounted_purchases(params, x, t_x, big_t, delta, horizon)
     table["discounted_purchases"] = det

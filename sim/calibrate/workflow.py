@@ -7,9 +7,12 @@ them, with the tables, ``fit.json``, the figures and the report.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import secrets
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import yaml
 
 from sim import io
@@ -43,7 +46,7 @@ from sim.calibrate.reports import (
 )
 from sim.calibrate.transactions import TransactionFit, fit_transactions, prepare_transactions
 
-__all__ = ["calibrate_journey", "calibrate_transactions"]
+__all__ = ["base_table", "calibrate_journey", "calibrate_transactions", "pseudonyms"]
 
 
 def _fit_doc(f: MLFit) -> dict[str, Any]:
@@ -71,15 +74,38 @@ def _folders(kind: str, path: Path, name: str | None, config_dir: Path | None,
     return name, config_dir, out_dir
 
 
+def pseudonyms(ids: pd.Series) -> pd.Series:
+    """Each id replaced by a salted hash (16 hex digits): the same id gets the same
+    pseudonym within one call, and no one can go back, as the salt is random and never
+    written."""
+    salt = secrets.token_bytes(16)
+    codes = {v: hashlib.blake2b(str(v).encode(), digest_size=8, salt=salt).hexdigest()
+             for v in ids.unique()}
+    return ids.map(codes)
+
+
+def base_table(customers: pd.DataFrame, keep_ids: bool = False) -> pd.DataFrame:
+    """The customer base as ``customers.csv`` holds it: one row per customer, the most
+    valuable first (``ltv``, else ``expected_purchases``), ids pseudonymised unless
+    ``keep_ids``."""
+    key = "ltv" if "ltv" in customers else "expected_purchases"
+    table = customers.sort_values(key, ascending=False, kind="stable").reset_index(drop=True)
+    if not keep_ids:
+        table["customer_id"] = pseudonyms(table["customer_id"])
+    return table
+
+
 def calibrate_transactions(path: Path, name: str | None = None, config_dir: Path | None = None,
                            out_dir: Path | None = None, force: bool = False,
-                           plots: bool = True, **options: Any) -> tuple[TransactionFit, list[Path]]:
+                           plots: bool = True, keep_ids: bool = False,
+                           **options: Any) -> tuple[TransactionFit, list[Path]]:
     """Read, fit, write the configs and the report; returns the fit and the files written.
 
-    ``config_dir`` defaults to ``./fitted`` (``DEFAULT_CONFIG_DIR``), ``out_dir`` to
-    ``outputs/calibration/transactions_<name>``, both relative to the working directory;
-    neither may lie inside the installed package. ``options`` go to
-    ``prepare_transactions`` (column names, periods, unit, drop_duplicates) and
+    ``customers.csv`` lists the customer base (``base_table``): customer ids pseudonymised
+    unless ``keep_ids``. ``config_dir`` defaults to ``./fitted`` (``DEFAULT_CONFIG_DIR``),
+    ``out_dir`` to ``outputs/calibration/transactions_<name>``, both relative to the
+    working directory; neither may lie inside the installed package. ``options`` go to
+    ``prepare_transactions`` (column names, periods, unit, drop_duplicates, date_format) and
     ``fit_transactions`` (spend, n_starts, annual_discount_rate, gross_margin, ltv_years),
     and are checked before the file is read.
 
@@ -120,7 +146,8 @@ def calibrate_transactions(path: Path, name: str | None = None, config_dir: Path
     written = [io.write_new_text(text, target, overwrite=force)
                for text, target in zip(texts, targets, strict=True)]
 
-    written.append(io.write_table(result.customers, out_dir / "customers.csv"))
+    written.append(io.write_table(base_table(result.customers, keep_ids),
+                                  out_dir / "customers.csv"))
     written.append(io.write_table(result.histogram, out_dir / "repeat_histogram.csv"))
     written.append(io.write_table(result.tracking, out_dir / "tracking.csv"))
     if result.holdout is not None:

@@ -59,6 +59,7 @@ VISITS = 4  # visits per stage drawn ahead; later visits use the customer's over
 TRAITS = 4  # a buyer's lasting traits: purchase rate, drop-out, churn, loyalty enrolment
 PER_ORDER = 5  # uniforms per purchase: order value, issue, advocacy, drop-out, next gap
 ORDERS = 6  # purchases drawn ahead; later ones use the customer's own LIFE stream
+_TINY = 2.0**-53  # uniforms for inverse transforms kept inside (0, 1)
 
 
 def _cumulative(probs: tuple[float, ...], forward: tuple[bool, ...], mult: float) -> list[float]:
@@ -177,6 +178,7 @@ class AgentModel:
         self.desk = simpy.Resource(self.env, capacity=spec.support.agents)
         self.rec = RawRecords()
         self.horizon = spec.horizon_days
+        self.spend_rows: dict[int, list[float]] = {}  # Gamma-Gamma spend uniforms by block
         # static exit tables per (stage, segment, source); social proof is applied live
         n_src = len(spec.channel_names)
         quality = [c.quality for c in spec.channels] + [1.0, spec.advocacy.referral_conversion]
@@ -427,6 +429,9 @@ class AgentModel:
         drop = (p_drop if ret.model == "repeat_purchase" else theta) * spec.segment_churn[seg]
         drop = min(1.0, drop * (loy.dropout_multiplier if member else 1.0))
         rec = self.rec
+        gamma_gamma = spec.order_value_model == "gamma_gamma"
+        if gamma_gamma:  # the buyer's spend level, from a stream of its own (see _spend_level)
+            nu = self._spend_level(k)
         if member:
             rec.members[k] = env.now
         advocate, n_orders = False, 0
@@ -452,6 +457,11 @@ class AgentModel:
                 u_order, u_issue, u_advocate, u_drop, u_gap = rng.random(PER_ORDER).tolist()
             if ret.model == "subscription":
                 value = ret.price_per_period * spec.segment_order_value[seg]
+            elif gamma_gamma:  # Gamma(p, rate nu) around the buyer's level, by inverse transform
+                u = _NORMAL.cdf(rec.order_z[k]) if n_orders == 0 else u_order
+                u = min(max(u, _TINY), 1.0 - _TINY)
+                value = (float(special.gammaincinv(spec.gg_p, u)) / nu
+                         * spec.segment_order_value[seg])
             else:
                 z = rec.order_z[k] if n_orders == 0 else _NORMAL.inv_cdf(u_order)
                 value = (math.exp(spec.order_log_mean + spec.order_log_sd * z)
@@ -505,6 +515,17 @@ class AgentModel:
                 if advocate:
                     self._advocacy_changed(k, seg, joins=False)
                 return
+
+    def _spend_level(self, k: int) -> float:
+        """Buyer k's Gamma-Gamma spend level nu ~ Gamma(q, rate gamma), by inverse transform
+        of row k of the SPEND stream: drawn only when that model is on, so the lognormal
+        model's numbers stay as they were."""
+        b, i = divmod(k, BLOCK)
+        if b not in self.spend_rows:
+            self.spend_rows[b] = generator(self.seed, self.replication, Stream.SPEND,
+                                           b).random(BLOCK).tolist()
+        u = min(max(self.spend_rows[b][i], _TINY), 1.0 - _TINY)
+        return float(special.gammaincinv(self.spec.gg_q, u)) / self.spec.gg_gamma
 
     # --------------------------------------------------------------------- run
     def run(self) -> SimulationResult:

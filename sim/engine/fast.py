@@ -89,6 +89,7 @@ class Purpose(IntEnum):
     TRAITS = 7  # purchase rate, drop-out, subscription churn, loyalty enrolment
     ORDER = 8  # counter = order * ORDER_SLOTS + slot
     DESK = 9  # counter = order * DESK_SLOTS + slot
+    SPEND = 10  # counter 0: the buyer's Gamma-Gamma spend level
 
 
 def uniforms(key: int | np.ndarray, customer: np.ndarray, counter: int | np.ndarray
@@ -524,6 +525,13 @@ class FastModel:
         seg_value = self.seg_order_value[self.seg[k]]
         if ret.model == "subscription":
             value = ret.price_per_period * seg_value
+        elif spec.order_value_model == "gamma_gamma":  # see AgentModel._life
+            uo = u[:, 0]
+            if first.any():
+                uo[first] = uniforms(self.key(Purpose.FIRST_ORDER), k[first], 0)
+            nu = special.gammaincinv(spec.gg_q, uniforms(self.key(Purpose.SPEND), k, 0)
+                                     ) / spec.gg_gamma
+            value = special.gammaincinv(spec.gg_p, uo) / nu * seg_value
         else:
             z = special.ndtri(u[:, 0])
             if first.any():

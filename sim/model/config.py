@@ -392,11 +392,27 @@ class AdvocacyConfig:
 
 
 @dataclass
+class GammaGammaConfig:
+    """Gamma-Gamma spend (Fader, Hardie & Lee 2005): each buyer's spend level nu ~
+    Gamma(q, rate gamma) is drawn once, each of their orders ~ Gamma(p, rate nu); a
+    buyer's mean order is p / nu, the mean over buyers p gamma / (q - 1)."""
+
+    p: float = field(default=6.0, metadata=SHAPE)  # shape of an order around the level
+    # shape of the spread of spend levels across buyers; > 1, so the mean order is finite
+    q: float = field(default=4.0, metadata=between(1, 1e15, lo_open=True))
+    gamma: float = field(default=40.0, metadata=between(0, 1e9, lo_open=True))  # scale
+
+
+@dataclass
 class EconomicsConfig:
+    # how order values are drawn: lognormal (every order independent, order_value_mean and
+    # order_value_cv) | gamma_gamma (a spend level per buyer, see gamma_gamma)
+    order_value_model: str = "lognormal"
     # mean value of an order (before segment multipliers)
     order_value_mean: float = field(default=80.0, metadata=between(0, 1e7, lo_open=True))
     # lognormal
     order_value_cv: float = field(default=0.6, metadata=between(0, 10, lo_open=True))
+    gamma_gamma: GammaGammaConfig = field(default_factory=GammaGammaConfig)
     # share of order value kept after cost of goods
     gross_margin: float = field(default=0.40, metadata=PROBABILITY)
     # applied continuously to daily cash flows

@@ -32,6 +32,7 @@ class Stream(IntEnum):
     DESK = 10  # ... except the service desk's draws (per customer)
     LIFE_BLOCK = 11  # per block: a buyer's traits and first purchases' uniforms (then LIFE)
     FAST = 12  # the fast engine's counter-based streams (keyed by purpose, see engine/fast.py)
+    SPEND = 13  # per block: a buyer's Gamma-Gamma spend level (economics.order_value_model)
 
 
 def name_key(name: str) -> int:

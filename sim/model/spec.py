@@ -32,6 +32,7 @@ from sim.model.distributions import Dwell, make_dwell
 __all__ = [
     "CHECKOUT",
     "LEVERS",
+    "ORDER_VALUE_MODELS",
     "POST_STATES",
     "REFERRAL",
     "RETENTION_MODELS",
@@ -50,6 +51,7 @@ CHECKOUT = "checkout"
 # retained = bought again or renewed, advocate, churned) and lost prospects
 POST_STATES = (CHECKOUT, "purchase", "retention", "advocacy", "churned", "lost")
 RETENTION_MODELS = ("repeat_purchase", "subscription", "none")
+ORDER_VALUE_MODELS = ("lognormal", "gamma_gamma")
 REFERRAL = "referral"
 DAYS_PER_MONTH = 365.25 / 12
 LEVERS = ("content", "usability", "social_proof")
@@ -196,6 +198,10 @@ class ModelSpec:
     advocate_prob: float
     order_log_mean: float  # lognormal mu of the order value (before segment multiplier)
     order_log_sd: float
+    order_value_model: str  # lognormal | gamma_gamma (ORDER_VALUE_MODELS)
+    gg_p: float  # Gamma-Gamma: order shape p, spend level shape q and rate gamma
+    gg_q: float
+    gg_gamma: float
     gross_margin: float
     discount_rate_per_day: float  # continuous: ln(1 + annual rate) / 365
     retention: RetentionSpec
@@ -481,6 +487,13 @@ def _check_retention(ret: Mapping[str, Any], chk: Checker) -> None:
         chk.add("retention.model", ret["model"], f"one of {', '.join(RETENTION_MODELS)}")
 
 
+def _check_economics(e: Mapping[str, Any], chk: Checker) -> None:
+    """Section ``economics``: a known order value model (its numbers have ranges only)."""
+    if e["order_value_model"] not in ORDER_VALUE_MODELS:
+        chk.add("economics.order_value_model", e["order_value_model"],
+                f"one of {', '.join(ORDER_VALUE_MODELS)}")
+
+
 def _check_support(su: Mapping[str, Any], chk: Checker) -> Dwell | None:
     """Section ``support``: agents and the handling time, in days (None where invalid)."""
     if not (isinstance(su["agents"], int) and su["agents"] >= 1):
@@ -559,6 +572,7 @@ def build_spec(cfg: Any, *, complete: bool = False) -> ModelSpec:
     _check_channels(c["channels"], chk)
     checkout_dwell = _check_checkout(c["checkout"], chk)
     _check_retention(c["retention"], chk)
+    _check_economics(c["economics"], chk)
     # loyalty, experience and economics hold numbers only: check_ranges checks them
     handling = _check_support(c["support"], chk)
     _check_advocacy(c["advocacy"], list(c["journey"]["stages"]), chk)
@@ -658,6 +672,10 @@ def _economics_fields(e: Mapping[str, Any]) -> dict[str, Any]:
     return dict(
         order_log_mean=math.log(e["order_value_mean"]) - sigma**2 / 2,
         order_log_sd=sigma,
+        order_value_model=str(e["order_value_model"]),
+        gg_p=float(e["gamma_gamma"]["p"]),
+        gg_q=float(e["gamma_gamma"]["q"]),
+        gg_gamma=float(e["gamma_gamma"]["gamma"]),
         gross_margin=float(e["gross_margin"]),
         discount_rate_per_day=math.log1p(e["annual_discount_rate"]) / 365.0,
     )

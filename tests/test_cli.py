@@ -59,11 +59,10 @@ class Smoke:
 
 
 @pytest.fixture(scope="module")
-def smoke(tmp_path_factory: pytest.TempPathFactory) -> Smoke:
-    """One ``python -m sim run=smoke`` shared by the tests that read its outputs."""
-    cwd = tmp_path_factory.mktemp("smoke")
-    proc = run_cli(cwd, "run=smoke", f"hydra.run.dir={cwd / 'run'}")
-    return Smoke(proc, cwd / "run")
+def smoke(smoke_cli_run: tuple[subprocess.CompletedProcess[str], Path]) -> Smoke:
+    """One ``python -m sim run=smoke`` shared by the tests that read its outputs (with
+    test_finance: conftest.smoke_cli_run)."""
+    return Smoke(*smoke_cli_run)
 
 
 @pytest.fixture(scope="module")
@@ -310,9 +309,12 @@ def test_typo_or_wrong_type_from_cli(tmp_path: Path, override: str, key_path: st
 
 # ----------------------------------------------------------------------- multirun
 def test_multirun_over_journeys(tmp_path: Path) -> None:
+    """Each job of a multirun runs its own journey (the jobs' files are those of a run,
+    test_smoke_run_writes_every_output: small jobs without figures here)."""
     sweep = tmp_path / "multirun"
     proc = run_cli(tmp_path, "-m", "run=smoke", f"journey={','.join(JOURNEYS)}",
-                   f"hydra.sweep.dir={sweep}")
+                   "market.size=500", "run.horizon_days=60", "run.plots=false",
+                   "run.summary=false", f"hydra.sweep.dir={sweep}")
     assert proc.returncode == 0, proc.stderr
     jobs = sorted(p for p in sweep.iterdir() if p.is_dir())
     assert len(jobs) == len(JOURNEYS)

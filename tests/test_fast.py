@@ -991,23 +991,18 @@ def test_desk_callbacks_reproduce_serve_under_poisson_load(patience_mean: float)
 FAST_DESK_SEED = 7321
 
 
-@pytest.mark.parametrize("patience_mean", [math.inf, lt.DESK_PATIENCE],
-                         ids=["erlang_c", "erlang_a"])
-def test_desk_callbacks_erlang(monkeypatch: pytest.MonkeyPatch, patience_mean: float) -> None:
-    """``Desk`` as M/M/10 (+M): P(wait > 0), E[Wq], P(abandon), Little's law and L against
-    Erlang C / Erlang A, 4 between-replication SE (test_lifetime.check_desk), 20
-    replications of 3000 min after 200 min of warm-up, seeds (FAST_DESK_SEED, replication)."""
-    monkeypatch.setattr(lt, "desk_replication", desk_replication_callbacks)
-    monkeypatch.setattr(lt, "DESK_SEED", FAST_DESK_SEED)
-    lt.check_desk(patience_mean, n_reps=20, run_minutes=3200.0, warmup=200.0)
-
-
+# The default run checks ``Desk`` against ``serve`` ticket for ticket (above) and ``serve``
+# against Erlang A (test_lifetime.test_desk_erlang); ``Desk`` against the closed forms
+# directly is slow.
 @pytest.mark.slow
 @pytest.mark.parametrize("patience_mean", [math.inf, lt.DESK_PATIENCE],
                          ids=["erlang_c", "erlang_a"])
 def test_desk_callbacks_erlang_long(monkeypatch: pytest.MonkeyPatch,
                                     patience_mean: float) -> None:
-    """As above with 30 replications of 10,000 min (seeds FAST_DESK_SEED + 1, replication)."""
+    """``Desk`` as M/M/10 (+M): P(wait > 0), E[Wq], P(abandon), Little's law and L against
+    Erlang C / Erlang A, 4 between-replication SE (test_lifetime.check_desk), 30
+    replications of 10,000 min after 200 min of warm-up, seeds (FAST_DESK_SEED + 1,
+    replication)."""
     monkeypatch.setattr(lt, "desk_replication", desk_replication_callbacks)
     monkeypatch.setattr(lt, "DESK_SEED", FAST_DESK_SEED + 1)
     lt.check_desk(patience_mean, n_reps=30, run_minutes=10_200.0, warmup=200.0)
@@ -1144,11 +1139,12 @@ def check_fast(spec: ModelSpec, r: SimulationResult) -> None:
         check(spec, r)
 
 
-@settings(inv.HYPOTHESIS, max_examples=40)
+@pytest.mark.quick_version_of("test_fast_invariants_random_journeys_many")
+@settings(inv.HYPOTHESIS, max_examples=20)
 @given(inv.configs())
 def test_fast_invariants_random_journeys(case: tuple[dict[str, Any], int, int]) -> None:
     """test_invariants' random models (hypothesis, derandomized) on the fast engine at
-    ticks of 0.5, 1 or 3 days."""
+    ticks of 0.5, 1 or 3 days: 20 of them (skipped when the slow tests, 150, run)."""
     cfg, seed, replication = case
     tick = (0.5, 1.0, 3.0)[seed % 3]
     spec = build_spec(fast(cfg, tick))

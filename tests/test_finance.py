@@ -429,11 +429,12 @@ def run_py(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
 
 
 @pytest.fixture(scope="module")
-def cli_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    cwd = tmp_path_factory.mktemp("finance_cli")
-    proc = run_py(cwd, "-m", "sim", "run=smoke", f"hydra.run.dir={cwd / 'run'}")
+def cli_run(smoke_cli_run: tuple[subprocess.CompletedProcess[str], Path]) -> Path:
+    """The folder of ``python -m sim run=smoke`` (conftest.smoke_cli_run, shared with
+    test_cli)."""
+    proc, out = smoke_cli_run
     assert proc.returncode == 0, proc.stderr
-    return cwd / "run"
+    return out
 
 
 def test_cli_writes_the_finance_files_with_their_columns(cli_run: Path) -> None:

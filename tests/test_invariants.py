@@ -761,9 +761,23 @@ def check_all(spec: ModelSpec, r: SimulationResult) -> None:
 
 
 # --------------------------------------------------------------------------- tests
-@HYPOTHESIS
+@pytest.mark.quick_version_of("test_invariants_random_journeys_many")
+@settings(HYPOTHESIS, max_examples=30)
 @given(configs())
 def test_invariants_random_journeys(case: tuple[dict[str, Any], int, int]) -> None:
+    """Every invariant on 30 random models (skipped when the slow tests, 150, run)."""
+    check_random_journey(case)
+
+
+@pytest.mark.slow
+@HYPOTHESIS
+@given(configs())
+def test_invariants_random_journeys_many(case: tuple[dict[str, Any], int, int]) -> None:
+    """As above, 150 examples."""
+    check_random_journey(case)
+
+
+def check_random_journey(case: tuple[dict[str, Any], int, int]) -> None:
     cfg, seed, replication = case
     spec = build_spec(cfg)
     result = simulate(spec, seed, replication)

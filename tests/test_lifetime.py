@@ -487,17 +487,20 @@ def check_desk(patience_mean: float, n_reps: int, run_minutes: float, warmup: fl
     assert_mean(stat["in_system"], DESK_LAM * ref["sojourn"], f"{label} L")
 
 
-@pytest.mark.parametrize("patience_mean", [math.inf, DESK_PATIENCE], ids=["erlang_c", "erlang_a"])
-def test_desk_erlang(patience_mean: float) -> None:
-    """``serve`` as M/M/10 (+M): 25 replications of 3000 min after 200 min of warm-up,
-    seeds (DESK_SEED, replication)."""
-    check_desk(patience_mean, n_reps=25, run_minutes=3200.0, warmup=200.0)
+@pytest.mark.quick_version_of("test_desk_erlang_long")
+def test_desk_erlang() -> None:
+    """``serve`` as M/M/10+M (Erlang A, patience DESK_PATIENCE): 25 replications of 3000
+    min after 200 min of warm-up, seeds (DESK_SEED, replication). Skipped when the slow
+    tests run: the long version checks Erlang A and Erlang C (no abandonment) with a
+    standard error about 2.2x smaller."""
+    check_desk(DESK_PATIENCE, n_reps=25, run_minutes=3200.0, warmup=200.0)
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("patience_mean", [math.inf, DESK_PATIENCE], ids=["erlang_c", "erlang_a"])
 def test_desk_erlang_long(patience_mean: float) -> None:
-    """As ``test_desk_erlang`` with 60 replications of 6,000 min (SE about 2.2x smaller)."""
+    """``serve`` as M/M/10 (Erlang C) and M/M/10+M (Erlang A): 60 replications of 6,000 min
+    after 200 min of warm-up, seeds (DESK_SEED, replication)."""
     check_desk(patience_mean, n_reps=60, run_minutes=6_200.0, warmup=200.0)
 
 

@@ -349,7 +349,8 @@ GENERATED = {
 }
 
 
-@pytest.mark.parametrize("name", list(GENERATED))
+@pytest.mark.parametrize("name", [
+    pytest.param(name, marks=() if name == "days" else pytest.mark.slow) for name in GENERATED])
 def test_transactions_round_trip_generated(name: str, tmp_path: Path,
                                            capsys: pytest.CaptureFixture[str]) -> None:
     """Transactions drawn from BG/NBD + Gamma-Gamma (seed in GENERATED) through the
@@ -477,6 +478,7 @@ def test_transactions_from_run_keeps_replications_apart() -> None:
     assert one["customer_id"].tolist() == [7, 3, 7]
 
 
+@pytest.mark.slow
 def test_transactions_round_trip_simulator() -> None:
     """Orders simulated by the engine with BG/NBD retention (seed in SIMULATED), exported
     as a transaction log and fitted: r, alpha_days, a, b within 4 SE, and the order
@@ -559,7 +561,9 @@ def check_journey(result: journey.JourneyFit, cfg: dict[str, Any], label: str) -
             assert e.low < e.prob < e.high
 
 
-@pytest.mark.parametrize("keep_lost", [True, False], ids=["lost-recorded", "lost-inferred"])
+@pytest.mark.parametrize("keep_lost", [
+    pytest.param(True, id="lost-recorded"),
+    pytest.param(False, id="lost-inferred", marks=pytest.mark.slow)])
 def test_journey_round_trip_simulator(keep_lost: bool, tmp_path: Path,
                                       capsys: pytest.CaptureFixture[str]) -> None:
     """The six-stage preset (exponential, gamma and lognormal dwell times, self, back and
@@ -584,6 +588,7 @@ def test_journey_round_trip_simulator(keep_lost: bool, tmp_path: Path,
         float(intent["probability"].iloc[0]), abs=1e-6)
 
 
+@pytest.mark.slow
 def test_fitted_journey_composes_and_runs(tmp_path: Path,
                                           capsys: pytest.CaptureFixture[str]) -> None:
     """The written journey composes (``journey=fitted_<name>`` on a search path) and the

@@ -553,6 +553,7 @@ def test_other_delimiter_named(tmp_path: Path) -> None:
               "the header holds ';': columns are separated by commas")
 
 
+@pytest.mark.slow
 def test_command_line_process_one_line(tmp_path: Path) -> None:
     """As a process: a date pandas cannot hold (an ``OutOfBoundsDatetime`` traceback
     before) and a named pipe (a hang before) each give exactly one line on stderr and exit
@@ -685,7 +686,7 @@ TX_OPTIONS = st.sampled_from([[], [], ["--unit", "week"], ["--no-spend"],
 JOURNEY_OPTIONS = st.sampled_from([[], [], ["--end", "2024-02-15"], ["--checkout", "checkout"],
                                    ["--lost", "nothing"], ["--channel-col", "stage"],
                                    ["--checkout", "lost", "--lost", "checkout"]])
-FUZZ = settings(max_examples=25, deadline=None, derandomize=True,
+FUZZ = settings(max_examples=10, deadline=None, derandomize=True,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 
 

@@ -1,7 +1,9 @@
 """The command line (``python -m sim``) and the Python API (``sim.run``), end to end.
 
 Every CLI run is a subprocess started in a temporary directory with Hydra's run and sweep
-directories pointed there, so nothing is written into the repository.
+directories pointed there, so nothing is written into the repository. Each starts an
+interpreter and Hydra (seconds), so the default run keeps the smoke run, the refusal of an
+unknown key and a small multirun; the other command-line tests are slow.
 """
 
 from __future__ import annotations
@@ -221,6 +223,7 @@ def check_event_log(log: pd.DataFrame, customers: pd.DataFrame, states: tuple[st
     assert set(lost["from_state"]) <= set(states[:states.index("checkout") + 1])
 
 
+@pytest.mark.slow
 def test_events_csv_only_when_asked(smoke: Smoke, tmp_path: Path,
                                     smoke_spec: sim.ModelSpec) -> None:
     """``run.events=true`` adds events.csv (the smoke run without it writes none): every
@@ -242,9 +245,10 @@ def test_api_event_log(engine: str) -> None:
     check_event_log(run.event_log(), run.customers(), run.spec.states)
 
 
+@pytest.mark.slow
 def test_overrides_change_the_outputs(smoke: Smoke, tmp_path: Path) -> None:
     proc = run_cli(tmp_path, "run=smoke", "checkout.hidden_fees=false", "market.size=5000",
-                   f"hydra.run.dir={tmp_path / 'run'}")
+                   "run.plots=false", f"hydra.run.dir={tmp_path / 'run'}")
     assert proc.returncode == 0, proc.stderr
     base, changed = load_metrics(smoke.out), load_metrics(tmp_path / "run")
     assert base["market_size"] == 3000
@@ -255,6 +259,7 @@ def test_overrides_change_the_outputs(smoke: Smoke, tmp_path: Path) -> None:
     assert changed["metrics"][rate]["mean"] < base["metrics"][rate]["mean"] - 0.05
 
 
+@pytest.mark.slow
 def test_cfg_job_prints_the_composed_config(tmp_path: Path) -> None:
     proc = run_cli(tmp_path, "--cfg", "job", f"hydra.run.dir={tmp_path / 'run'}")
     assert proc.returncode == 0, proc.stderr
@@ -266,6 +271,7 @@ def test_cfg_job_prints_the_composed_config(tmp_path: Path) -> None:
 
 
 # ---------------------------------------------------------------------- bad input
+@pytest.mark.slow
 def test_bad_value_exits_with_message_and_writes_nothing(tmp_path: Path) -> None:
     out = tmp_path / "run"
     proc = run_cli(tmp_path, "run=smoke", "journey.stages.awareness.dwell.mean_days=-1",
@@ -277,6 +283,7 @@ def test_bad_value_exits_with_message_and_writes_nothing(tmp_path: Path) -> None
     assert outputs_in(out) == []
 
 
+@pytest.mark.slow
 def test_two_problems_both_reported_and_old_outputs_kept(tmp_path: Path) -> None:
     out = tmp_path / "run"
     out.mkdir()
@@ -296,7 +303,7 @@ def test_two_problems_both_reported_and_old_outputs_kept(tmp_path: Path) -> None
 
 @pytest.mark.parametrize(("override", "key_path"), [
     ("checkout.hiden_fees=false", "checkout.hiden_fees"),
-    ("market.size=abc", "market.size"),
+    pytest.param("market.size=abc", "market.size", marks=pytest.mark.slow),
 ])
 def test_typo_or_wrong_type_from_cli(tmp_path: Path, override: str, key_path: str) -> None:
     out = tmp_path / "run"

@@ -14,6 +14,11 @@
 
 Statistical tests state their seed and derive their tolerance from standard errors. CLI runs
 are subprocesses in temporary directories, so nothing is written into the repository.
+
+The default run checks every scenario on the default journey, the claims of three scenarios
+(``QUICK_CLAIMS``) and one comparison from the command line; the other journeys, every
+scenario's claims at both sizes, the other command-line tests and the 200 comparisons of
+interval coverage are slow (CI runs them).
 """
 
 from __future__ import annotations
@@ -171,7 +176,9 @@ def test_baseline_against_itself_comparison_table_is_exactly_zero(baseline_twice
 
 
 # --------------------------------------------------- 2. every scenario composes and is data
-@pytest.mark.parametrize("journey", JOURNEYS, ids=lambda j: j or "default")
+@pytest.mark.parametrize("journey", [
+    pytest.param(j, id=j or "default", marks=pytest.mark.slow if j else ())
+    for j in JOURNEYS])  # the default journey in the default run, the other presets slow
 @pytest.mark.parametrize("name", SCENARIOS)
 def test_scenario_composes_validates_and_changes_only_its_keys(name: str,
                                                                journey: str | None) -> None:
@@ -282,6 +289,9 @@ CLAIMS: dict[str, list[tuple[str, int, str]]] = {
 # small effects at the fast size (t of about 3 to 5 with 8 replications): twice as many
 SMALL_EFFECTS = {"user_friendly_website", "clear_pricing", "encourage_reviews",
                  "feedback_requests", "referral_program"}
+# checked in the default run at the fast size, one from each part of the journey
+# (awareness, checkout, life after the purchase); every scenario at both sizes is slow
+QUICK_CLAIMS = ("seo", "remove_hidden_fees", "loyalty_program")
 
 
 class Setting(NamedTuple):
@@ -312,13 +322,16 @@ def claims_baseline(setting: Setting) -> list[dict[str, float]]:
 def test_every_scenario_states_its_claims() -> None:
     assert set(CLAIMS) == set(SCENARIOS)
     assert SMALL_EFFECTS.issubset(CLAIMS)
+    assert set(QUICK_CLAIMS).issubset(CLAIMS)
 
 
 @pytest.mark.parametrize("setting", [
     pytest.param(FAST, id="fast"),
     pytest.param(FULL, id="full", marks=pytest.mark.slow),
 ])
-@pytest.mark.parametrize("name", sorted(CLAIMS))
+@pytest.mark.parametrize("name", [
+    pytest.param(name, marks=() if name in QUICK_CLAIMS else pytest.mark.slow)
+    for name in sorted(CLAIMS)])
 def test_scenario_moves_its_metrics_in_the_claimed_direction(name: str,
                                                              setting: Setting) -> None:
     """Seed SEED for both runs (common random numbers), replication i paired with i."""
@@ -581,6 +594,7 @@ def test_cli_compare_writes_table_plot_and_metrics(cli_compare) -> None:
     assert (out / "comparison.md").read_text().strip() in proc.stdout
 
 
+@pytest.mark.slow
 def test_cli_compare_unknown_scenario_fails_cleanly(cli_dir: Path) -> None:
     proc = run_py(cli_dir, "-m", "sim", "run=smoke", "compare=nonexistent",
                   f"hydra.run.dir={cli_dir / 'bad'}")
@@ -590,6 +604,7 @@ def test_cli_compare_unknown_scenario_fails_cleanly(cli_dir: Path) -> None:
     assert not (cli_dir / "bad" / "comparison.csv").exists()
 
 
+@pytest.mark.slow
 def test_cli_compare_rank_changes_the_ranking_metric(cli_dir: Path) -> None:
     out = cli_dir / "rank"
     proc = run_py(cli_dir, "-m", "sim", "run=smoke", "compare=[remove_hidden_fees,seo]",
@@ -614,6 +629,7 @@ def sweep(cli_dir: Path) -> Path:
     return folder
 
 
+@pytest.mark.slow
 def test_multirun_report_matches_compare(cli_dir: Path, sweep: Path) -> None:
     report = run_py(cli_dir, "-m", "sim.report", str(sweep))
     assert report.returncode == 0, report.stderr
@@ -635,6 +651,7 @@ def test_multirun_report_matches_compare(cli_dir: Path, sweep: Path) -> None:
     assert load(sweep)["crn_variance_ratio"] == load(out)["crn_variance_ratio"]
 
 
+@pytest.mark.slow
 def test_report_without_baseline_exits_2(cli_dir: Path, sweep: Path) -> None:
     folder = cli_dir / "no_baseline"
     for job in sweep.iterdir():
@@ -648,6 +665,7 @@ def test_report_without_baseline_exits_2(cli_dir: Path, sweep: Path) -> None:
     assert not (folder / "comparison.csv").exists()
 
 
+@pytest.mark.slow
 def test_report_refuses_a_sweep_with_an_unfinished_job(cli_dir: Path, sweep: Path) -> None:
     """A Hydra job folder (``.hydra/``, tables) without its metrics.json, which a run writes
     last, was stopped: refused, not merged as a sweep of fewer scenarios."""
@@ -665,6 +683,7 @@ def test_report_refuses_a_sweep_with_an_unfinished_job(cli_dir: Path, sweep: Pat
     assert not (folder / "comparison.csv").exists()
 
 
+@pytest.mark.slow
 def test_report_marks_its_own_folder_finished(cli_dir: Path, sweep: Path) -> None:
     """The report writes its metrics.json last, into the sweep folder and nowhere else."""
     from sim import io

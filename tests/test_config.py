@@ -54,8 +54,11 @@ def test_every_group_folder_is_in_the_defaults_list() -> None:
     assert folders == in_defaults
 
 
-@pytest.mark.parametrize(("group", "option"), CONFIG_OPTIONS,
-                         ids=[f"{g}={o}" for g, o in CONFIG_OPTIONS])
+@pytest.mark.parametrize(("group", "option"), [
+    # the scenarios: slow here, composed and validated in the default run by
+    # test_compare.test_scenario_composes_validates_and_changes_only_its_keys
+    pytest.param(g, o, id=f"{g}={o}", marks=pytest.mark.slow if g == "scenario" else ())
+    for g, o in CONFIG_OPTIONS])
 def test_every_config_option_composes_and_validates(group: str, option: str) -> None:
     cfg = compose_config([f"{group}={option}"])
     spec = build_spec(cfg)

@@ -288,6 +288,7 @@ def run_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
                           text=True, timeout=600, check=False)
 
 
+@pytest.mark.slow
 def test_cli_refuses_bad_psa_input_before_running(tmp_path: Path) -> None:
     no_options = run_cli("psa.draws=4", "run=smoke", cwd=tmp_path)
     assert no_options.returncode == 2 and "compare=[" in no_options.stderr

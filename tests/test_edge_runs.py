@@ -1,14 +1,16 @@
 """Runs with little or nothing to show, and the funnel's step conversion.
 
-Each edge configuration runs on both engines with one and with two replications, on a
-tiny market: a few buyers (also on a subscription), one person, two people for one day,
-nobody aware, nobody buying, nobody churning and no tickets, with the repeat-purchase,
-subscription and ``none`` retention models among them. Every run completes; ``Run.write``
-writes every table and figure; ``metrics.json`` has an interval exactly where two or more
-replications give one (null otherwise); the console summary says once, and only with one
-replication, that an interval needs at least two; figures of empty data say "nothing to
-show" instead of drawing NaN axes, figures with data draw it; no warning of any kind is
-raised (warnings are errors here, beyond pyproject's ``error::RuntimeWarning:sim.*``).
+Each edge configuration runs on both engines with one and with two replications (the
+default run takes the agent engine with one and the fast engine with two; the other two
+pairings are slow), on a tiny market: a few buyers (also on a subscription), one person,
+two people for one day, nobody aware, nobody buying, nobody churning and no tickets, with
+the repeat-purchase, subscription and ``none`` retention models among them. Every run
+completes; ``Run.write`` writes every table and figure; ``metrics.json`` has an interval
+exactly where two or more replications give one (null otherwise); the console summary says
+once, and only with one replication, that an interval needs at least two; figures of empty
+data say "nothing to show" instead of drawing NaN axes, figures with data draw it; no warning
+of any kind is raised (warnings are errors here, beyond pyproject's
+``error::RuntimeWarning:sim.*``).
 
 The step conversion of a funnel stage is the share of the previous stage's customers who
 reached it, so its interval stays within 0-100 % (the smoke run used to print
@@ -104,8 +106,12 @@ def _config(edge: str, engine: str, replications: int) -> DictConfig:
 
 
 @pytest.mark.filterwarnings("error")  # no warning at all: numpy, pandas, matplotlib, sim
-@pytest.mark.parametrize("replications", [1, 2])
-@pytest.mark.parametrize("engine", ["agent", "fast"])
+@pytest.mark.parametrize(("engine", "replications"), [
+    pytest.param("agent", 1, id="agent-1"),
+    pytest.param("agent", 2, id="agent-2", marks=pytest.mark.slow),
+    pytest.param("fast", 1, id="fast-1", marks=pytest.mark.slow),
+    pytest.param("fast", 2, id="fast-2"),
+])  # the default run: each edge on each engine, with one and with two replications
 @pytest.mark.parametrize("edge", list(EDGES))
 def test_edge_run_writes_everything(edge: str, engine: str, replications: int,
                                     tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -1049,6 +1049,7 @@ def test_fast_results_whatever_n_jobs(fast_cfg: dict[str, Any]) -> None:
         det.assert_same_metrics(a, b)
 
 
+@pytest.mark.slow
 def test_fast_same_outputs_in_a_fresh_interpreter(fast_cfg: dict[str, Any]) -> None:
     """Bit for bit in another process with another hash seed (no dependence on hashing)."""
     expected = det.digest(simulate(build_spec(fast_cfg), det.SEED, 1))

@@ -568,6 +568,7 @@ def test_comparison_ltv_by_group_with_paired_differences(comparison: api.Compari
             (sums[name] - sums["baseline"]).mean(), rel=1e-9)
 
 
+@pytest.mark.slow
 def test_cli_compare_writes_finance_csv(tmp_path: Path) -> None:
     out = tmp_path / "compare"
     proc = run_py(tmp_path, "-m", "sim", "run=smoke", "run.plots=false",

@@ -117,7 +117,7 @@ def _fuzz(data: st.DataObject, tmp_path_factory: pytest.TempPathFactory) -> None
     assert time.perf_counter() - start < TIME_BOUND_S
 
 
-@settings(max_examples=15, deadline=None, derandomize=True, database=None,
+@settings(max_examples=8, deadline=None, derandomize=True, database=None,
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 @given(data=st.data())
 def test_any_override_runs_or_is_one_input_error(data: st.DataObject,
@@ -188,11 +188,12 @@ def test_comparison_options_checked_before_any_run(monkeypatch: pytest.MonkeyPat
 
 
 @pytest.mark.parametrize("override", [
-    "economics.order_value_mean=1e308",
-    "run.engine=fast run.tick_days=1e-9",
-    "compare=seo compare_rank=roi",
-    "compare=seo scenario=guest_checkout",
-    "scenario.description=${oc.env:JOURNEY_SIM_SURELY_UNSET}",
+    "economics.order_value_mean=1e308",  # the default run; each probe is a new interpreter
+    *(pytest.param(o, marks=pytest.mark.slow) for o in (
+        "run.engine=fast run.tick_days=1e-9",
+        "compare=seo compare_rank=roi",
+        "compare=seo scenario=guest_checkout",
+        "scenario.description=${oc.env:JOURNEY_SIM_SURELY_UNSET}")),
 ])
 def test_cli_probes_exit_2_with_one_line_before_anything_runs(tmp_path: Path,
                                                               override: str) -> None:
@@ -214,8 +215,10 @@ def test_env_interpolation_typed_by_the_user_is_their_choice(tmp_path: Path,
         "from the environment")
 
 
-@pytest.mark.parametrize("args", [["-m", "run=smoke", "run.seed=1,2", "a=["],
-                                  ["run=smoke", "a=["], ["--no-such-option"]])
+@pytest.mark.parametrize("args", [
+    pytest.param(["-m", "run=smoke", "run.seed=1,2", "a=["], marks=pytest.mark.slow),
+    ["run=smoke", "a=["],
+    pytest.param(["--no-such-option"], marks=pytest.mark.slow)])
 def test_malformed_overrides_and_options_are_one_message(tmp_path: Path,
                                                          args: list[str]) -> None:
     proc = run_cli(tmp_path, *args)

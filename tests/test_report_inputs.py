@@ -278,6 +278,7 @@ def test_blocks_that_disagree_name_both_files(tmp_path: Path,
 
 
 # ------------------------------------------------------------- files that are not files
+@pytest.mark.slow
 def test_named_pipe_does_not_hang(tmp_path: Path) -> None:
     """The issue's probe: a metrics.json that is a named pipe blocked the reader for ever."""
     folder = sweep(tmp_path / "sweep")
@@ -292,6 +293,7 @@ def test_named_pipe_does_not_hang(tmp_path: Path) -> None:
                           "(a folder, pipe or device); expected a metrics.json\n"
 
 
+@pytest.mark.slow
 def test_link_to_dev_zero_is_refused(tmp_path: Path) -> None:
     """The issue's probe: a metrics.json linked to /dev/zero ran out of memory. A link that
     leads outside the folder is refused before anything is read through it."""

@@ -377,6 +377,7 @@ def run_py(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
                           text=True, timeout=TIMEOUT_S, check=False)
 
 
+@pytest.mark.slow
 def test_a_multirun_over_a_parameter_end_to_end(tmp_path: Path) -> None:
     folder = tmp_path / "ads"
     proc = run_py(tmp_path, "-m", "sim", "-m", f"{PARAM}=100,0,50", *SMALL,

@@ -1,7 +1,9 @@
 """Running big: replication blocks, Hydra launchers, the progress bar and the memory guard.
 
 CLI runs are subprocesses in a temporary directory (see ``tests/test_cli.py``), so nothing
-is written into the repository.
+is written into the repository. Each starts an interpreter and Hydra (seconds), so these
+end-to-end tests are slow; the default run merges blocks in process (test_report_sweep,
+test_report_inputs), runs a block from Python and checks the memory guard there.
 """
 
 from __future__ import annotations
@@ -42,7 +44,8 @@ def metrics(path: Path) -> dict[str, Any]:
 
 
 # -------------------------------------------------------------- replication blocks
-@pytest.mark.parametrize("engine", ["fast", pytest.param("agent", marks=pytest.mark.slow)])
+@pytest.mark.slow
+@pytest.mark.parametrize("engine", ["fast", "agent"])
 def test_blocks_merge_to_the_one_job_result(tmp_path: Path, engine: str) -> None:
     """Replications 0-1 and 2-4 as two jobs, merged by sim.report = 0-4 in one job."""
     one = python(tmp_path, "-m", "sim", *QUIET, f"run.engine={engine}", "run.replications=5",
@@ -62,6 +65,7 @@ def test_blocks_merge_to_the_one_job_result(tmp_path: Path, engine: str) -> None
     assert "replications 0..4" in merge.stdout
 
 
+@pytest.mark.slow
 def test_blocks_that_overlap_or_differ_are_refused(tmp_path: Path) -> None:
     for name, extra in (("a", ["run.first_replication=0"]), ("b", ["run.first_replication=1"]),
                         ("c", ["run.first_replication=5", "checkout.steps=2"])):
@@ -87,6 +91,7 @@ def test_fingerprint_ignores_execution_settings_only() -> None:
             spec.fingerprint(), change
 
 
+@pytest.mark.slow
 def test_fingerprint_is_the_same_in_every_process(tmp_path: Path) -> None:
     """Blocks run in separate processes (cluster jobs): string hashing must not leak in."""
     code = ("from sim.model.config import compose_config; from sim.model.spec import build_spec; "
@@ -108,6 +113,7 @@ def test_api_runs_the_block(tmp_path: Path) -> None:
 
 
 # ------------------------------------------------------------------- launchers
+@pytest.mark.slow
 def test_joblib_launcher_sweep_and_report(tmp_path: Path) -> None:
     """Local cores through Hydra's joblib launcher: same numbers as jobs run one by one."""
     sweep = python(tmp_path, "-m", "sim", "-m", "hydra/launcher=joblib",
@@ -126,6 +132,7 @@ def test_joblib_launcher_sweep_and_report(tmp_path: Path) -> None:
         metrics(tmp_path / "alone")["per_replication"]
 
 
+@pytest.mark.slow
 def test_launcher_presets_compose(tmp_path: Path) -> None:
     for preset, key in (("cores", "n_jobs: -1"), ("slurm", "timeout_min: 120")):
         proc = python(tmp_path, "-m", "sim", f"hydra/launcher={preset}", "--cfg", "hydra")
@@ -172,6 +179,7 @@ def test_progress_bar_counts_replications_and_customers(
     assert "2/2" in err and "customers/s" in err
 
 
+@pytest.mark.slow
 def test_cli_is_quiet_when_piped(tmp_path: Path) -> None:
     proc = python(tmp_path, "-m", "sim", *QUIET, "run.engine=fast", "hydra.run.dir=out",
                   env_extra={"CI": ""})
@@ -206,6 +214,7 @@ def test_memory_estimate_grows_with_size_workers_and_replications() -> None:
     assert est(base, 20) > est(base, 10)
 
 
+@pytest.mark.slow
 def test_cli_memory_guard_exit_2_writes_nothing(tmp_path: Path) -> None:
     proc = python(tmp_path, "-m", "sim", "market.size=2000000000", "run.engine=fast",
                   "hydra.run.dir=out")

@@ -182,6 +182,7 @@ channels:
     assert "market.segments.studnets" in refused(seg, "scenario=seg")
 
 
+@pytest.mark.slow
 def test_scenario_without_name_is_named_after_its_file(tmp_path: Path) -> None:
     root = overlay(tmp_path / "mine", "cheaper_ads", GLOBAL + "checkout:\n  hidden_fees: false\n")
     cfg = compose_config(["scenario=cheaper_ads", "run=smoke"], config_dirs=[root])
@@ -217,6 +218,7 @@ def test_run_folder_name_is_one_safe_component() -> None:
     assert _run_name("baseline", "baseline", "all") == "compare_all"
 
 
+@pytest.mark.slow
 def test_path_traversal_name_cannot_leave_outputs(tmp_path: Path) -> None:
     proc = run_cli(tmp_path, "run=smoke", "scenario.name=/../../../../elsewhere/x")
     assert proc.returncode == 2 and "scenario.name" in proc.stderr
@@ -254,6 +256,7 @@ def test_shipped_configs_and_scenarios_pass_the_checks() -> None:
             check_yaml_file(path, group)
 
 
+@pytest.mark.slow
 def test_experimental_rerun_and_config_path_refused(tmp_path: Path) -> None:
     for args in (["--experimental-rerun", str(tmp_path / "config.pickle")],
                  ["--config-path", str(tmp_path)]):
@@ -272,6 +275,7 @@ def test_every_input_error_is_an_input_error(tmp_path: Path) -> None:
             sim.run(overrides=["run=smoke", *overrides])
 
 
+@pytest.mark.slow
 def test_your_own_scenario_in_a_comparison(tmp_path: Path) -> None:
     """A scenario of a --config-dir folder can be compared (the checks before the run know
     the folder's scenarios too); the folder is named after the comparison."""

@@ -274,6 +274,12 @@ def check_yaml_file(path: Path, group: str = "") -> None:
             raise ConfigFileError(
                 f"{path}, line {line}: key 'hydra': a scenario or config file may set model "
                 "keys only; Hydra settings are given on the command line")
+        if ((key_path == "market.base" and (package == "_global_" or at_top))
+                or (key_path == "base" and (package or group) == "market")):
+            raise ConfigFileError(
+                f"{path}, line {line}: key 'market.base': a file handed to the tool cannot "
+                "name another file to read; give the installed base on the command line "
+                "(market.base=customers.csv)")
         if key_path.startswith("defaults[") and isinstance(value, yaml.ScalarNode):
             _check_default_entry(path, line, f"{value.value}")
         if isinstance(value, yaml.ScalarNode) and _resolver_calls(str(value.value)):

@@ -86,6 +86,9 @@ hydra:
     ("scenario", "# @package hydra.callbacks\n", "x: {a: 1}\n", "@package hydra"),
     ("hydra/callbacks", "", "x:\n  y: 1\n", "'hydra' group folder"),
     ("scenario", GLOBAL, "defaults:\n  - override /hydra/launcher: cores\n", "selects Hydra"),
+    # a file cannot make the tool read another file (the installed base)
+    ("scenario", GLOBAL, "market:\n  base: /etc/passwd\n", "market.base"),
+    ("market", "", "size: 10\nbase: ../secret.csv\n", "market.base"),
 ])
 def test_instantiation_and_hydra_keys_refused(tmp_path: Path, group: str, header: str,
                                               body: str, words: str) -> None:

@@ -48,6 +48,7 @@ from scipy import special
 
 from sim.engine.desk import serve
 from sim.engine.records import RawRecords, SimulationResult, build_result
+from sim.model.base import p_alive
 from sim.model.rng import Stream, generator, name_key
 from sim.model.spec import ModelSpec
 
@@ -209,6 +210,8 @@ class AgentModel:
         self.reach_total = spec.reach_per_day.sum(axis=1).tolist()
         self.reach_cum = np.cumsum(spec.reach_per_day, axis=1).tolist()
         self.market = self.env.process(self._market())
+        if spec.base is not None:
+            self._start_base()
 
     # ------------------------------------------------------------------ market
     def _market(self):
@@ -404,8 +407,13 @@ class AgentModel:
                                                                   life_rows[i])))
 
     # ------------------------------------------------------- life as a customer
-    def _life(self, k, seg, score, u_first_advocate, life):
-        """From the first purchase to churn (or the horizon)."""
+    def _life(self, k, seg, score, u_first_advocate, life, known=None):
+        """From the first purchase to churn (or the horizon).
+
+        ``known``: a customer of the installed base (``_start_base``), alive at the start
+        with traits drawn from their posterior: (purchase rate, drop-out, spend level,
+        loyalty member). Their life starts with the wait for their next purchase.
+        """
         env, spec = self.env, self.spec
         ret, loy, sup, ex, adv = (spec.retention, spec.loyalty, spec.support, spec.experience,
                                   spec.advocacy)
@@ -419,23 +427,32 @@ class AgentModel:
         desk_rng = None  # the desk's draws: a stream of their own, made at the first ticket
         # traits by inverse transform: a scenario that changes r or a, b moves each
         # customer's trait monotonically instead of redrawing it
-        u_rate, u_drop_trait, u_theta, u_enrol = draws[:TRAITS]
-        lam = float(special.gammaincinv(ret.r, u_rate)) / ret.alpha_days
-        p_drop = float(special.betaincinv(ret.a, ret.b, u_drop_trait))
-        theta = float(special.betaincinv(ret.sub_alpha, ret.sub_beta, u_theta))
-        member = loy.enabled and u_enrol < loy.enrol_prob
-        rate = (lam * spec.segment_purchase_rate[seg] * ret.rate_multiplier
-                * (loy.rate_multiplier if member else 1.0))
-        drop = (p_drop if ret.model == "repeat_purchase" else theta) * spec.segment_churn[seg]
+        gamma_gamma = spec.order_value_model == "gamma_gamma"
+        value_multiplier = spec.segment_order_value[seg]
+        if known is None:
+            u_rate, u_drop_trait, u_theta, u_enrol = draws[:TRAITS]
+            lam = float(special.gammaincinv(ret.r, u_rate)) / ret.alpha_days
+            p_drop = float(special.betaincinv(ret.a, ret.b, u_drop_trait))
+            theta = float(special.betaincinv(ret.sub_alpha, ret.sub_beta, u_theta))
+            member = loy.enabled and u_enrol < loy.enrol_prob
+            rate = lam * spec.segment_purchase_rate[seg]
+            drop = (p_drop if ret.model == "repeat_purchase" else theta) * spec.segment_churn[seg]
+            if gamma_gamma:  # the buyer's spend level, from a stream of its own
+                nu = self._spend_level(k)
+        else:  # their own history stands in for the segment's multipliers
+            rate, drop, nu, member = known
+            if gamma_gamma:
+                value_multiplier = 1.0
+        rate *= ret.rate_multiplier * (loy.rate_multiplier if member else 1.0)
         drop = min(1.0, drop * (loy.dropout_multiplier if member else 1.0))
         rec = self.rec
-        gamma_gamma = spec.order_value_model == "gamma_gamma"
-        if gamma_gamma:  # the buyer's spend level, from a stream of its own (see _spend_level)
-            nu = self._spend_level(k)
         if member:
             rec.members[k] = env.now
         advocate, n_orders = False, 0
         rec.score[k] = score
+        if known is not None:  # bought before the run: wait for the next purchase
+            n_orders = 1
+            yield env.timeout(-math.log1p(-draws[TRAITS + PER_ORDER - 1]) / rate)
 
         def record(code: int) -> None:
             rec.events.extend((k, env.now, code, score))
@@ -453,19 +470,18 @@ class AgentModel:
                 u_order, u_issue, u_advocate, u_drop, u_gap = draws[at:at + PER_ORDER]
             else:
                 if rng is None:
-                    rng = generator(self.seed, self.replication, Stream.LIFE, k)
+                    rng = self._own_stream(k, Stream.LIFE)
                 u_order, u_issue, u_advocate, u_drop, u_gap = rng.random(PER_ORDER).tolist()
             if ret.model == "subscription":
                 value = ret.price_per_period * spec.segment_order_value[seg]
             elif gamma_gamma:  # Gamma(p, rate nu) around the buyer's level, by inverse transform
                 u = _NORMAL.cdf(rec.order_z[k]) if n_orders == 0 else u_order
                 u = min(max(u, _TINY), 1.0 - _TINY)
-                value = (float(special.gammaincinv(spec.gg_p, u)) / nu
-                         * spec.segment_order_value[seg])
+                value = float(special.gammaincinv(spec.gg_p, u)) / nu * value_multiplier
             else:
                 z = rec.order_z[k] if n_orders == 0 else _NORMAL.inv_cdf(u_order)
                 value = (math.exp(spec.order_log_mean + spec.order_log_sd * z)
-                         * spec.segment_order_value[seg])
+                         * value_multiplier)
             value *= ret.order_value_multiplier
             rec.purchases["customer"].append(k)
             rec.purchases["time"].append(env.now)
@@ -489,7 +505,7 @@ class AgentModel:
             leaves = False
             if u_issue < sup.issue_prob:
                 if desk_rng is None:
-                    desk_rng = generator(self.seed, self.replication, Stream.DESK, k)
+                    desk_rng = self._own_stream(k, Stream.DESK)
                 u_resolve, u_leave = desk_rng.random(2).tolist()
                 handling = float(sup.handling.sample(desk_rng, 1)[0])
                 patience = float(desk_rng.exponential(sup.patience_mean_days))
@@ -515,6 +531,59 @@ class AgentModel:
                 if advocate:
                     self._advocacy_changed(k, seg, joins=False)
                 return
+
+    def _own_stream(self, k: int, stream: Stream) -> np.random.Generator:
+        """Customer k's own stream for its later orders (LIFE) or the desk (DESK); a base
+        customer (k < 0) has streams of its own, so new customers' numbers never move."""
+        if k >= 0:
+            return generator(self.seed, self.replication, stream, k)
+        return generator(self.seed, self.replication, Stream.BASE_LIFE, -1 - k,
+                         int(stream == Stream.DESK))
+
+    # ------------------------------------------------------------ installed base
+    def _start_base(self) -> None:
+        """Today's customers (``spec.base``) at time 0, customer ids -1, -2, ...
+
+        Base row j draws from the BASE stream's block j // BLOCK: whether alive
+        (P(alive) given the history), its segment where the file gives none, its spend
+        level, then the traits and first orders' uniforms of a buyer. Rate and drop-out
+        come from the posterior given the history by inverse transform, so a draw of the
+        fitted parameters moves each customer's traits monotonically. Dead customers are
+        recorded as churned at 0; the living start ``_life`` with a neutral experience
+        score, members of the loyalty programme if the file says so or if they take its
+        offer at the launch.
+        """
+        spec, base, ret, loy = self.spec, self.spec.base, self.spec.retention, self.spec.loyalty
+        n, width = len(base), 3 + TRAITS + ORDERS * PER_ORDER
+        rows = np.concatenate([
+            generator(self.seed, self.replication, Stream.BASE, b).random((BLOCK, width))
+            for b in range(-(-n // BLOCK))])[:n]
+        u_alive, u_segment, u_spend, life = rows[:, 0], rows[:, 1], rows[:, 2], rows[:, 3:]
+        x, age = base.x, base.age
+        alive = u_alive < p_alive(ret.r, ret.alpha_days, ret.a, ret.b, x, base.t_x, age)
+        drawn = np.searchsorted(np.cumsum(spec.segment_shares)[:-1], u_segment, side="right")
+        segment = np.where(base.segment >= 0, base.segment, drawn)
+        tiny = np.clip(life[:, :2], _TINY, 1.0 - _TINY)
+        rate = special.gammaincinv(ret.r + x, tiny[:, 0]) / (ret.alpha_days + age)
+        drop = special.betaincinv(ret.a, ret.b + x, tiny[:, 1])
+        nu = np.full(n, np.nan)
+        if spec.order_value_model == "gamma_gamma":  # Gamma(q + p x, rate gamma + x m)
+            known = ~np.isnan(base.mean_value)
+            xs = np.where(known, x, 0.0)
+            nu = (special.gammaincinv(spec.gg_q + spec.gg_p * xs,
+                                      np.clip(u_spend, _TINY, 1.0 - _TINY))
+                  / (spec.gg_gamma + xs * np.where(known, base.mean_value, 0.0)))
+        member = base.member | (loy.enabled & (life[:, 3] < loy.enrol_prob))
+        self.rec.base_segment = segment.tolist()
+        purchase, churned = spec.n_stages + 1, spec.n_stages + 4
+        for j in range(n):
+            k = -1 - j
+            self.rec.events.extend((k, 0.0, purchase, 0.0))
+            if not alive[j]:
+                self.rec.events.extend((k, 0.0, churned, 0.0))
+                continue
+            known = (float(rate[j]), float(drop[j]), float(nu[j]), bool(member[j]))
+            self.env.process(self._life(k, int(segment[j]), 0.0, 1.0, life[j], known))
 
     def _spend_level(self, k: int) -> float:
         """Buyer k's Gamma-Gamma spend level nu ~ Gamma(q, rate gamma), by inverse transform

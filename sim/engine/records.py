@@ -9,6 +9,7 @@ The agent engine fills plain lists as events happen; the fast engine hands over 
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -29,6 +30,8 @@ class RawRecords:
     """What an engine writes while it runs: plain lists, appended in time order."""
 
     aware_time: list[float] = field(default_factory=list)
+    # the installed base's segments; base customer j is recorded as customer -1 - j
+    base_segment: list[int] = field(default_factory=list)
     source: list[int] = field(default_factory=list)
     segment: list[int] = field(default_factory=list)
     order_z: list[float] = field(default_factory=list)
@@ -55,7 +58,10 @@ class SimulationResult:
     Attributes
     ----------
     customers : columns of equal length, one row per customer who became aware
-        (``id`` is the awareness order). Times are days since the start; NaN = never.
+        (``id`` is the awareness order), then one per customer of the installed base
+        (``base`` true; ``channel`` -1, aware and a customer since before the start: their
+        ``t_purchase`` is 0, and those not alive at the start churned at 0). Times are
+        days since the start; NaN = never.
     events : every state entry: ``customer``, ``time`` (days), ``state`` (code into
         ``states``), ``score`` (experience score on entering).
     abandonments : every cart abandonment: ``customer``, ``time``, ``recovered``.
@@ -91,6 +97,35 @@ class SimulationResult:
         """(customers, states) first entry time of each state, NaN if never reached."""
         return np.column_stack([self.customers[f"t_{s}"] for s in self.states])
 
+    @property
+    def has_base(self) -> bool:
+        """Whether the run started with an installed base (``market.base``)."""
+        return bool(self.customers["base"].any()) if "base" in self.customers else False
+
+    def part(self, keep: np.ndarray) -> SimulationResult:
+        """The same run restricted to the customers where ``keep`` is true, renumbered
+        0, 1, ... in order: their rows, events, orders, tickets, and the referrals made and
+        received within the part (the spend and the run's totals stay as they are)."""
+        keep = np.asarray(keep, dtype=bool)
+        row = np.full(keep.size, -1, dtype=np.int64)
+        row[keep] = np.arange(int(keep.sum()))
+
+        def rows(table: dict[str, np.ndarray], *columns: str) -> dict[str, np.ndarray]:
+            sel = np.logical_and.reduce([keep[table[c]] for c in columns])
+            out = {k: v[sel] for k, v in table.items()}
+            for c in columns:
+                out[c] = row[out[c]].astype(table[c].dtype)
+            return out
+
+        return dataclasses.replace(
+            self, customers={k: v[keep] for k, v in self.customers.items()}
+            | {"id": np.arange(int(keep.sum()), dtype=np.int64)},
+            events=rows(self.events, "customer"),
+            abandonments=rows(self.abandonments, "customer"),
+            purchases=rows(self.purchases, "customer"),
+            referrals=rows(self.referrals, "referrer", "customer"),
+            tickets=rows(self.tickets, "customer"))
+
     def journey_of(self, customer: int) -> list[tuple[float, str]]:
         """One customer's path: (time in days, state) in order, for teaching."""
         sel = self.events["customer"] == customer
@@ -105,15 +140,22 @@ def _array(values: list, dtype) -> np.ndarray:
 def build_result(spec: ModelSpec, seed: int, replication: int, rec: RawRecords
                  ) -> SimulationResult:
     """Derive the columnar tables and the customers table from the raw records of a run."""
-    n = len(rec.aware_time)
+    n_new, n_base = len(rec.aware_time), len(rec.base_segment)
+    n = n_new + n_base
     states = spec.states
     code = {s: i for i, s in enumerate(states)}
+
+    def ids(customer, dtype=np.int64) -> np.ndarray:
+        """Customer ids as rows: base customer -1 - j becomes row n_new + j."""
+        a = np.asarray(customer, dtype=np.int64)
+        return (np.where(a < 0, n_new - 1 - a, a) if n_base else a).astype(dtype)
+
     if isinstance(rec.events, dict):
         ev_c, ev_t = rec.events["customer"], rec.events["time"]
         ev_s, ev_e = rec.events["state"], rec.events["score"]
     else:
         flat = np.asarray(rec.events, dtype=float).reshape(-1, 4)
-        ev_c = flat[:, 0].astype(np.int32)
+        ev_c = ids(flat[:, 0], np.int32)
         ev_t = flat[:, 1].copy()
         ev_s = flat[:, 2].astype(np.int16)
         ev_e = flat[:, 3].copy()
@@ -128,11 +170,11 @@ def build_result(spec: ModelSpec, seed: int, replication: int, rec: RawRecords
     score = ev_e[last] if n else np.zeros(0)
     if isinstance(rec.score, dict):  # buyers' scores move between state entries
         for k, s in rec.score.items():
-            score[k] = s
+            score[k if k >= 0 else n_new - 1 - k] = s
     else:
         score[rec.score[0]] = rec.score[1]
 
-    ab_c = _array(rec.ab_customer, np.int64)
+    ab_c = ids(rec.ab_customer)
     abandoned_cart = np.zeros(n, dtype=bool)
     abandoned_cart[ab_c] = True
     bought = ~np.isnan(first[:, code["purchase"]])
@@ -143,7 +185,7 @@ def build_result(spec: ModelSpec, seed: int, replication: int, rec: RawRecords
     outcome[~np.isnan(first[:, code["churned"]])] = 4
 
     p = rec.purchases
-    p_c = _array(p["customer"], np.int64)
+    p_c = ids(p["customer"])
     value = _array(p["value"], float)
     discount = _array(p["discount"], float)
     purchases = {"customer": p_c, "time": _array(p["time"], float), "value": value,
@@ -157,18 +199,20 @@ def build_result(spec: ModelSpec, seed: int, replication: int, rec: RawRecords
     first_value[p_c[is_first]] = value[is_first]
     first_margin = np.full(n, np.nan)
     first_margin[p_c[is_first]] = purchases["margin"][is_first]  # after any loyalty discount
-    ref = {"referrer": _array(rec.referrals["referrer"], np.int64),
+    ref = {"referrer": ids(rec.referrals["referrer"]),
            "customer": _array(rec.referrals["customer"], np.int64),
            "time": _array(rec.referrals["time"], float)}
     member = np.zeros(n, dtype=bool)
-    member[np.fromiter(rec.members, np.int64, len(rec.members))] = True
+    member[ids(np.fromiter(rec.members, np.int64, len(rec.members)))] = True
     t = rec.tickets
 
     customers = {
         "id": np.arange(n, dtype=np.int64),
-        "segment": _array(rec.segment, np.int16),
-        "channel": _array(rec.source, np.int16),
-        "t_aware": _array(rec.aware_time, float),
+        "base": np.arange(n) >= n_new,
+        "segment": np.concatenate([_array(rec.segment, np.int16),
+                                   _array(rec.base_segment, np.int16)]),
+        "channel": np.concatenate([_array(rec.source, np.int16), np.full(n_base, -1, np.int16)]),
+        "t_aware": np.concatenate([_array(rec.aware_time, float), np.zeros(n_base)]),
         **{f"t_{s}": first[:, i] for i, s in enumerate(states)},
         "state": final_state,
         "outcome": outcome,
@@ -199,7 +243,7 @@ def build_result(spec: ModelSpec, seed: int, replication: int, rec: RawRecords
                       "recovered": recovered},
         purchases=purchases,
         referrals=ref,
-        tickets={"customer": _array(t.customer, np.int64), "arrival": _array(t.arrival, float),
+        tickets={"customer": ids(t.customer), "arrival": _array(t.arrival, float),
                  "start": _array(t.start, float), "end": _array(t.end, float),
                  "outcome": _array(t.outcome, np.int8)},
         spend_per_day=np.asarray(spec.spend_per_day[:n_days]),

@@ -175,6 +175,11 @@ def _acquisition(result: SimulationResult) -> tuple[np.ndarray, np.ndarray]:
     return spend, np.bincount(c["channel"][bought], minlength=len(result.channels))
 
 
+# money metrics that add up over customers: with an installed base, the headline value is
+# the whole business's, new.<name> the new customers' and base.<name> the base's
+BASE_TOTALS = ("revenue", "gross_margin", "discounts", "costs.retention", "profit", "npv")
+
+
 def replication_metrics(result: SimulationResult, spec: ModelSpec) -> dict[str, float]:
     """Headline metrics of one replication, flat ``group.name`` keys, plain floats.
 
@@ -182,7 +187,76 @@ def replication_metrics(result: SimulationResult, spec: ModelSpec) -> dict[str, 
     ``step_rate`` is the share of the previous stage's customers who reached it. CAC is
     channel spend (including fixed costs) over the first purchases the channel brought;
     NaN when none.
+
+    With an installed base (``market.base``) the journey and customer metrics are the new
+    customers' (the base's in ``base_metrics``); the totals in ``BASE_TOTALS`` and the
+    service desk's are the whole business's, with ``new.<name>`` and ``base.<name>``.
     """
+    if not result.has_base:
+        return _metrics(result, spec)
+    base = result.customers["base"]
+    out = _metrics(result.part(~base), spec)
+    out |= _support_metrics(result, spec)  # one desk serves everyone
+    b = base_metrics(result, spec)
+    for key in BASE_TOTALS:
+        out[f"new.{key}"] = out[key]
+        out[key] = out[key] + b[f"base.{key}"]
+    return out | b
+
+
+def base_metrics(result: SimulationResult, spec: ModelSpec) -> dict[str, float]:
+    """The installed base's metrics (``base.<name>``): its customers, those alive at the
+    start and at the horizon, those who churned in the run, its orders and money (value
+    counted from the start, discounted to day 0; no acquisition cost: it is sunk)."""
+    c, p = result.customers, result.purchases
+    base = c["base"]
+    values = customer_values(result, spec)
+    mine = base[p["customer"]]
+    delta = spec.discount_rate_per_day
+    margin = float(p["margin"][mine].sum())
+    costs = float(np.nansum(values["costs"][base]))
+    ltv = values["ltv"][base]
+    dead_at_start = c["t_churned"][base] == 0
+    return {
+        "base.customers": float(base.sum()),
+        "base.alive_start": float((~dead_at_start).sum()),
+        "base.active": float(np.isnan(c["t_churned"][base]).sum()),
+        "base.churned": float((c["t_churned"][base] > 0).sum()),
+        "base.orders": float(mine.sum()),
+        "base.revenue": float(p["revenue"][mine].sum()),
+        "base.gross_margin": margin,
+        "base.discounts": float(p["discount"][mine].sum()),
+        "base.costs.retention": costs,
+        "base.profit": margin - costs,
+        "base.npv": float((p["margin"][mine] * np.exp(-delta * p["time"][mine])).sum()
+                          - np.nansum(values["costs_pv"][base])),
+        "base.ltv.mean": float(ltv.mean()) if ltv.size else float("nan"),
+        "base.loyalty_members": float(c["loyalty_member"][base].sum()),
+        "base.advocates": float(c["advocate"][base].sum()),
+        "base.referrals": float(c["referrals"][base].sum()),
+    }
+
+
+def _support_metrics(result: SimulationResult, spec: ModelSpec) -> dict[str, float]:
+    """The service desk: tickets, waits, abandonment, first-contact resolution, load."""
+    tk = result.tickets
+    served = tk["outcome"] < 2
+    queue = np.where(served, tk["start"], tk["end"]) - tk["arrival"]
+    minutes = queue * 1440
+    return {
+        "support.tickets": float(tk["outcome"].size),
+        "support.wait_mean_minutes": float(minutes.mean()) if minutes.size else float("nan"),
+        "support.wait_p90_minutes": (float(np.percentile(minutes, 90)) if minutes.size
+                                     else float("nan")),
+        "support.abandonment_rate": _ratio((tk["outcome"] == 2).sum(), tk["outcome"].size),
+        "support.unresolved_rate": _ratio((tk["outcome"] == 1).sum(), served.sum()),
+        "support.utilisation": float((tk["end"][served] - tk["start"][served]).sum()
+                                     / (spec.support.agents * result.horizon_days)),
+    }
+
+
+def _metrics(result: SimulationResult, spec: ModelSpec) -> dict[str, float]:
+    """``replication_metrics`` of a run without a base (or of its new customers)."""
     c = result.customers
     n = result.n_customers
     out: dict[str, float] = {"aware": float(n)}
@@ -281,21 +355,7 @@ def replication_metrics(result: SimulationResult, spec: ModelSpec) -> dict[str, 
     npv -= float(_annuity(support + spec.scenario_cost_per_day, delta, np.array(h)))
     out["npv"] = npv
 
-    # service desk
-    tk = result.tickets
-    served = tk["outcome"] < 2
-    queue = np.where(served, tk["start"], tk["end"]) - tk["arrival"]
-    minutes = queue * 1440
-    out |= {
-        "support.tickets": float(tk["outcome"].size),
-        "support.wait_mean_minutes": float(minutes.mean()) if minutes.size else float("nan"),
-        "support.wait_p90_minutes": (float(np.percentile(minutes, 90)) if minutes.size
-                                     else float("nan")),
-        "support.abandonment_rate": _ratio((tk["outcome"] == 2).sum(), tk["outcome"].size),
-        "support.unresolved_rate": _ratio((tk["outcome"] == 1).sum(), served.sum()),
-        "support.utilisation": float((tk["end"][served] - tk["start"][served]).sum()
-                                     / (spec.support.agents * h)),
-    }
+    out |= _support_metrics(result, spec)
 
     # advocacy
     referral = len(result.channels) - 1
@@ -329,7 +389,8 @@ NONNEGATIVE = {"aware", "purchases", "checkout", "lost", "in_journey", "time_to_
                "monthly_churn",  # churns per customer-month: a rate, above 1 if lives are short
                "active_customers", "loyalty_members", "revenue", "first_order_revenue",
                "discounts", "costs", "roas", "payback_days", "support", "advocates",
-               "advocates_active", "referrals", "referral_acquisitions"}  # names or groups
+               "advocates_active", "referrals", "referral_acquisitions", "customers", "alive_start",
+               "active", "orders"}  # names or groups
 
 
 def metric_range(name: str) -> tuple[float, float]:
@@ -337,6 +398,8 @@ def metric_range(name: str) -> tuple[float, float]:
     parts of a whole, retention, utilisation) in [0, 1], experience scores in [-2, 2];
     counts, durations, rates per month and amounts spent or received at least 0; the rest
     (LTV, LTV:CAC, gross margin, profit, NPV), and any name not listed, unbounded."""
+    if name.startswith(("base.", "new.")):  # the base's and the new customers' parts
+        name = name.split(".", 1)[1]
     group = name.split(".")[0]
     if name in SHARES or group == "retention" or (group == "funnel" and name.endswith("rate")):
         return 0.0, 1.0  # funnel: the share of the aware and of the previous stage

@@ -148,6 +148,9 @@ class MarketConfig:
     # what this machine cannot run)
     size: int = field(default=20_000, metadata=integers(1, 10_000_000_000))
     segments: dict[str, SegmentConfig] = field(default_factory=dict)
+    # the installed base: a CSV of today's customers (customers.csv of `python -m
+    # sim.calibrate transactions`), in addition to the size prospects; null: none
+    base: str | None = None
 
 
 @dataclass

@@ -33,6 +33,8 @@ class Stream(IntEnum):
     LIFE_BLOCK = 11  # per block: a buyer's traits and first purchases' uniforms (then LIFE)
     FAST = 12  # the fast engine's counter-based streams (keyed by purpose, see engine/fast.py)
     SPEND = 13  # per block: a buyer's Gamma-Gamma spend level (economics.order_value_model)
+    BASE = 14  # per block of the installed base: alive, segment, spend level, traits, orders
+    BASE_LIFE = 15  # per base customer (keyed by row, then 0: orders beyond, 1: the desk)
 
 
 def name_key(name: str) -> int:

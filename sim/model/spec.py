@@ -21,6 +21,7 @@ import numpy as np
 from scipy import special
 
 from sim.errors import InputError
+from sim.model.base import InstalledBase, read_base
 from sim.model.checks import (
     Checker,
     check_ranges,
@@ -225,6 +226,7 @@ class ModelSpec:
     scenario_name: str
     scenario_description: str
     scenario_cost_per_day: float
+    base: InstalledBase | None = None  # today's customers (market.base), None for none
 
     @property
     def n_stages(self) -> int:
@@ -355,6 +357,33 @@ def _check_market(m: Mapping[str, Any], chk: Checker) -> None:
     total = sum(s["share"] for s in segs.values() if isinstance(s["share"], int | float))
     if segs and abs(total - 1.0) > 1e-6:
         chk.add("market.segments.*.share", round(total, 9), "shares summing to 1")
+
+
+def _check_base(c: Mapping[str, Any], chk: Checker) -> InstalledBase | None:
+    """Key ``market.base``: the installed base's file, read and checked (None for none).
+
+    The base's posteriors are those of the BG/NBD model, and the agent engine follows each
+    customer: another retention model or ``run.engine=fast`` is refused.
+    """
+    path = c["market"]["base"]
+    if path is None:
+        return None
+    if not isinstance(path, str) or not path.strip():
+        chk.add("market.base", path, "the path of a CSV of today's customers, or null")
+        return None
+    if c["retention"]["model"] != "repeat_purchase":
+        chk.add("market.base", path, "an installed base with retention.model="
+                f"repeat_purchase (its customers' posteriors are BG/NBD's; retention.model "
+                f"is {c['retention']['model']})")
+    if c["run"]["engine"] == "fast":
+        chk.add("market.base", path, "an installed base with run.engine=agent or auto (the "
+                "agent engine follows each of today's customers; run.engine is fast)")
+    segments = tuple(c["market"]["segments"])
+    try:
+        return read_base(path, segments)
+    except InputError as err:
+        chk.add("market.base", path, f"a readable customer base: {err}")
+        return None
 
 
 def _check_journey(j: Mapping[str, Any], chk: Checker) -> dict[str, Dwell | None]:
@@ -568,6 +597,7 @@ def build_spec(cfg: Any, *, complete: bool = False) -> ModelSpec:
     chk = Checker()
     c = known_keys(cfg, chk, complete=complete)
     _check_market(c["market"], chk)
+    base = _check_base(c, chk)
     dwells = _check_journey(c["journey"], chk)
     _check_channels(c["channels"], chk)
     checkout_dwell = _check_checkout(c["checkout"], chk)
@@ -594,8 +624,9 @@ def build_spec(cfg: Any, *, complete: bool = False) -> ModelSpec:
         support=_support_spec(c["support"], handling),  # type: ignore[arg-type]
         experience=_experience_spec(c["experience"]),
         **_advocacy_fields(c["advocacy"], list(c["journey"]["stages"])),
-        **_run_fields(c["run"], c["market"]["size"]),
+        **_run_fields(c["run"], c["market"]["size"], base is not None),
         **_scenario_fields(c["scenario"]),
+        base=base,
     )
 
 
@@ -747,14 +778,15 @@ def _advocacy_fields(a: Mapping[str, Any], names: list[str]) -> dict[str, Any]:
     )
 
 
-def _run_fields(r: Mapping[str, Any], market_size: int) -> dict[str, Any]:
-    """The ``ModelSpec`` fields of section ``run``; ``engine=auto`` chosen by market size."""
+def _run_fields(r: Mapping[str, Any], market_size: int, base: bool = False) -> dict[str, Any]:
+    """The ``ModelSpec`` fields of section ``run``; ``engine=auto`` chosen by market size
+    (the agent engine whenever there is an installed base)."""
     return dict(
         horizon_days=float(r["horizon_days"]),
         seed=int(r["seed"]),
         replications=int(r["replications"]),
         engine=(r["engine"] if r["engine"] != "auto"
-                else "fast" if market_size >= AUTO_FAST_FROM else "agent"),
+                else "fast" if market_size >= AUTO_FAST_FROM and not base else "agent"),
         tick_days=float(r["tick_days"]),
         n_jobs=int(r["n_jobs"]),
         first_replication=int(r["first_replication"]),

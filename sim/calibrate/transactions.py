@@ -345,6 +345,9 @@ def fit_transactions(data: TransactionData, spend: bool = True, n_starts: int = 
     tracking = _tracking(data, params)
 
     table = c.copy()
+    # in days whatever the fit's unit: a customer base the simulator reads (market.base)
+    table.insert(table.columns.get_loc("T") + 1, "t_x_days", c["t_x"] * data.days_per_unit)
+    table.insert(table.columns.get_loc("T") + 2, "T_days", c["T"] * data.days_per_unit)
     table["p_alive"] = buying.bgnbd_p_alive(params, x, t_x, big_t)
     holdout = holdout_summary = None
     if data.holdout_end is not None:

@@ -44,6 +44,16 @@ FINANCE_METRICS = {
     "acquisition_spend": "spend.total",
     "profit": "profit",
 }
+# with an installed base: the new customers' and the base's parts of the totals
+BASE_FINANCE_METRICS = {
+    "new_npv": "new.npv",
+    "new_revenue": "new.revenue",
+    "base_customers": "base.customers",
+    "base_active_at_horizon": "base.active",
+    "base_value_mean": "base.ltv.mean",
+    "base_npv": "base.npv",
+    "base_revenue": "base.revenue",
+}
 
 
 def _with_ci(out: dict[str, object], name: str, values: np.ndarray, level: float = 0.95,
@@ -233,7 +243,10 @@ def finance_table(per_replication: Mapping[str, Sequence[Mapping[str, float]]],
 
     Columns: ``scenario``, ``replications``, ``horizon_days``, ``annual_discount_rate``,
     ``discounting`` (the convention, in words), then for each column of
-    ``FINANCE_METRICS`` its mean across replications and ``*_ci_low``, ``*_ci_high``.
+    ``FINANCE_METRICS`` its mean across replications and ``*_ci_low``, ``*_ci_high``; with
+    an installed base also those of ``BASE_FINANCE_METRICS`` (and the differences of
+    ``new_npv`` and ``base_npv``): ``npv``, ``revenue`` and ``profit`` are then the whole
+    business's, the customer and LTV columns the new customers'.
     ``payback_days`` averages the replications that paid back within the horizon;
     ``paid_back_share`` is their share.
     """
@@ -253,11 +266,15 @@ def finance_table(per_replication: Mapping[str, Sequence[Mapping[str, float]]],
             "annual_discount_rate": terms[1],
             "discounting": FINANCE_CONVENTION,
         }
-        for column, metric in FINANCE_METRICS.items():
+        base = "base.npv" in metrics[0]
+        for column, metric in (FINANCE_METRICS | (BASE_FINANCE_METRICS if base else {})).items():
             e = estimate(metric_values(metrics, metric), level, metric_range(metric))
             row |= {column: e.mean, f"{column}_ci_low": e.low, f"{column}_ci_high": e.high}
         if len(per_replication) > 1 and baseline in per_replication:
-            for column, metric in (("ltv_mean", "ltv.mean"), ("npv", "npv")):
+            differences = [("ltv_mean", "ltv.mean"), ("npv", "npv")]
+            if base and "base.npv" in per_replication[baseline][0]:
+                differences += [("new_npv", "new.npv"), ("base_npv", "base.npv")]
+            for column, metric in differences:
                 d = paired(per_replication[baseline], metrics, metric)
                 row |= {f"{column}_difference": d["difference"],
                         f"{column}_difference_ci_low": d["difference_low"],

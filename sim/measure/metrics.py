@@ -15,7 +15,8 @@ from sim.model.spec import ModelSpec
 
 __all__ = ["FINANCE_CONVENTION", "acquisition_months", "cohort_curves", "cohort_grid",
            "cumulative_values", "customer_values", "daily_table", "kaplan_meier",
-           "ltv_groups", "metric_range", "payback_curve", "replication_metrics"]
+           "ltv_groups", "metric_range", "new_customers", "payback_curve",
+           "replication_metrics"]
 
 DAYS_PER_MONTH = 365.25 / 12
 RETENTION_CHECKPOINTS = {"3m": 3 * DAYS_PER_MONTH, "6m": 6 * DAYS_PER_MONTH,
@@ -118,6 +119,7 @@ def payback_curve(result: SimulationResult, spec: ModelSpec) -> dict[str, np.nda
     ``age_days``, ``customers_observable`` (count) and ``ltv_to_date_per_customer``
     (currency units, discounted to the first purchase; NaN where nobody is observable).
     """
+    result = new_customers(result)
     c, p, ref = result.customers, result.purchases, result.referrals
     t0 = c["t_purchase"]
     buyers = np.flatnonzero(~np.isnan(t0))
@@ -559,6 +561,7 @@ def cohort_curves(result: SimulationResult, spec: ModelSpec) -> dict[str, np.nda
     values). Every customer of a cohort is observable at each point of its curve, so a
     point is never an average over a shrinking set of customers.
     """
+    result = new_customers(result)
     grid = cohort_grid(result.horizon_days)
     cohort, since = grid["acquisition_month"], grid["months_since_acquisition"]
     n_cohorts = int(cohort.max()) + 1 if cohort.size else 0
@@ -581,13 +584,37 @@ def cohort_curves(result: SimulationResult, spec: ModelSpec) -> dict[str, np.nda
             "ltv_to_date": per_cohort(values["ltv_to_date"])}
 
 
+def new_customers(result: SimulationResult) -> SimulationResult:
+    """The run without its installed base (the run itself when it has none)."""
+    return result.part(~result.customers["base"]) if result.has_base else result
+
+
+def _base_group(result: SimulationResult, spec: ModelSpec) -> dict[str, object]:
+    """The ``ltv_groups`` row of the installed base."""
+    c, base = result.customers, result.customers["base"]
+    values = customer_values(result, spec)
+    ltv = values["ltv"][base]
+    nan = float("nan")
+    return {"dimension": "base", "group": "base", "acquisition_month": -1,
+            "customers": float(base.sum()), "ltv_sum": float(ltv.sum()),
+            "ltv_mean": float(ltv.mean()),
+            **{f"ltv_p{q}": float(np.percentile(ltv, q)) for q in (10, 50, 90)},
+            "discounted_margin_sum": float(values["margin_pv"][base].sum()),
+            "retention_costs_sum": float(values["costs_pv"][base].sum()),
+            "margin_sum": float(c["margin"][base].sum()),
+            "revenue_sum": float(c["revenue"][base].sum()),
+            "spend": nan, "cac": nan, "ltv_to_cac": nan}
+
+
 def ltv_groups(result: SimulationResult, spec: ModelSpec) -> dict[str, np.ndarray]:
     """LTV of one replication's buyers by acquisition cohort, segment and source channel.
 
     One row per group, in an order fixed by the spec (the same in every replication):
     ``dimension`` ``total`` (group ``all``), ``cohort`` (group ``"0"``, ``"1"``, ...: the
     acquisition month, see ``cohort_grid``), ``segment`` and ``channel`` (the awareness
-    sources, including word of mouth and referrals).
+    sources, including word of mouth and referrals); with an installed base, a last row
+    ``base`` (group ``base``): today's customers, each valued from the start, acquisition
+    cost sunk (spend, CAC and LTV:CAC NaN).
 
     Columns: ``dimension``, ``group``, ``acquisition_month`` (-1 off the cohort rows),
     ``customers`` (first purchases), ``ltv_sum``, ``ltv_mean``, ``ltv_p10``, ``ltv_p50``,
@@ -599,6 +626,9 @@ def ltv_groups(result: SimulationResult, spec: ModelSpec) -> dict[str, np.ndarra
     metrics for the total and the channels) and ``ltv_to_cac`` = ltv_mean / cac. Money in
     currency units; NaN where a group has no customer.
     """
+    if result.has_base:  # the new customers' groups, then one row for the base
+        groups = ltv_groups(new_customers(result), spec)
+        return {k: np.append(v, _base_group(result, spec)[k]) for k, v in groups.items()}
     c = result.customers
     values = customer_values(result, spec)
     buyers = np.flatnonzero(~np.isnan(c["t_purchase"]))

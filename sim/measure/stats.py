@@ -194,13 +194,15 @@ def compare(baseline: Sequence[Mapping[str, float]],
             scenarios: Mapping[str, Sequence[Mapping[str, float]]],
             rank_by: str = "npv") -> pd.DataFrame:
     """The comparison table: one row per scenario and metric (the headline metrics, plus
-    ``rank_by``), ranked by the paired difference of ``rank_by`` (best first).
+    ``rank_by``; with an installed base, ``new.npv`` and ``base.npv``), ranked by the paired difference of ``rank_by`` (best first).
 
     Columns: scenario, metric, baseline, scenario value, difference with its 95% CI,
     relative change, share of replications in which the scenario did better, the CRN
     variance ratio, and per scenario the extra cost and ROI.
     """
     higher = dict(HEADLINE)
+    if "base.npv" in baseline[0]:  # an installed base: the effect on new and on base apart
+        higher |= {"new.npv": True, "base.npv": True}
     if rank_by not in baseline[0]:
         raise KeyError(rank_by)
     higher.setdefault(rank_by, not rank_by.startswith(("cac", "monthly_churn", "costs")))

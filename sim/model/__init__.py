@@ -8,6 +8,8 @@
   ``ModelSpec`` every later stage reads.
 - ``uncertainty``: uncertain assumptions (distributions on config keys, from the
   ``uncertainty`` group and scenario files), checked, drawn and applied to a config.
+- ``base``: the installed base (``market.base``), today's customers read from a CSV file,
+  and their BG/NBD probability of being alive.
 - ``distributions``: the dwell-time families, parameterised by mean and cv.
 - ``rng``: named random streams, the basis of common random numbers across scenarios.
 

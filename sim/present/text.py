@@ -90,16 +90,30 @@ def format_summary(summary: dict[str, Estimate], spec: ModelSpec, n_replications
           for k in ("3m", "6m", "12m")],
         ["loyalty members", _ci(summary["loyalty_members"])],
     ])
-    out += _table("Value (discounted; LTV from the first purchase to the horizon)",
+    if "base.customers" in summary:
+        out += _table(f"Installed base ({spec.base.file}; value from the start, discounted, "
+                      "acquisition cost sunk)", ["", "value"], [
+            ["customers in the file", _num(summary["base.customers"].mean)],
+            ["alive at the start", _ci(summary["base.alive_start"])],
+            ["still active at the horizon", _ci(summary["base.active"])],
+            ["orders", _ci(summary["base.orders"])],
+            ["revenue", _ci(summary["base.revenue"])],
+            ["value per customer", _ci(summary["base.ltv.mean"])],
+            ["NPV of the base", _ci(summary["base.npv"])],
+            ["loyalty members", _ci(summary["base.loyalty_members"])],
+        ])
+    new = " (new customers)" if "base.customers" in summary else ""
+    out += _table(f"Value{new} (discounted; LTV from the first purchase to the horizon)",
                   ["", "value"], [
         ["LTV mean", _ci(summary["ltv.mean"])],
         *[[f"LTV P{q}", _ci(summary[f"ltv.p{q}"])] for q in (10, 50, 90)],
         ["CAC", _ci(summary["cac"])],
         ["LTV : CAC", _ci(summary["ltv_to_cac"])],
         ["payback (days)", _ci(summary["payback_days"])],
-        ["revenue", _ci(summary["revenue"])],
-        ["gross margin", _ci(summary["gross_margin"])],
-        ["NPV of the run", _ci(summary["npv"])],
+        ["revenue", _ci(summary["new.revenue" if new else "revenue"])],
+        ["gross margin", _ci(summary["new.gross_margin" if new else "gross_margin"])],
+        *([["NPV of the new customers", _ci(summary["new.npv"])]] if new else []),
+        ["NPV of the run" + (" (new and base)" if new else ""), _ci(summary["npv"])],
     ])
     out += _table("Service desk", ["", "value"], [
         ["tickets", _ci(summary["support.tickets"])],

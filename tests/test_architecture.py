@@ -40,6 +40,8 @@ LAYERS: dict[str, float] = {
     "sim.io": 0.3,
     "sim.model.distributions": 1.0,
     "sim.model.rng": 1.0,
+    # the installed base: today's customers, a file the user hands us, read as data
+    "sim.model.base": 1.05,
     "sim.model.config": 1.1,
     "sim.model.checks": 1.15,
     "sim.model.spec": 1.2,

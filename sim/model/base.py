@@ -43,6 +43,7 @@ import numpy as np
 from scipy import special
 
 from sim.errors import InputError
+from sim.userfiles import read_user_bytes
 
 __all__ = ["BASE_COLUMNS", "MAX_BASE_BYTES", "MAX_BASE_CUSTOMERS", "InstalledBase",
            "p_alive", "read_base"]
@@ -99,8 +100,6 @@ def read_base(path: str | os.PathLike, segments: tuple[str, ...]) -> InstalledBa
         its line, column, value and what is allowed (``build_spec`` turns it into a
         ``SpecError``).
     """
-    from sim.userfiles import read_user_bytes  # (the loader of every file a user hands us)
-
     path = Path(path)
     data = read_user_bytes(path, "customer base (CSV)", MAX_BASE_BYTES)
     key = (data, segments)

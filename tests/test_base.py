@@ -244,3 +244,77 @@ def test_p_alive_matches_the_closed_form() -> None:
     x, t_x, age = history(300, seed=3)
     np.testing.assert_allclose(sim_p_alive(R, ALPHA, A, B, x, t_x, age),
                                p_alive(x, t_x, age), rtol=1e-12)
+
+
+# ------------------------------------------- a fitted business that reproduces itself
+@pytest.fixture(scope="module")
+def fitted_shop(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """Two years of orders of the simulated business (seed 5, 5,000 people), calibrated on
+    the first 18 months with a 6-month holdout, as `python -m sim.calibrate transactions`
+    does: the fitted business (business=fitted_shop) and its customer base."""
+    import pandas as pd
+
+    from sim.calibrate import calibrate_transactions, transactions_from_run
+
+    root = tmp_path_factory.mktemp("shop")
+    history = simulate(build_spec(compose_config(overrides=[
+        "market.size=5000", "run.horizon_days=730"])), seed=5, replication=0)
+    p = history.purchases
+    orders = transactions_from_run(pd.DataFrame(
+        {"customer": p["customer"], "time": p["time"], "value": p["value"]}), "2024-01-01")
+    orders.to_csv(root / "orders.csv", index=False)
+    fit, written = calibrate_transactions(
+        root / "orders.csv", name="shop", config_dir=root / "cfg", out_dir=root / "out",
+        calibration_end="2025-06-30", holdout_end="2025-12-31", n_starts=2, plots=False)
+    return {"root": root, "fit": fit, "base": root / "out" / "customers.csv",
+            "holdout_days": (fit.data.holdout_end - fit.data.calibration_end).days}
+
+
+def fitted_runs(shop: dict, horizon: float, reps: int, *extra: str) -> tuple[list, object]:
+    cfg = compose_config([f"market.base={shop['base']}", "business=fitted_shop",
+                          "market.size=500", f"run.horizon_days={horizon}", *extra],
+                         config_dirs=[shop["root"] / "cfg"])
+    spec = build_spec(cfg)
+    return [simulate(spec, seed=2026, replication=k) for k in range(reps)], spec
+
+
+def test_fitted_base_reproduces_the_fits_holdout_prediction(fitted_shop: dict) -> None:
+    """The base of the fitted business simulated over the holdout (seed 2026, 16
+    replications) buys, in total, what the fit's own holdout prediction in customers.csv
+    says (sum of predicted_holdout, E[Y(t) | x, t_x, T] under the fitted parameters), and
+    the customers alive at the start match the sum of its p_alive, within 4 SE."""
+    import pandas as pd
+
+    table = pd.read_csv(fitted_shop["base"])
+    results, spec = fitted_runs(fitted_shop, fitted_shop["holdout_days"], 16,
+                                "support.issue_prob=0")
+    assert spec.order_value_model == "gamma_gamma" and spec.experience.churn_per_point == 0
+    for name, sims, expected in (
+            ("orders", [r.customers["base"][r.purchases["customer"]].sum() for r in results],
+             table["predicted_holdout"].sum()),
+            ("alive", [(r.customers["t_churned"][r.customers["base"]] != 0).sum()
+                       for r in results], table["p_alive"].sum())):
+        sims = np.asarray(sims, float)
+        se = sims.std(ddof=1) / math.sqrt(sims.size)
+        assert abs(sims.mean() - expected) < 4 * se, (name, sims.mean(), expected, se)
+
+
+def test_fitted_spend_is_the_fitted_gamma_gamma(fitted_shop: dict) -> None:
+    """In the fitted business, the new customers' repeat orders (seed 2026, one replication
+    of a year, 5,000 people) have the fitted Gamma-Gamma mean p gamma / (q - 1): their
+    mean within 4 SE (the SE from per-customer means: one customer's orders share nu)."""
+    results, spec = fitted_runs(fitted_shop, 365.0, 1, "market.size=5000")
+    res = results[0]
+    p = res.purchases
+    new = ~res.customers["base"][p["customer"]]
+    first = p["time"] == res.customers["t_purchase"][p["customer"]]
+    repeat = new & ~first
+    cust = p["customer"][repeat]
+    ids, counts = np.unique(cust, return_counts=True)
+    sums = np.bincount(cust, weights=p["value"][repeat])[ids]
+    expected = spec.gg_p * spec.gg_gamma / (spec.gg_q - 1)
+    # mean over orders = sum of customer sums / orders; its SE by the ratio estimator
+    mean = sums.sum() / counts.sum()
+    se = math.sqrt(((sums - mean * counts) ** 2).sum()) / counts.sum()
+    assert ids.size > 100
+    assert abs(mean - expected) < 4 * se, (mean, expected, se)

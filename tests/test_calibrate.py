@@ -410,13 +410,24 @@ def test_fitted_retention_composes_and_runs(tmp_path: Path,
                               "--starts", "2", "--no-plots"], capsys)
     assert code == 0, err
     written = yaml.safe_load((tmp_path / "cfg" / "retention" / "fitted_demo.yaml").read_text())
-    # the command printed next names the folder and the two groups
-    assert (f"next: python -m sim --config-dir {tmp_path / 'cfg'} retention=fitted_demo "
-            "economics=fitted_demo") in out
-    cfg = compose_config([f"hydra.searchpath=[file://{tmp_path / 'cfg'}]", "retention=fitted_demo",
-                          "economics=fitted_demo", "run=smoke", "run.replications=1"])
+    # the command printed next names the folder and the fitted business, one choice
+    assert f"next: python -m sim --config-dir {tmp_path / 'cfg'} business=fitted_demo\n" in out
+    cfg = compose_config([f"hydra.searchpath=[file://{tmp_path / 'cfg'}]", "business=fitted_demo",
+                          "run=smoke", "run.replications=1"])
     assert dict(cfg.retention.repeat) == written["repeat"]
     assert cfg.economics.gross_margin == _base()["economics"]["gross_margin"]  # the baseline's
+    # the fitted business simulated as fitted: Gamma-Gamma spend, the fit's effects neutral
+    spend = yaml.safe_load((tmp_path / "cfg" / "economics" / "fitted_demo.yaml").read_text())
+    assert cfg.economics.order_value_model == "gamma_gamma"
+    assert dict(cfg.economics.gamma_gamma) == spend["gamma_gamma"]
+    assert cfg.experience.churn_per_point == 0 and cfg.experience.leave_after_bad == 0
+    for segment in cfg.market.segments.values():
+        assert (segment.order_value, segment.purchase_rate, segment.churn) == (1, 1, 1)
+    assert cfg.uncertainty.retention.repeat.dist == "joint_lognormal"
+    # each group alone still composes (retention=... keeps the baseline's other effects)
+    alone = compose_config([f"hydra.searchpath=[file://{tmp_path / 'cfg'}]",
+                            "retention=fitted_demo", "run=smoke"])
+    assert dict(alone.retention.repeat) == written["repeat"]
     import sim
 
     run = sim.run(cfg)

@@ -429,14 +429,15 @@ def test_retention_comments_stay_comments(tmp_path: Path) -> None:
     transactions().to_csv(src, index=False)
     code, _, err = run(["transactions", str(src), "--name", "t", *folders(tmp_path), *FAST])
     assert code == 0, err
-    for group in ("retention", "economics", "uncertainty"):
+    for group in ("retention", "economics", "uncertainty", "business"):
         text = (tmp_path / "cfg" / group / "fitted_t.yaml").read_text()
         _no_unescaped_interpolation(text)
         assert all(x.startswith("#") for x in text.splitlines()[:3]), text
         assert "a\\nb: \\${oc.env:HOME}.csv" in text
         if group != "uncertainty":
-            assert set(yaml.safe_load(text)) <= {"model", "repeat", "defaults",
-                                                 "order_value_mean", "order_value_cv"}
+            assert set(yaml.safe_load(text)) <= {
+                "model", "repeat", "defaults", "order_value_mean", "order_value_cv",
+                "order_value_model", "gamma_gamma", "market", "experience"}
         assert "oc.env" not in json.dumps(yaml.safe_load(text))  # in comments only
 
 
@@ -469,9 +470,10 @@ def test_default_config_dir_is_fitted_in_working_dir(tx_csv: Path, tmp_path: Pat
     assert code == 0, err
     assert (tmp_path / "fitted" / "retention" / "fitted_mine.yaml").is_file()
     assert (tmp_path / "fitted" / "economics" / "fitted_mine.yaml").is_file()
-    command = ("python -m sim --config-dir fitted retention=fitted_mine "
-               "economics=fitted_mine")
-    assert f"next: {command}" in out
+    command = "python -m sim --config-dir fitted business=fitted_mine"
+    assert f"next: {command}\n" in out
+    assert (f"base: {command} market.base=outputs/calibration/transactions_mine/customers.csv"
+            in out)
     report = tmp_path / "outputs" / "calibration" / "transactions_mine" / "report.md"
     assert command in report.read_text()
     assert sorted(p.name for p in (CONFIG_DIR / "retention").iterdir()) == before

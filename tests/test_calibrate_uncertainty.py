@@ -5,8 +5,9 @@
   are the estimates (the retention file's values) and whose ``log_cov`` is the fit's
   covariance of the log-parameters, recomputed here from ``MLFit.cov`` (``cov / outer(est,
   est)``; alpha fitted in weeks: log alpha_days = log alpha_weeks + log 7, same
-  covariance); the order value's mean and cv as lognormals with the delta-method standard
-  errors; every other shared assumption of the package's ``uncertainty/baseline`` kept as
+  covariance); the Gamma-Gamma p, q, gamma as a second ``joint_lognormal`` on
+  ``economics.gamma_gamma`` with the spend fit's covariance of the logs; every other shared
+  assumption of the package's ``uncertainty/baseline`` kept as
   it is, the ones the fit replaces dropped (one distribution per key).
 - Draws: ``JointAssumption.from_uniforms`` on ``N_DRAWS`` independent uniforms (seed
   ``SEED``): the logs' means within ``K_SE`` = 4 standard errors (``sd / sqrt(n)``) of
@@ -73,8 +74,7 @@ def weekly(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     result, written = calibrate_transactions(src, name="u", config_dir=root / "cfg",
                                              out_dir=root / "out", unit="week", n_starts=2,
                                              plots=False)
-    cfg = to_container(compose_config(["retention=fitted_u", "economics=fitted_u",
-                                       "uncertainty=fitted_u"], config_dirs=[root / "cfg"]))
+    cfg = to_container(compose_config(["business=fitted_u"], config_dirs=[root / "cfg"]))
     return {"root": root, "src": src, "result": result, "written": written, "cfg": cfg,
             "uncertainty": read_uncertainty({"baseline": cfg})}
 
@@ -88,9 +88,8 @@ def test_written_with_the_other_configs(weekly: dict[str, Any]) -> None:
     comments = " ".join(line.lstrip("# ") for line in text.splitlines()
                         if line.lstrip().startswith("#"))
     assert "sha256" in comments and "t.csv" in comments and str(root) not in text
-    assert ("retention=fitted_u economics=fitted_u uncertainty=fitted_u psa.draws=256"
-            in comments)
-    assert "independent lognormals" in comments and "Not joint_lognormal" in comments
+    assert "business=fitted_u psa.draws=256" in comments
+    assert "p, q, gamma jointly lognormal" in comments
     assert yaml.safe_load(text) == weekly["cfg"]["uncertainty"]
 
 
@@ -98,7 +97,7 @@ def test_joint_medians_and_covariance_are_the_fit(weekly: dict[str, Any]) -> Non
     """Medians: the estimates (as the retention file holds them); log_cov: the fit's
     covariance of the logs, recomputed from MLFit.cov (alpha in weeks)."""
     result, unc, cfg = weekly["result"], weekly["uncertainty"], weekly["cfg"]
-    (joint,) = unc.joints
+    joint, spend = unc.joints
     assert joint.base == "retention.repeat" and list(joint.keys) == KEYS
     assert joint.names == [f"retention.repeat.{k}" for k in KEYS]
     bg = result.bgnbd
@@ -118,13 +117,20 @@ def test_joint_medians_and_covariance_are_the_fit(weekly: dict[str, Any]) -> Non
         np.ix_(order, order)], log_cov, rtol=1e-10, atol=0)
     assert doc["gamma_gamma"]["log_cov"]["names"] == ["p", "q", "gamma"]
     assert "uncertainty/fitted_u.yaml" in doc["configs"]
+    # spend: the same for the Gamma-Gamma fit, medians the economics file's values
+    gg = result.spend
+    assert spend.base == "economics.gamma_gamma" and list(spend.keys) == ["p", "q", "gamma"]
+    assert list(spend.median) == [cfg["economics"]["gamma_gamma"][k] for k in spend.keys]
+    assert list(spend.median) == pytest.approx(list(gg.estimate), rel=1e-5)
+    gg_log_cov = np.asarray(gg.cov) / np.outer(gg.estimate, gg.estimate)
+    np.testing.assert_allclose(np.asarray(spend.log_cov), gg_log_cov, rtol=1e-10, atol=0)
 
 
 def test_draws_follow_the_fit(weekly: dict[str, Any]) -> None:
     """N_DRAWS draws from independent uniforms (seed SEED): log-means within K_SE standard
     errors of log(median), the (r, alpha_days) correlation within K_SE standard errors of
     a correlation of the fit's."""
-    (joint,) = weekly["uncertainty"].joints
+    joint = weekly["uncertainty"].joints[0]
     assert isinstance(joint, JointAssumption)
     u = np.random.default_rng(SEED).random((N_DRAWS, len(joint.keys)))
     x = np.log(joint.from_uniforms(u))
@@ -139,33 +145,33 @@ def test_draws_follow_the_fit(weekly: dict[str, Any]) -> None:
 
 
 def test_spend_and_shared_assumptions(weekly: dict[str, Any]) -> None:
-    """The order value from the Gamma-Gamma fit (delta method), the baseline's other shared
-    assumptions as they are, the ones the fit replaces gone."""
-    result, cfg, unc = weekly["result"], weekly["cfg"], weekly["uncertainty"]
-    ov = result.order_value()
+    """The spend from the Gamma-Gamma fit (jointly, see above), no distribution on the
+    matched lognormal's keys (the fitted economics simulates gamma_gamma), the baseline's
+    other shared assumptions as they are, the ones the fit replaces gone."""
+    cfg, unc = weekly["cfg"], weekly["uncertainty"]
     leaves = _leaves(cfg["uncertainty"])
-    for key in ("order_value_mean", "order_value_cv"):
-        leaf = leaves[f"economics.{key}"]
-        assert leaf["dist"] == "lognormal"
-        assert leaf["mean"] == pytest.approx(ov[key], rel=1e-5)
-        assert leaf["sd"] == pytest.approx(ov[f"{key}_se"], rel=1e-5)
-        assert leaf["mean"] == cfg["economics"][key]  # the fitted economics file's value
+    assert cfg["economics"]["order_value_model"] == "gamma_gamma"
+    assert leaves["economics.gamma_gamma"]["dist"] == "joint_lognormal"
+    assert "economics.order_value_mean" not in leaves
+    assert "economics.order_value_cv" not in leaves
     base = _leaves(_baseline_group())
     replaced = {"economics.order_value_mean", "economics.order_value_cv",
                 *(f"retention.repeat.{k}" for k in KEYS)}
+    joints = {"retention.repeat", "economics.gamma_gamma"}
     assert {k: v for k, v in base.items() if k not in replaced} == {
-        k: v for k, v in leaves.items() if k not in replaced and k != "retention.repeat"}
+        k: v for k, v in leaves.items() if k not in replaced | joints}
     assert set(base) & replaced  # the baseline had some of them: they were dropped
     names = set(unc.names)
-    assert names == (set(base) - replaced) | replaced
+    drawn = {*(f"retention.repeat.{k}" for k in KEYS),
+             *(f"economics.gamma_gamma.{k}" for k in ("p", "q", "gamma"))}
+    assert names == (set(base) - replaced) | drawn
     assert len(unc.names) == len(names)  # one distribution per key
 
 
 def test_report_and_command(weekly: dict[str, Any]) -> None:
     report = (weekly["root"] / "out" / "report.md").read_text()
     cfg_dir = weekly["root"] / "cfg"
-    command = fitted.run_command(["retention=fitted_u", "economics=fitted_u",
-                                  "uncertainty=fitted_u"], cfg_dir)
+    command = fitted.run_command(["business=fitted_u"], cfg_dir)
     assert f"{command}\n" in report
     assert f"{command} psa.draws=256 'compare=[" in report
     assert "propagates the fit's uncertainty" in report
@@ -179,13 +185,14 @@ def test_without_spend_keeps_the_baseline_economics(tmp_path: Path) -> None:
     code, out, err = run(["transactions", str(src), "--no-spend", *folders(tmp_path), *FAST])
     assert code == 0, err
     cfg_dir = tmp_path / "cfg"
-    command = fitted.run_command(["retention=fitted_shop", "uncertainty=fitted_shop"], cfg_dir)
+    command = fitted.run_command(["business=fitted_shop"], cfg_dir)
     assert f"next: {command}\n" in out
     psa_line = next(line for line in out.splitlines() if line.startswith("psa: "))
     argv = shlex.split(psa_line.removeprefix("psa: ").split("  (")[0])
     assert argv[-2:] == ["psa.draws=256", "compare=[remove_hidden_fees,seo]"]
     assert not (cfg_dir / "economics").exists()
     cfg = to_container(compose_config(argv[5:-2], config_dirs=[cfg_dir]))
+    assert cfg["economics"]["order_value_model"] == "lognormal"  # the baseline's
     leaves = _leaves(cfg["uncertainty"])
     base = _leaves(_baseline_group())
     for key in ("economics.order_value_mean", "economics.gross_margin"):
@@ -243,13 +250,14 @@ def test_psa_runs_on_the_fit(weekly: dict[str, Any]) -> None:
     """The PSA command the fit prints, made small (2 draws, one scenario, run=smoke): the
     fitted assumptions are drawn."""
     cfg_dir, out = weekly["root"] / "cfg", weekly["root"] / "psa"
-    argv = [sys.executable, "-m", "sim", "--config-dir", str(cfg_dir), "retention=fitted_u",
-            "economics=fitted_u", "uncertainty=fitted_u", "psa.draws=2", "compare=[seo]",
+    argv = [sys.executable, "-m", "sim", "--config-dir", str(cfg_dir), "business=fitted_u",
+            "psa.draws=2", "compare=[seo]",
             "psa.tornado=false", "run=smoke", "run.n_jobs=1", "run.plots=false",
             f"hydra.run.dir={out}"]
     proc = subprocess.run(argv, capture_output=True, text=True, check=False, timeout=900)
     assert proc.returncode == 0, proc.stderr[-3000:]
     header = (out / "psa_runs.csv").read_text().splitlines()[0].split(",")
-    for key in [*(f"retention.repeat.{k}" for k in KEYS), "economics.order_value_mean",
-                "economics.order_value_cv", "economics.gross_margin"]:
+    for key in [*(f"retention.repeat.{k}" for k in KEYS),
+                *(f"economics.gamma_gamma.{k}" for k in ("p", "q", "gamma")),
+                "economics.gross_margin"]:
         assert key in header, key

@@ -207,7 +207,11 @@ def main(argv: list[str] | None = None) -> int:
           f"{written[-1].parent})")
     config_dir = args.config_dir if args.config_dir is not None else DEFAULT_CONFIG_DIR
     print(f"next: {run_command(groups, config_dir)}")
-    if any(g.startswith("uncertainty=") for g in groups):
+    base = next((p for p in written if p.name == "customers.csv"), None)
+    if base is not None:
+        print(f"base: {run_command(groups, config_dir)} {shlex.quote(f'market.base={base}')}"
+              "  (today's customers too)")
+    if any(g.startswith(("uncertainty=", "business=")) for g in groups):
         print(f"psa:  {psa_command(groups, config_dir)}  (the fit's uncertainty propagated; "
               "your scenarios in compare=[...])")
     return 0

@@ -30,7 +30,7 @@ import yaml
 
 from sim.calibrate import buying, funnel
 from sim.calibrate.journey import JourneyFit
-from sim.calibrate.mle import CalibrationError, delta_cov
+from sim.calibrate.mle import CalibrationError
 from sim.calibrate.transactions import TransactionFit
 from sim.errors import InputError
 from sim.model.config import compose_config, to_container
@@ -38,8 +38,9 @@ from sim.model.distributions import CV_RANGE
 from sim.model.spec import SpecError, build_spec
 from sim.model.uncertainty import JOINT, read_uncertainty
 
-__all__ = ["check_composed", "economics_yaml", "journey_yaml", "psa_command", "referral_entry",
-           "retention_yaml", "run_command", "uncertainty_tree", "uncertainty_yaml"]
+__all__ = ["business_yaml", "check_composed", "economics_yaml", "journey_yaml", "psa_command",
+           "referral_entry", "retention_yaml", "run_command", "uncertainty_tree",
+           "uncertainty_yaml"]
 
 
 def _g(x: float, digits: int = 4) -> str:
@@ -172,11 +173,9 @@ def retention_yaml(result: TransactionFit, name: str, source_name: str, sha: str
         + f", alpha_days {_g(alpha_days)} ({_g(alpha_days_se, 3)})"
         + (" = 7 x alpha_weeks" if d.unit == "week" else ""),
         "use: " + run_command(_transaction_groups(result, name))
-        + "   (DIR: the folder holding retention/, economics/ and uncertainty/)",
-        "acting on top of the fit: segment multipliers (market.segments), loyalty and "
-        "messaging, and experience (experience.churn_per_point, experience.leave_after_bad); "
-        "to simulate the fitted population as it was, keep loyalty and messaging off and "
-        "add experience.churn_per_point=0 experience.leave_after_bad=0",
+        + "   (DIR: the folder holding business/, retention/, economics/ and uncertainty/): "
+        "the fitted business, with the segments' and the experience's effects on buying "
+        "made neutral; retention=fitted_<name> alone leaves them acting on top of the fit",
     ]
     head = _provenance(source_name, sha, "python -m sim.calibrate transactions", lines)
     body = (f"model: repeat_purchase\nrepeat:\n  r: {_yaml_number(bg['r'])}\n"
@@ -185,9 +184,9 @@ def retention_yaml(result: TransactionFit, name: str, source_name: str, sha: str
     return head + body
 
 
-def economics_values(result: TransactionFit) -> tuple[dict[str, float], str]:
-    """The fitted ``economics`` keys (the cv brought into the simulator's range) and a note
-    when it had to be."""
+def economics_values(result: TransactionFit) -> tuple[dict[str, Any], str]:
+    """The fitted ``economics`` keys (the Gamma-Gamma model as fitted; the matched
+    lognormal's cv brought into the simulator's range) and a note when it had to be."""
     ov = result.order_value()
     cv = ov["order_value_cv"]
     lo, hi = 0.01, 10.0  # spec: order_value_cv in (0, 10]
@@ -195,7 +194,10 @@ def economics_values(result: TransactionFit) -> tuple[dict[str, float], str]:
     if not lo <= cv <= hi:
         note = f" (fitted cv {_g(cv)} is outside [{lo:g}, {hi:g}]; the nearest value is used)"
         cv = min(max(cv, lo), hi) if np.isfinite(cv) else hi
-    return {"order_value_mean": ov["order_value_mean"], "order_value_cv": cv}, note
+    gg = result.spend
+    return {"order_value_mean": ov["order_value_mean"], "order_value_cv": cv,
+            "order_value_model": "gamma_gamma",
+            "gamma_gamma": {n: float(_yaml_number(gg[n])) for n in buying.GG_NAMES}}, note
 
 
 def economics_yaml(result: TransactionFit, name: str, source_name: str, sha: str) -> str:
@@ -205,10 +207,13 @@ def economics_yaml(result: TransactionFit, name: str, source_name: str, sha: str
     ov, gg = result.order_value(), result.spend
     values, note = economics_values(result)
     lines = [
-        "Order value: the simulator's lognormal (mean, cv) matched to the mean and cv of a "
-        "single purchase value under the fitted Gamma-Gamma model (Fader, Hardie & Lee 2005):",
-        "mean = p gamma / (q - 1), cv^2 = (p + q - 1) / (p (q - 2)). Gross margin and "
-        "discount rate are the baseline's.",
+        "Order value: the fitted Gamma-Gamma model (Fader, Hardie & Lee 2005), simulated as "
+        "fitted: each buyer's spend level nu ~ Gamma(q, gamma) drawn once, their orders "
+        "~ Gamma(p, nu) (economics.order_value_model=gamma_gamma).",
+        "order_value_mean and order_value_cv: the lognormal matched to the mean and cv of a "
+        "single purchase value, mean = p gamma / (q - 1), cv^2 = (p + q - 1) / (p (q - 2)), "
+        "used with economics.order_value_model=lognormal. Gross margin and discount rate "
+        "are the baseline's.",
         "Gamma-Gamma estimates (standard errors): " + ", ".join(
             f"{n} {_g(gg[n])} ({_g(gg.se_of(n), 3)})" for n in buying.GG_NAMES)
         + f"; {gg.n_obs} repeat buyers, log-likelihood {gg.loglik:.6g}",
@@ -216,24 +221,63 @@ def economics_yaml(result: TransactionFit, name: str, source_name: str, sha: str
         f"({_g(ov['order_value_mean_se'], 3)}), order_value_cv {_g(ov['order_value_cv'])} "
         f"({_g(ov['order_value_cv_se'], 3)}){note}",
         "use: " + run_command(_transaction_groups(result, name))
-        + "   (DIR: the folder holding retention/, economics/ and uncertainty/)",
+        + "   (DIR: the folder holding business/, retention/, economics/ and uncertainty/)",
     ]
     head = _provenance(source_name, sha, "python -m sim.calibrate transactions", lines)
     return head + ("defaults:\n  - baseline\n  - _self_\n"
+                   "order_value_model: gamma_gamma\n"
                    f"order_value_mean: {_yaml_number(values['order_value_mean'])}\n"
-                   f"order_value_cv: {_yaml_number(values['order_value_cv'])}\n")
+                   f"order_value_cv: {_yaml_number(values['order_value_cv'])}\n"
+                   "gamma_gamma:\n"
+                   + "".join(f"  {n}: {_yaml_number(gg[n])}\n" for n in buying.GG_NAMES))
 
 
 def _transaction_groups(result: TransactionFit, name: str) -> list[str]:
-    return [f"retention=fitted_{name}"] + ([f"economics=fitted_{name}"]
-                                           if result.spend is not None else []) + [
-        f"uncertainty=fitted_{name}"]
+    """The command-line choice that simulates the fitted business (``business_yaml``)."""
+    return [f"business=fitted_{name}"]
+
+
+# what the fit already contains, made neutral in the fitted business: the segments'
+# differences in buying and spending, and the experience's effect on drop-out
+NEUTRAL_SEGMENT_KEYS = ("order_value", "purchase_rate", "churn")
+NEUTRAL_EXPERIENCE = {"churn_per_point": 0.0, "leave_after_bad": 0.0}
+
+
+def business_yaml(result: TransactionFit, name: str, source_name: str, sha: str) -> str:
+    """``business/fitted_<name>.yaml``: the fitted business in one choice
+    (``business=fitted_<name>``): the fitted retention, economics and uncertainty groups,
+    and neutral what the fit already contains (the segments' buying and spending
+    multipliers, the experience's effect on drop-out), so that the simulator reproduces
+    the business the log shows. The market, channels, journey and checkout stay the
+    baseline's (a log of orders says nothing about them)."""
+    segments = list(_baseline()["market"]["segments"])
+    lines = [
+        "The fitted business in one choice: retention, economics and uncertainty as fitted, "
+        "and neutral what the fit already contains, so that it is not counted twice: the "
+        "segments' order_value, purchase_rate and churn multipliers (1), the experience's "
+        "effect on drop-out (experience.churn_per_point and leave_after_bad 0).",
+        "The segments still differ in conversion (the funnel is not fitted from orders); "
+        "the segment names are those of the package's market config. Loyalty and messaging "
+        "stay off unless a scenario turns them on.",
+        "use: " + run_command(_transaction_groups(result, name))
+        + "   (DIR: the folder holding business/, retention/, economics/, uncertainty/); "
+        "with today's customers add market.base=customers.csv (the fit's report folder)",
+    ]
+    head = "# @package _global_\n" + _provenance(
+        source_name, sha, "python -m sim.calibrate transactions", lines)
+    groups = ["retention", *(["economics"] if result.spend is not None else []), "uncertainty"]
+    body = ["defaults:", *(f"  - override /{g}: fitted_{name}" for g in groups),
+            "  - _self_", "market:", "  segments:"]
+    body += [f"    {_yaml_key(seg)}: {_yaml_flow(dict.fromkeys(NEUTRAL_SEGMENT_KEYS, 1.0))}"
+             for seg in segments]
+    body += ["experience:", *(f"  {k}: {_yaml_flow(v)}" for k, v in NEUTRAL_EXPERIENCE.items())]
+    return head + "\n".join(body) + "\n"
 
 
 # ------------------------------------------------------------------ uncertainty
 REPEAT_KEYS = ("r", "alpha_days", "a", "b")  # retention.repeat, drawn jointly
 _REPEAT_FIT = ("r", "alpha", "a", "b")  # the same in the fit's names (alpha in the fit's unit)
-SPEND_KEYS = ("order_value_mean", "order_value_cv")  # economics
+SPEND_KEYS = ("order_value_mean", "order_value_cv")  # economics: set, unused by gamma_gamma
 BASELINE_GROUP = "uncertainty/baseline.yaml"
 
 
@@ -272,30 +316,22 @@ def _describe(leaf: Mapping[str, Any]) -> str:
     return f"{leaf.get('dist')}({params})"
 
 
-def _spend_entries(result: TransactionFit) -> tuple[dict[str, dict[str, Any]], list[str]]:
-    """The order value's mean and cv as independent lognormals (the estimate as the mean,
-    the delta-method standard error as the sd), and a note for a key left without one."""
-    ov = result.order_value()
-    values, clamped = economics_values(result)
-    entries: dict[str, dict[str, Any]] = {}
-    notes = []
-    for key in SPEND_KEYS:
-        se = ov[f"{key}_se"]
-        if key == "order_value_cv" and clamped:
-            notes.append(f"{key} has no distribution here: the fitted cv {_g(ov[key])} is "
-                         "outside the simulator's range, so the economics file uses the "
-                         "nearest value")
-        elif not (np.isfinite(se) and se > 0):
-            notes.append(f"{key} has no distribution here: its standard error is not finite")
-        else:
-            entries[key] = {"dist": "lognormal", "mean": float(_yaml_number(values[key])),
-                            "sd": float(_yaml_number(se))}
-    return entries, notes
+def _spend_joint(result: TransactionFit) -> dict[str, Any]:
+    """``economics.gamma_gamma``: p, q, gamma jointly lognormal, medians the estimates (as
+    the economics file holds them), ``log_cov`` the fit's covariance of their logs."""
+    gg = result.spend
+    idx = [gg.names.index(n) for n in buying.GG_NAMES]
+    log_cov = gg.log_cov[np.ix_(idx, idx)]
+    log_cov = (log_cov + log_cov.T) / 2
+    return {"dist": JOINT, "keys": list(buying.GG_NAMES),
+            "median": [float(_yaml_number(gg[n])) for n in buying.GG_NAMES],
+            "log_cov": [[float(x) for x in row] for row in log_cov]}
 
 
 def uncertainty_tree(result: TransactionFit) -> tuple[dict[str, Any], list[str], list[str]]:
     """The ``uncertainty`` group of a transaction fit as a nested mapping: the fitted
-    entries first (``retention.repeat`` jointly lognormal, then the order value), then the
+    entries first (``retention.repeat`` jointly lognormal, then ``economics.gamma_gamma``
+    jointly lognormal), then the
     package's shared assumptions (``uncertainty/baseline``) on every other key; the
     baseline's assumptions the fit replaces, described; and the key paths of those kept.
 
@@ -313,12 +349,12 @@ def uncertainty_tree(result: TransactionFit) -> tuple[dict[str, Any], list[str],
         "log_cov": [[float(x) for x in row] for row in log_cov]}}}
     nodes = [("retention", "repeat")]
     if result.spend is not None:
-        entries, _ = _spend_entries(result)
-        for key, leaf in entries.items():
-            _nested(tree, ("economics", key), leaf)
-        # replaced even without a distribution: the fitted file sets the key's value
-        nodes += [("economics", key) for key in SPEND_KEYS]
-    replaced = {".".join(n) for n in nodes} | {f"retention.repeat.{k}" for k in REPEAT_KEYS}
+        _nested(tree, ("economics", "gamma_gamma"), _spend_joint(result))
+        # the matched lognormal's keys: set by the fitted file, unused by its gamma_gamma
+        # model, so no distribution (the baseline's is dropped)
+        nodes += [("economics", "gamma_gamma"), *(("economics", key) for key in SPEND_KEYS)]
+    replaced = ({".".join(n) for n in nodes} | {f"retention.repeat.{k}" for k in REPEAT_KEYS}
+                | {f"economics.gamma_gamma.{k}" for k in buying.GG_NAMES})
     dropped, kept = [], []
     for keys, leaf in _assumptions(_baseline_uncertainty()):
         # one distribution per key, and nothing below (or above) a node the fit takes
@@ -406,27 +442,22 @@ def uncertainty_yaml(result: TransactionFit, name: str, source_name: str, sha: s
         f"sd of the logs {', '.join(_g(x, 3) for x in sd)}; correlations of the logs: "
         + ", ".join(f"{REPEAT_KEYS[i]}-{REPEAT_KEYS[j]} {corr[i, j]:.2f}"
                     for i in range(4) for j in range(i + 1, 4)) + "."]}
-    notes: list[str] = []
     fitted_sections = {"retention"}
     if result.spend is not None:
-        entries, missing = _spend_entries(result)
-        gg = result.spend
-        ov_cov = delta_cov(buying.gg_order_value, gg.estimate, gg.cov)
-        rho = ov_cov[0, 1] / np.sqrt(ov_cov[0, 0] * ov_cov[1, 1])
-        others = [k for k in kept if k.startswith("economics.")]
-        text = [
-            "Order value (Gamma-Gamma): order_value_mean and order_value_cv as independent "
-            "lognormals, mean the estimate and sd its delta-method standard error. Not "
-            "joint_lognormal: a joint distribution takes the whole node its keys lie under "
-            "(economics), which leaves no place for shared assumptions on the node's other "
-            "keys" + (f" (here {', '.join(others)}, kept from {BASELINE_GROUP})" if others
-                      else "") + "; the correlation of the two estimates (delta method, "
-            f"{_g(rho, 2)}) is left out.", *missing]
-        if entries:
-            before[f"economics.{next(iter(entries))}"] = text
-            fitted_sections.add("economics")
-        else:
-            notes += text
+        gg_cov = np.asarray(tree["economics"]["gamma_gamma"]["log_cov"])
+        gg_sd = np.sqrt(np.diag(gg_cov))
+        gg_corr = gg_cov / np.outer(gg_sd, gg_sd)
+        names = buying.GG_NAMES
+        before["economics"] = [
+            f"Spend (Gamma-Gamma): p, q, gamma jointly lognormal, medians the estimates of "
+            f"economics/fitted_{name}.yaml, log_cov the covariance of the logs of the "
+            f"estimates. sd of the logs {', '.join(_g(x, 3) for x in gg_sd)}; correlations "
+            "of the logs: " + ", ".join(f"{names[i]}-{names[j]} {gg_corr[i, j]:.2f}"
+                                        for i in range(3) for j in range(i + 1, 3))
+            + ". q is cut at 1 (the mean order is finite only above). order_value_mean and "
+            "order_value_cv have no distribution: the fitted economics simulates "
+            "gamma_gamma, which does not read them."]
+        fitted_sections.add("economics")
     after = {k: f"shared, from {BASELINE_GROUP}" for k in kept
              if k.split(".", 1)[0] in fitted_sections}
     first_shared = next((k for k in tree if k not in fitted_sections), None)
@@ -441,10 +472,9 @@ def uncertainty_yaml(result: TransactionFit, name: str, source_name: str, sha: s
         f"the package's {BASELINE_GROUP} on every key the fit does not set.",
         "A point run (psa.draws=0) ignores this file: every key keeps its value.",
         "use (a PSA): " + psa_command(_transaction_groups(result, name))
-        + "   (DIR: the folder holding retention/, economics/ and uncertainty/; "
+        + "   (DIR: the folder holding business/, retention/, economics/ and uncertainty/; "
         "compare=[...]: the scenarios to decide between)",
         f"replaced from {BASELINE_GROUP}: " + ("; ".join(dropped) if dropped else "nothing"),
-        *notes,
     ]
     head = _provenance(source_name, sha, "python -m sim.calibrate transactions", lines)
     return head + "\n".join(_yaml_tree(tree, before, after)) + "\n"

@@ -154,14 +154,20 @@ def transactions_report(result: TransactionFit, name: str, written: Sequence[Pat
             f"{lt['customer_ltv_total']:,.0f}; per customer in `customers.csv`.",
         ]
     out += ["", "## Files", "", *(f"- `{p.name}` ({p.parent.name}/)" for p in written), "",
-            "Run the simulator with the fitted parameters:", "", "```",
-            run_command(_transaction_groups(result, name), config_dir), "```", "",
-            "(`--config-dir` names the folder holding retention/, economics/ and "
-            "uncertainty/; add overrides after the groups as usual).", "",
+            "Run the simulator on the fitted business (`business/fitted_" + name + ".yaml`: "
+            "the fitted retention, economics and uncertainty, with the segments' and the "
+            "experience's effects on buying made neutral, as the fit already contains them):",
+            "", "```", run_command(_transaction_groups(result, name), config_dir), "```", "",
+            "and with today's customers, the installed base of `customers.csv`:", "", "```",
+            run_command(_transaction_groups(result, name), config_dir)
+            + " market.base=customers.csv", "```", "",
+            "(`--config-dir` names the folder holding business/, retention/, economics/ and "
+            "uncertainty/; `market.base` the path of `customers.csv`, in this report's "
+            "folder; add overrides after the choices as usual).", "",
             f"`uncertainty/fitted_{name}.yaml` holds the uncertainty of the estimates: the "
             "BG/NBD parameters jointly lognormal with the fit's covariance of their logs"
-            + (", the order value's mean and cv lognormal with their delta-method standard "
-               "errors" if result.spend is not None else "")
+            + (", the Gamma-Gamma p, q and gamma likewise" if result.spend is not None
+               else "")
             + ", and the baseline's other shared assumptions. A point run ignores it; a "
             "probabilistic sensitivity analysis (PSA) then propagates the fit's uncertainty "
             "into a comparison of options (name your scenarios in `compare=[...]`):", "",

@@ -19,6 +19,7 @@ from sim import io
 from sim.calibrate.fitted import (
     _check_config,
     _transaction_groups,
+    business_yaml,
     check_composed,
     economics_values,
     economics_yaml,
@@ -123,7 +124,7 @@ def calibrate_transactions(path: Path, name: str | None = None, config_dir: Path
             if k in options}
     check_options(**{k: v for k, v in options.items() if k in OPTION_RANGES})
     groups = ["retention", *(["economics"] if options.get("spend", True) else []),
-              "uncertainty"]
+              "uncertainty", "business"]
     targets = [config_dir / group / f"fitted_{name}.yaml" for group in groups]
     _targets_free(targets, force)
     table, sha = _read(path, "transaction log")
@@ -139,6 +140,7 @@ def calibrate_transactions(path: Path, name: str | None = None, config_dir: Path
         _check_config("economics", economics_values(result)[0])
         texts.append(economics_yaml(result, name, path.name, sha))
     texts.append(uncertainty_yaml(result, name, path.name, sha))
+    texts.append(business_yaml(result, name, path.name, sha))
     check_composed({f"{group}/fitted_{name}.yaml": text
                     for group, text in zip(groups, texts, strict=True)},
                    _transaction_groups(result, name))

@@ -27,6 +27,7 @@ from sim.measure.finance import (
     ltv_comparison,
     ltv_table,
     payback_table,
+    pnl_table,
 )
 from sim.measure.stats import HEADLINE, Estimate, estimate, summarize
 from sim.measure.stats import compare as analysis_compare
@@ -122,6 +123,11 @@ class Run:
         """The average customer's discounted net value by days since acquisition, with the
         customers observable at each age, against CAC (``payback.csv``)."""
         return payback_table(self.experiment)
+
+    def pnl(self) -> pd.DataFrame:
+        """The monthly profit and loss, new customers and the installed base apart, means
+        across replications with the profit's 95% CI (``pnl.csv``)."""
+        return pnl_table(self.experiment)
 
     def journey_of(self, customer: int, replication: int = 0) -> list[tuple[float, str]]:
         """One customer's path: (day, state) in order."""

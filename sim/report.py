@@ -49,7 +49,8 @@ MAX_METRIC_MAGNITUDE = 1e100
 # is a job's folder, finished only when its metrics.json is there
 RUN_FILES = frozenset({"metrics.csv", "customers.csv", "daily.csv", "purchases.csv",
                        "tickets.csv", "events.csv", "finance.csv", "ltv.csv", "cohorts.csv",
-                       "payback.csv", "comparison.csv", "comparison.md", "comparison.png",
+                       "payback.csv", "pnl.csv", "comparison.csv", "comparison.md",
+                       "comparison.png",
                        "funnel.png", "retention.png", "activity.png", "experience.png",
                        "cohorts.png", "payback.png", "ltv.png", "sweep.csv",
                        "sweep_replications.csv", "sweep_comparison.csv", "sweep.png"})

@@ -263,7 +263,7 @@ def fitted_shop(tmp_path_factory: pytest.TempPathFactory) -> dict:
     orders = transactions_from_run(pd.DataFrame(
         {"customer": p["customer"], "time": p["time"], "value": p["value"]}), "2024-01-01")
     orders.to_csv(root / "orders.csv", index=False)
-    fit, written = calibrate_transactions(
+    fit, _ = calibrate_transactions(
         root / "orders.csv", name="shop", config_dir=root / "cfg", out_dir=root / "out",
         calibration_end="2025-06-30", holdout_end="2025-12-31", n_starts=2, plots=False)
     return {"root": root, "fit": fit, "base": root / "out" / "customers.csv",
@@ -318,3 +318,18 @@ def test_fitted_spend_is_the_fitted_gamma_gamma(fitted_shop: dict) -> None:
     se = math.sqrt(((sums - mean * counts) ** 2).sum()) / counts.sum()
     assert ids.size > 100
     assert abs(mean - expected) < 4 * se, (mean, expected, se)
+
+
+def test_a_parameter_draw_recomputes_every_posterior(base_file) -> None:
+    """In a PSA each draw builds its own spec, so the base's posteriors follow the drawn
+    parameters: with a larger r every base customer alive in both runs buys at a higher
+    rate (their own uniform through Gamma(r + x, alpha + T)'s inverse: monotone), and the
+    drop-outs follow b the other way."""
+    path, _ = base_file
+    low, _ = base_runs(path, 30.0, 1, "retention.repeat.r=0.9", "retention.repeat.b=6")
+    high, _ = base_runs(path, 30.0, 1, "retention.repeat.r=1.8", "retention.repeat.b=12")
+    a, b = low[0].customers, high[0].customers
+    both = a["base"] & b["base"] & ~np.isnan(a["purchase_rate"]) & ~np.isnan(b["purchase_rate"])
+    assert both.sum() > 500
+    assert (b["purchase_rate"][both] > a["purchase_rate"][both]).all()
+    assert (b["dropout"][both] < a["dropout"][both]).all()

@@ -25,7 +25,7 @@ from sim.model.config import compose_config
 from sim.model.spec import build_spec
 
 TABLES = ("metrics.json", "metrics.csv", "customers.csv", "daily.csv", "purchases.csv",
-          "tickets.csv", "finance.csv", "ltv.csv", "cohorts.csv", "payback.csv")
+          "tickets.csv", "finance.csv", "ltv.csv", "cohorts.csv", "payback.csv", "pnl.csv")
 FIGURES = ("funnel.png", "retention.png", "ltv.png", "activity.png", "experience.png",
            "cohorts.png", "payback.png")
 OUTPUTS = (*TABLES, *FIGURES)

@@ -34,7 +34,7 @@ from sim.report import COMPARISON_METRICS, write_merged
 
 TINY = ["run=smoke", "market.size=300", "run.horizon_days=60"]
 RUN_TABLES = {"customers.csv", "metrics.csv", "daily.csv", "purchases.csv", "tickets.csv",
-              "finance.csv", "ltv.csv", "cohorts.csv", "payback.csv"}
+              "finance.csv", "ltv.csv", "cohorts.csv", "payback.csv", "pnl.csv"}
 RUN_FIGURES = {f"{n}.png" for n in ("funnel", "retention", "ltv", "activity", "experience",
                                     "cohorts", "payback")}
 

@@ -43,7 +43,7 @@ from sim.present.text import format_comparison, format_summary, write_comparison
 matplotlib.use("Agg")
 
 TABLES = ("metrics.json", "metrics.csv", "customers.csv", "daily.csv", "purchases.csv",
-          "tickets.csv", "finance.csv", "ltv.csv", "cohorts.csv", "payback.csv")
+          "tickets.csv", "finance.csv", "ltv.csv", "cohorts.csv", "payback.csv", "pnl.csv")
 FIGURES = ("funnel", "retention", "ltv", "activity", "experience", "cohorts", "payback")
 # a tiny market in which, within two months, most people become aware and some buy, buy
 # again, churn and call the desk: the ordinary paths, on data small enough to be edge cases

@@ -52,7 +52,8 @@ CI = ("", "_ci_low", "_ci_high")
 LTV_COLUMNS = [
     "dimension", "group", "acquisition_month", "cohort_start_day", "cohort_end_day",
     "months_observed", *(f"customers{s}" for s in CI), *(f"ltv_mean{s}" for s in CI),
-    "ltv_p10", "ltv_p50", "ltv_p90", "ltv_total", "discounted_margin_per_customer",
+    "ltv_p10", "ltv_p50", "ltv_p90", "ltv_total", *(f"clv_mean{s}" for s in CI), "clv_total",
+    "discounted_margin_per_customer",
     "retention_costs_per_customer", "margin_total", "revenue_total", "spend",
     *(f"cac{s}" for s in CI), *(f"ltv_to_cac{s}" for s in CI), "n_replications"]
 COHORT_COLUMNS = [
@@ -63,14 +64,20 @@ COHORT_COLUMNS = [
 PAYBACK_COLUMNS = [
     "age_days", "customers_observable", *(f"ltv_to_date_per_customer{s}" for s in CI),
     *(f"cac{s}" for s in CI), "n_replications"]
-FINANCE_VALUES = ("customers", "ltv_mean", "ltv_p10", "ltv_p50", "ltv_p90", "cac",
-                  "ltv_to_cac", "payback_days", "paid_back_share", "npv", "revenue",
+FINANCE_VALUES = ("customers", "ltv_mean", "ltv_p10", "ltv_p50", "ltv_p90", "clv_mean", "cac",
+                  "ltv_to_cac", "payback_days", "paid_back_share", "npv", "npv_clv", "revenue",
                   "gross_margin", "acquisition_spend", "profit")
 FINANCE_COLUMNS = ["scenario", "replications", "horizon_days", "annual_discount_rate",
                    "discounting", *(f"{v}{s}" for v in FINANCE_VALUES for s in CI)]
-DIFFERENCE_COLUMNS = [f"{v}_difference{s}" for v in ("ltv_mean", "npv") for s in CI]
+DIFFERENCE_COLUMNS = [f"{v}_difference{s}" for v in ("ltv_mean", "clv_mean", "npv", "npv_clv")
+                      for s in CI]
+PNL_COLUMNS = ["month", "start_day", "end_day", "revenue_new", "revenue_base",
+               "gross_margin_new", "gross_margin_base", "discounts", "acquisition_spend",
+               "retention_costs_new", "retention_costs_base", "support_costs",
+               "intervention_costs", *(f"profit{s}" for s in CI), "cumulative_profit"]
 FINANCE_FILES = {"finance.csv": FINANCE_COLUMNS, "ltv.csv": LTV_COLUMNS,
-                 "cohorts.csv": COHORT_COLUMNS, "payback.csv": PAYBACK_COLUMNS}
+                 "cohorts.csv": COHORT_COLUMNS, "payback.csv": PAYBACK_COLUMNS,
+                 "pnl.csv": PNL_COLUMNS}
 
 # a small run where every retention cost is on (loyalty fee, newsletter, thank-you notes,
 # referral rewards), so that the net value differs from the margin
@@ -438,7 +445,7 @@ def cli_run(smoke_cli_run: tuple[subprocess.CompletedProcess[str], Path]) -> Pat
 
 
 def test_cli_writes_the_finance_files_with_their_columns(cli_run: Path) -> None:
-    """``python -m sim run=smoke`` writes the four tables (one header row, the documented
+    """``python -m sim run=smoke`` writes the five tables (one header row, the documented
     columns, numbers where numbers belong) and the two new figures."""
     for name, columns in FINANCE_FILES.items():
         table = pd.read_csv(cli_run / name)
@@ -471,7 +478,8 @@ def test_written_tables_load_back_as_they_were(costly: sim.Run, tmp_path: Path) 
     digits), so a spreadsheet sees what the API returns."""
     costly.write(tmp_path, plots=False)
     for name, frame in (("finance", costly.finance()), ("ltv", costly.ltv()),
-                        ("cohorts", costly.cohorts()), ("payback", costly.payback())):
+                        ("cohorts", costly.cohorts()), ("payback", costly.payback()),
+                        ("pnl", costly.pnl())):
         back = pd.read_csv(tmp_path / f"{name}.csv")
         assert list(back.columns) == list(frame.columns) == FINANCE_FILES[f"{name}.csv"]
         assert len(back) == len(frame)
@@ -603,3 +611,37 @@ def test_finance_figures_take_an_axes_and_return_it(costly: sim.Run) -> None:
     for name, figure in costly.figures().items():
         assert figure.axes, name
         figures.close(figure)
+
+
+# ------------------------------------------------------------ monthly profit and loss
+@pytest.mark.parametrize("overrides", [
+    ["run=smoke", "loyalty.enabled=true", "retention.messaging.newsletter=true",
+     "advocacy.program=true", "scenario.cost_per_day=3"],
+    ["run=smoke", "retention=subscription", "run.engine=fast"],
+])
+def test_monthly_pnl_adds_up_to_the_run(overrides: list[str]) -> None:
+    """Summed over the months, every column of the P&L is the run's total of the same
+    thing (revenue, margin, discounts, acquisition, retention, support and intervention
+    costs, profit), in every replication: two independent computations of the same money."""
+    from sim.measure.metrics import monthly_pnl
+
+    run = sim.run(overrides=overrides)
+    for res, m in zip(run.experiment.results, run.experiment.metrics, strict=True):
+        pnl = monthly_pnl(res, run.spec)
+        total = {k: v.sum() for k, v in pnl.items()}
+        pairs = {"revenue": total["revenue_new"] + total["revenue_base"],
+                 "gross_margin": total["gross_margin_new"] + total["gross_margin_base"],
+                 "discounts": total["discounts"],
+                 "costs.acquisition": total["acquisition_spend"],
+                 "costs.retention": total["retention_costs_new"] + total["retention_costs_base"],
+                 "costs.support": total["support_costs"],
+                 "costs.intervention": total["intervention_costs"],
+                 "profit": total["profit"]}
+        for key, value in pairs.items():
+            assert value == pytest.approx(m[key], rel=1e-9, abs=1e-6), key
+        assert pnl["end_day"][-1] == run.spec.horizon_days
+    table = run.pnl()  # across replications: the mean of each month, the profit's CI
+    assert len(table) == pnl["month"].size
+    assert table["cumulative_profit"].iloc[-1] == pytest.approx(
+        np.mean([m["profit"] for m in run.experiment.metrics]), rel=1e-9)
+    assert (table["profit_ci_low"] <= table["profit"]).all()

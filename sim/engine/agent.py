@@ -446,6 +446,14 @@ class AgentModel:
         rate *= ret.rate_multiplier * (loy.rate_multiplier if member else 1.0)
         drop = min(1.0, drop * (loy.dropout_multiplier if member else 1.0))
         rec = self.rec
+        if ret.model == "subscription":
+            rec.traits[k] = (1.0 / ret.period_days, drop, ret.price_per_period
+                             * spec.segment_order_value[seg] * ret.order_value_multiplier)
+        else:  # the expected order: the buyer's own under Gamma-Gamma, else the population's
+            mean = (spec.gg_p / nu if gamma_gamma
+                    else math.exp(spec.order_log_mean + spec.order_log_sd ** 2 / 2))
+            rec.traits[k] = (rate if ret.model == "repeat_purchase" else 0.0, drop,
+                             mean * value_multiplier * ret.order_value_multiplier)
         if member:
             rec.members[k] = env.now
         advocate, n_orders = False, 0

@@ -510,6 +510,25 @@ class FastModel:
             self.member[k[member]] = True
             self.members.add(customer=k[member], time=t[member])
 
+    def _rates(self, k: np.ndarray) -> np.ndarray:
+        """Purchase rates per day as the customers table holds them (see RawRecords)."""
+        ret = self.spec.retention
+        if ret.model == "subscription":
+            return np.full(k.size, 1.0 / ret.period_days)
+        return self.rate[k] if ret.model == "repeat_purchase" else np.zeros(k.size)
+
+    def _order_values(self, k: np.ndarray) -> np.ndarray:
+        """Each buyer's expected order value (see ``AgentModel._life``)."""
+        spec, ret = self.spec, self.spec.retention
+        mult = self.seg_order_value[self.seg[k]] * ret.order_value_multiplier
+        if ret.model == "subscription":
+            return ret.price_per_period * mult
+        if spec.order_value_model == "gamma_gamma":
+            nu = special.gammaincinv(spec.gg_q, uniforms(self.key(Purpose.SPEND), k, 0)
+                                     ) / spec.gg_gamma
+            return spec.gg_p / nu * mult
+        return math.exp(spec.order_log_mean + spec.order_log_sd ** 2 / 2) * mult
+
     def _buy(self, k: np.ndarray) -> None:
         """A purchase: the first, a repeat or a renewal (see ``AgentModel._life``)."""
         spec, ret, loy, ex, adv = (self.spec, self.spec.retention, self.spec.loyalty,
@@ -739,6 +758,8 @@ class FastModel:
         # a buyer's score moves between state entries; the others' is their last event's
         buyers = np.flatnonzero(self.n_orders[:n] > 0)
         score = self.score[buyers]
+        rec.traits = (buyers, self._rates(buyers), self.drop[buyers],
+                      self._order_values(buyers))
         # the working arrays go before the tables are built: peak memory is the tables'
         for name in ("t_aware", "src", "seg", "score", "phase", "next_time", "visits",
                      "n_orders", "rate", "drop", "member", "advocate", "desk_leaves",

@@ -47,6 +47,11 @@ class RawRecords:
     members: dict[int, float] | np.ndarray = field(default_factory=dict)  # customer -> enrolment
     # buyer -> latest experience score, or (customers, scores) arrays
     score: dict[int, float] | tuple[np.ndarray, np.ndarray] = field(default_factory=dict)
+    # buyer -> (purchase rate per day, drop-out before the experience's shift, expected
+    # order value), or (customers, rates, drop-outs, values) arrays: what the residual
+    # value at the horizon reads
+    traits: dict[int, tuple[float, float, float]] | tuple[np.ndarray, ...] = field(
+        default_factory=dict)
     tickets: TicketLog = field(default_factory=TicketLog)
     n_sim_events: int = 0
 
@@ -174,6 +179,15 @@ def build_result(spec: ModelSpec, seed: int, replication: int, rec: RawRecords
     else:
         score[rec.score[0]] = rec.score[1]
 
+    rate, dropout, order_value = np.full(n, np.nan), np.full(n, np.nan), np.full(n, np.nan)
+    if isinstance(rec.traits, dict):
+        if rec.traits:
+            who = ids(np.fromiter(rec.traits, np.int64, len(rec.traits)))
+            rate[who], dropout[who], order_value[who] = np.array(list(rec.traits.values())).T
+    else:
+        who, *values = rec.traits
+        rate[who], dropout[who], order_value[who] = values
+
     ab_c = ids(rec.ab_customer)
     abandoned_cart = np.zeros(n, dtype=bool)
     abandoned_cart[ab_c] = True
@@ -226,6 +240,9 @@ def build_result(spec: ModelSpec, seed: int, replication: int, rec: RawRecords
         "advocate": ~np.isnan(first[:, code["advocacy"]]),
         "referrals": np.bincount(ref["referrer"], minlength=n)[:n],
         "experience": score,
+        "purchase_rate": rate,
+        "dropout": dropout,
+        "order_value_mean": order_value,
     }
     recovered = (~np.isnan(first[ab_c, code["purchase"]]) if ab_c.size
                  else np.zeros(0, bool))

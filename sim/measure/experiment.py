@@ -65,6 +65,8 @@ class ExperimentResult:
             df["active_days"] = values["active_days"]
             df["costs"] = values["costs"]
             df["ltv"] = values["ltv"]
+            df["residual"] = values["residual"]
+            df["clv"] = values["clv"]
             frames.append(df)
         return pd.concat(frames, ignore_index=True)
 

@@ -14,17 +14,19 @@ from sim.measure.experiment import ExperimentResult
 from sim.measure.metrics import (
     DAYS_PER_MONTH,
     FINANCE_CONVENTION,
+    PNL_COLUMNS,
     cohort_curves,
     cohort_grid,
     ltv_groups,
     metric_range,
+    monthly_pnl,
     payback_curve,
 )
 from sim.measure.stats import Estimate, estimate, metric_values, paired
 from sim.model.spec import ModelSpec
 
 __all__ = ["FINANCE_METRICS", "cohort_table", "finance_table", "ltv_comparison", "ltv_table",
-           "payback_table"]
+           "payback_table", "pnl_table"]
 
 # ------------------------------------------------------------------ the finance view
 # finance.csv column: headline metric (one value per replication)
@@ -34,11 +36,13 @@ FINANCE_METRICS = {
     "ltv_p10": "ltv.p10",
     "ltv_p50": "ltv.p50",
     "ltv_p90": "ltv.p90",
+    "clv_mean": "clv.mean",
     "cac": "cac",
     "ltv_to_cac": "ltv_to_cac",
     "payback_days": "payback_days",
     "paid_back_share": "paid_back",
     "npv": "npv",
+    "npv_clv": "npv_clv",
     "revenue": "revenue",
     "gross_margin": "gross_margin",
     "acquisition_spend": "spend.total",
@@ -125,6 +129,8 @@ def ltv_table(exp: ExperimentResult, level: float = 0.95,
     for q in (10, 50, 90):
         out[f"ltv_p{q}"] = _mean(x[f"ltv_p{q}"])
     out["ltv_total"] = _mean(x["ltv_sum"])
+    _with_ci(out, "clv_mean", x["clv_mean"], level)
+    out["clv_total"] = _mean(x["clv_sum"])
     out["discounted_margin_per_customer"] = _mean(_per_customer(x["discounted_margin_sum"], n))
     out["retention_costs_per_customer"] = _mean(_per_customer(x["retention_costs_sum"], n))
     out["margin_total"] = _mean(x["margin_sum"])
@@ -271,7 +277,8 @@ def finance_table(per_replication: Mapping[str, Sequence[Mapping[str, float]]],
             e = estimate(metric_values(metrics, metric), level, metric_range(metric))
             row |= {column: e.mean, f"{column}_ci_low": e.low, f"{column}_ci_high": e.high}
         if len(per_replication) > 1 and baseline in per_replication:
-            differences = [("ltv_mean", "ltv.mean"), ("npv", "npv")]
+            differences = [("ltv_mean", "ltv.mean"), ("clv_mean", "clv.mean"), ("npv", "npv"),
+                           ("npv_clv", "npv_clv")]
             if base and "base.npv" in per_replication[baseline][0]:
                 differences += [("new_npv", "new.npv"), ("base_npv", "base.npv")]
             for column, metric in differences:
@@ -281,3 +288,18 @@ def finance_table(per_replication: Mapping[str, Sequence[Mapping[str, float]]],
                         f"{column}_difference_ci_high": d["difference_high"]}
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def pnl_table(exp: ExperimentResult, level: float = 0.95) -> pd.DataFrame:
+    """The monthly profit and loss (``sim.measure.metrics.monthly_pnl``), across
+    replications: one row per month of the run, each column the mean over replications
+    (undiscounted currency units; new customers and the installed base apart), ``profit``
+    with its t interval, and ``cumulative_profit`` (the running sum of the mean profit)."""
+    x = _stack([monthly_pnl(r, exp.spec) for r in exp.results])
+    first = monthly_pnl(exp.results[0], exp.spec)
+    out: dict[str, object] = {k: first[k] for k in ("month", "start_day", "end_day")}
+    for column in PNL_COLUMNS:
+        out[column] = _mean(x[column])
+    _with_ci(out, "profit", x["profit"], level)
+    out["cumulative_profit"] = np.cumsum(out["profit"])
+    return pd.DataFrame(out)

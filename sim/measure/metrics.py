@@ -15,8 +15,8 @@ from sim.model.spec import ModelSpec
 
 __all__ = ["FINANCE_CONVENTION", "acquisition_months", "cohort_curves", "cohort_grid",
            "cumulative_values", "customer_values", "daily_table", "kaplan_meier",
-           "ltv_groups", "metric_range", "new_customers", "payback_curve",
-           "replication_metrics"]
+           "ltv_groups", "metric_range", "monthly_pnl", "new_customers", "payback_curve",
+           "replication_metrics", "residual_at_horizon"]
 
 DAYS_PER_MONTH = 365.25 / 12
 RETENTION_CHECKPOINTS = {"3m": 3 * DAYS_PER_MONTH, "6m": 6 * DAYS_PER_MONTH,
@@ -51,6 +51,8 @@ def customer_values(result: SimulationResult, spec: ModelSpec) -> dict[str, np.n
     customer caused: loyalty fee and messaging while active, thank-you messages, referral
     rewards for referred customers who bought. It is realised up to the horizon (censored).
     Acquisition spend and the service desk's staff are not allocated to customers.
+    ``residual``: the expected value after the horizon (``residual_at_horizon``),
+    discounted to the first purchase; ``clv`` = ``ltv`` + ``residual``.
     """
     c, p = result.customers, result.purchases
     n, delta = result.n_customers, spec.discount_rate_per_day
@@ -77,10 +79,78 @@ def customer_values(result: SimulationResult, spec: ModelSpec) -> dict[str, np.n
     rewards = np.bincount(ref["referrer"][paid], minlength=n)[:n] * reward
     costs = ret.thank_you_cost * c["purchases"] + running + rewards
     costs_pv = ty_pv + running_pv + reward_pv
+    ltv = np.where(bought, margin_pv - costs_pv, np.nan)
+    # the residual value at the horizon, discounted to the first purchase like the rest
+    residual = residual_at_horizon(result, spec) * np.exp(-delta * (spec.horizon_days - t0))
     return {"active_days": active_days, "costs": np.where(bought, costs, np.nan),
             "costs_pv": np.where(bought, costs_pv, np.nan),
             "margin_pv": np.where(bought, margin_pv, np.nan),
-            "ltv": np.where(bought, margin_pv - costs_pv, np.nan)}
+            "ltv": ltv, "residual": residual, "clv": ltv + residual}
+
+
+def residual_at_horizon(result: SimulationResult, spec: ModelSpec) -> np.ndarray:
+    """Per customer: the expected discounted value after the horizon, at the horizon
+    (0 for a customer who churned, NaN for one who never bought).
+
+    Given the customer's state at the horizon: their purchase rate lambda, their drop-out
+    p as it stands then (the loyalty multiplier and the experience's shift at their last
+    score included; no further experience changes assumed), their expected margin per
+    order m (expected order value x gross margin, less the loyalty discount) net of the
+    thank-you cost, their running costs c per day (loyalty fee, messaging), discounted at
+    delta per day:
+
+    - repeat purchase (BG/NBD, drop-out after each purchase): future purchases arrive at
+      lambda and the customer leaves at rate lambda p, so the residual is
+      (lambda m - c) / (delta + lambda p) (the closed form of sum_k q^k (1 - p)^(k - 1)
+      m - c E[integral of e^(-delta t) while alive], q = lambda / (lambda + delta));
+    - subscription (shifted-beta-geometric, churn theta at each renewal, every P days, the
+      next one a days after the horizon): e^(-delta a) [s m / (1 - s d) - c ... ], with
+      s = 1 - theta and d = e^(-delta P) (``_subscription_residual``);
+    - no further orders: -c / delta (running costs only).
+
+    NaN where the sum diverges (no discounting and a customer who never leaves).
+    """
+    c, ret, loy, ex = result.customers, spec.retention, spec.loyalty, spec.experience
+    delta = spec.discount_rate_per_day
+    bought = ~np.isnan(c["t_purchase"])
+    alive = bought & np.isnan(c["t_churned"])
+    member = c["loyalty_member"]
+    odds = np.exp(-ex.churn_per_point * np.nan_to_num(c["experience"]))
+    p = c["dropout"]
+    shifted = np.where(p >= 1.0, 1.0, p * odds / (1.0 - p + p * odds))
+    margin = (c["order_value_mean"] * (spec.gross_margin - np.where(member, loy.discount, 0.0))
+              - ret.thank_you_cost)
+    running = np.where(member, loy.cost_per_member_per_day, 0.0) + ret.messaging_cost_per_day
+    with np.errstate(divide="ignore", invalid="ignore"):
+        if ret.model == "subscription":
+            value = _subscription_residual(result, spec, shifted, margin, running)
+        else:
+            lam = c["purchase_rate"]
+            denom = delta + lam * shifted
+            value = np.where(denom > 0, (lam * margin - running) / denom, np.nan)
+    return np.where(alive, value, np.where(bought, 0.0, np.nan))
+
+
+def _subscription_residual(result: SimulationResult, spec: ModelSpec, theta: np.ndarray,
+                           margin: np.ndarray, running: np.ndarray) -> np.ndarray:
+    """The subscription's residual at the horizon H: the next renewal at a = t_last + P - H
+    (t_last: the last payment), each renewal kept with s = 1 - theta, paying m:
+    e^(-delta a) s m / (1 - s d); running costs until the first renewal lost:
+    c (1 - e^(-delta a) (1 - s) / (1 - s d)) / delta (c (a + P s / (1 - s)) without
+    discounting)."""
+    c, p = result.customers, result.purchases
+    period, delta, h = spec.retention.period_days, spec.discount_rate_per_day, spec.horizon_days
+    last = np.full(c["id"].size, np.nan)
+    np.fmax.at(last, p["customer"], p["time"])
+    a = np.maximum(last + period - h, 0.0)
+    s = 1.0 - theta
+    if delta == 0:
+        return np.where(s < 1, s * margin / (1 - s) - running * (a + period * s / (1 - s)),
+                        np.nan)
+    d = math.exp(-delta * period)
+    lead = np.exp(-delta * a)
+    return (lead * s * margin / (1 - s * d)
+            - running * (1 - lead * (1 - s) / (1 - s * d)) / delta)
 
 
 def kaplan_meier(durations: np.ndarray, observed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -179,7 +249,8 @@ def _acquisition(result: SimulationResult) -> tuple[np.ndarray, np.ndarray]:
 
 # money metrics that add up over customers: with an installed base, the headline value is
 # the whole business's, new.<name> the new customers' and base.<name> the base's
-BASE_TOTALS = ("revenue", "gross_margin", "discounts", "costs.retention", "profit", "npv")
+BASE_TOTALS = ("revenue", "gross_margin", "discounts", "costs.retention", "profit", "npv",
+               "npv_clv")
 
 
 def replication_metrics(result: SimulationResult, spec: ModelSpec) -> dict[str, float]:
@@ -233,6 +304,10 @@ def base_metrics(result: SimulationResult, spec: ModelSpec) -> dict[str, float]:
         "base.npv": float((p["margin"][mine] * np.exp(-delta * p["time"][mine])).sum()
                           - np.nansum(values["costs_pv"][base])),
         "base.ltv.mean": float(ltv.mean()) if ltv.size else float("nan"),
+        "base.clv.mean": float(values["clv"][base].mean()) if ltv.size else float("nan"),
+        "base.npv_clv": float((p["margin"][mine] * np.exp(-delta * p["time"][mine])).sum()
+                              - np.nansum(values["costs_pv"][base])
+                              + np.nansum(values["residual"][base])),
         "base.loyalty_members": float(c["loyalty_member"][base].sum()),
         "base.advocates": float(c["advocate"][base].sum()),
         "base.referrals": float(c["referrals"][base].sum()),
@@ -340,6 +415,7 @@ def _metrics(result: SimulationResult, spec: ModelSpec) -> dict[str, float]:
         "profit": float(p["margin"].sum()) - acquisition - retention_costs - fixed,
         "roas": _ratio(p["revenue"].sum(), acquisition),
         "ltv.mean": float(ltv.mean()) if n_buy else float("nan"),
+        "clv.mean": float(values["clv"][bought].mean()) if n_buy else float("nan"),
         **{f"ltv.p{q}": float(np.percentile(ltv, q)) if n_buy else float("nan")
            for q in (10, 50, 90)},
     }
@@ -356,6 +432,9 @@ def _metrics(result: SimulationResult, spec: ModelSpec) -> dict[str, float]:
     npv -= float(np.nansum(values["costs_pv"] * np.exp(-delta * c["t_purchase"])))
     npv -= float(_annuity(support + spec.scenario_cost_per_day, delta, np.array(h)))
     out["npv"] = npv
+    # NPV plus the residual value of the customers alive at the horizon, discounted to day 0
+    at_h = residual_at_horizon(result, spec)
+    out["npv_clv"] = npv + float(np.nansum(at_h[bought]) * np.exp(-delta * h))
 
     out |= _support_metrics(result, spec)
 
@@ -599,11 +678,81 @@ def _base_group(result: SimulationResult, spec: ModelSpec) -> dict[str, object]:
             "customers": float(base.sum()), "ltv_sum": float(ltv.sum()),
             "ltv_mean": float(ltv.mean()),
             **{f"ltv_p{q}": float(np.percentile(ltv, q)) for q in (10, 50, 90)},
+            "clv_sum": float(values["clv"][base].sum()),
+            "clv_mean": float(values["clv"][base].mean()),
             "discounted_margin_sum": float(values["margin_pv"][base].sum()),
             "retention_costs_sum": float(values["costs_pv"][base].sum()),
             "margin_sum": float(c["margin"][base].sum()),
             "revenue_sum": float(c["revenue"][base].sum()),
             "spend": nan, "cac": nan, "ltv_to_cac": nan}
+
+
+PNL_COLUMNS = ("revenue_new", "revenue_base", "gross_margin_new", "gross_margin_base",
+               "discounts", "acquisition_spend", "retention_costs_new",
+               "retention_costs_base", "support_costs", "intervention_costs", "profit")
+
+
+def monthly_pnl(result: SimulationResult, spec: ModelSpec) -> dict[str, np.ndarray]:
+    """One replication's profit and loss by month of the run (month k: days [k, k + 1) x
+    365.25 / 12, the last one cut at the horizon), undiscounted, new customers and the
+    installed base apart (the base's columns 0 without one).
+
+    Revenue and gross margin (after loyalty discounts) in the month of each order;
+    ``discounts`` the loyalty discounts given; acquisition spend by the day it is spent;
+    retention costs in the month they fall: thank-you messages with their order, loyalty
+    fees and messaging for each day a customer is active, referral rewards when the
+    referred customer first buys (charged to the referrer's side); the desk's staff and the
+    intervention's own cost per day. ``profit`` = gross margin - every cost. Summed over
+    the months, each column is the run's total (``revenue``, ``gross_margin``,
+    ``costs.*``, ``profit`` of ``replication_metrics``).
+    """
+    c, p, ref = result.customers, result.purchases, result.referrals
+    h = spec.horizon_days
+    n_months = max(int(np.ceil(h / DAYS_PER_MONTH - 1e-9)), 1)
+    edges = np.minimum(np.arange(n_months + 1) * DAYS_PER_MONTH, h)
+    base = c["base"] if "base" in c else np.zeros(c["id"].size, bool)
+
+    def month(t: np.ndarray) -> np.ndarray:
+        return np.minimum((t / DAYS_PER_MONTH).astype(np.int64), n_months - 1)
+
+    def by_month(t: np.ndarray, w: np.ndarray) -> np.ndarray:
+        return np.bincount(month(t), weights=w, minlength=n_months)
+
+    ret, loy = spec.retention, spec.loyalty
+    mine = base[p["customer"]]
+    out = {"month": np.arange(n_months), "start_day": edges[:-1], "end_day": edges[1:]}
+    for part, sel in (("new", ~mine), ("base", mine)):
+        out[f"revenue_{part}"] = by_month(p["time"][sel], p["revenue"][sel])
+        out[f"gross_margin_{part}"] = by_month(p["time"][sel], p["margin"][sel])
+    out["discounts"] = by_month(p["time"], p["discount"])
+    daily = result.spend_per_day.sum(axis=1)
+    out["acquisition_spend"] = by_month(np.arange(daily.size, dtype=float), daily)
+    # running costs per active day, split over the months each active spell overlaps
+    t0 = c["t_purchase"]
+    bought = ~np.isnan(t0)
+    t_end = np.where(np.isnan(c["t_churned"]), h, c["t_churned"])
+    rate = np.where(c["loyalty_member"], loy.cost_per_member_per_day, 0.0)
+    rate = rate + ret.messaging_cost_per_day
+    overlap = np.clip(np.minimum(t_end[bought, None], edges[None, 1:])
+                      - np.maximum(t0[bought, None], edges[None, :-1]), 0.0, None)
+    paid = ~np.isnan(t0[ref["customer"]]) if ref["customer"].size else np.zeros(0, bool)
+    for part, who in (("new", ~base), ("base", base)):
+        sel = who[bought]
+        running = (overlap[sel] * rate[bought][sel, None]).sum(axis=0)
+        orders = who[p["customer"]]
+        thanks = by_month(p["time"][orders], np.full(orders.sum(), ret.thank_you_cost))
+        rewarded = paid & who[ref["referrer"]]
+        rewards = by_month(t0[ref["customer"][rewarded]],
+                           np.full(rewarded.sum(), spec.advocacy.reward_per_referral))
+        out[f"retention_costs_{part}"] = running + thanks + rewards
+    days = np.diff(edges)
+    out["support_costs"] = days * spec.support.agents * spec.support.cost_per_agent_per_day
+    out["intervention_costs"] = days * spec.scenario_cost_per_day
+    out["profit"] = (out["gross_margin_new"] + out["gross_margin_base"]
+                     - out["acquisition_spend"] - out["retention_costs_new"]
+                     - out["retention_costs_base"] - out["support_costs"]
+                     - out["intervention_costs"])
+    return out
 
 
 def ltv_groups(result: SimulationResult, spec: ModelSpec) -> dict[str, np.ndarray]:
@@ -618,7 +767,8 @@ def ltv_groups(result: SimulationResult, spec: ModelSpec) -> dict[str, np.ndarra
 
     Columns: ``dimension``, ``group``, ``acquisition_month`` (-1 off the cohort rows),
     ``customers`` (first purchases), ``ltv_sum``, ``ltv_mean``, ``ltv_p10``, ``ltv_p50``,
-    ``ltv_p90`` (``customer_values``), ``discounted_margin_sum`` and ``retention_costs_sum``
+    ``ltv_p90`` (``customer_values``), ``clv_sum`` and ``clv_mean`` (value to date plus the
+    residual value at the horizon), ``discounted_margin_sum`` and ``retention_costs_sum``
     (discounted to each first purchase; their difference is ``ltv_sum``), ``margin_sum`` and
     ``revenue_sum`` (undiscounted, every order of the group's customers), ``spend`` (channel
     spend including fixed costs: all of it for the total, a channel's own, for a cohort the
@@ -647,12 +797,14 @@ def ltv_groups(result: SimulationResult, spec: ModelSpec) -> dict[str, np.ndarra
          np.full(len(result.segments), np.nan)),
         ("channel", list(result.channels), c["channel"][buyers].astype(np.int64), spend),
     ]
-    per_buyer = {"ltv": values["ltv"][buyers], "discounted_margin": values["margin_pv"][buyers],
+    per_buyer = {"ltv": values["ltv"][buyers], "clv": values["clv"][buyers],
+                 "discounted_margin": values["margin_pv"][buyers],
                  "retention_costs": values["costs_pv"][buyers],
                  "margin": c["margin"][buyers], "revenue": c["revenue"][buyers]}
     cols: dict[str, list] = {k: [] for k in (
         "dimension", "group", "acquisition_month", "customers", "ltv_sum", "ltv_mean",
-        "ltv_p10", "ltv_p50", "ltv_p90", "discounted_margin_sum", "retention_costs_sum",
+        "ltv_p10", "ltv_p50", "ltv_p90", "clv_sum", "clv_mean", "discounted_margin_sum",
+        "retention_costs_sum",
         "margin_sum", "revenue_sum", "spend", "cac", "ltv_to_cac")}
     nan = float("nan")
     for dim, labels, group, group_spend in dims:
@@ -669,6 +821,8 @@ def ltv_groups(result: SimulationResult, spec: ModelSpec) -> dict[str, np.ndarra
             cols["customers"].append(float(n[g]))
             cols["ltv_sum"].append(float(sums["ltv"][g]))
             cols["ltv_mean"].append(mean)
+            cols["clv_sum"].append(float(sums["clv"][g]))
+            cols["clv_mean"].append(float(sums["clv"][g] / n[g]) if n[g] else nan)
             for q in (10, 50, 90):
                 cols[f"ltv_p{q}"].append(float(np.percentile(ltv, q)) if ltv.size else nan)
             for k in ("discounted_margin", "retention_costs", "margin", "revenue"):

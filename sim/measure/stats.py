@@ -194,7 +194,8 @@ def compare(baseline: Sequence[Mapping[str, float]],
             scenarios: Mapping[str, Sequence[Mapping[str, float]]],
             rank_by: str = "npv") -> pd.DataFrame:
     """The comparison table: one row per scenario and metric (the headline metrics, plus
-    ``rank_by``; with an installed base, ``new.npv`` and ``base.npv``), ranked by the paired difference of ``rank_by`` (best first).
+    ``rank_by``; with an installed base, ``new.npv`` and ``base.npv``), ranked by the
+    paired difference of ``rank_by`` (best first).
 
     Columns: scenario, metric, baseline, scenario value, difference with its 95% CI,
     relative change, share of replications in which the scenario did better, the CRN

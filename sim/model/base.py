@@ -152,14 +152,15 @@ def _parse(text: str, name: str, segments: tuple[str, ...]) -> InstalledBase:
     for i, row in enumerate(rows[1:]):
         line = i + 2
 
-        def cell(column: str) -> str:
+        def cell(column: str, row: list[str] = row, line: int = line) -> str:
             j = col[column]
             if j >= len(row):
                 raise _Problem(f"line {line}: no value in column {column!r} (the row has "
                                f"{len(row)} cells, the header {len(header)})")
             return row[j].strip()
 
-        def number(column: str, allowed: str, lo: float, whole: bool = False) -> float:
+        def number(column: str, allowed: str, lo: float, whole: bool = False,
+                   cell=cell, line: int = line) -> float:
             raw = cell(column)
             try:
                 v = float(raw)

@@ -19,7 +19,7 @@ from sim.io import (
     write_table,
 )
 from sim.measure.experiment import ExperimentResult
-from sim.measure.finance import cohort_table, finance_table, ltv_table, payback_table
+from sim.measure.finance import cohort_table, finance_table, ltv_table, payback_table, pnl_table
 from sim.measure.stats import Estimate
 
 __all__ = ["metrics_document", "write_finance", "write_outputs"]
@@ -84,9 +84,10 @@ def write_outputs(exp: ExperimentResult, summary: dict[str, Estimate], out_dir: 
 def write_finance(exp: ExperimentResult, out_dir: Path) -> list[Path]:
     """The finance view of a run: ``finance.csv`` (one row: unit economics with CIs),
     ``ltv.csv`` (LTV by acquisition cohort, segment and channel), ``cohorts.csv`` (censored
-    cumulative value curves of the cohorts) and ``payback.csv`` (the payback curve); see
-    ``sim.measure.finance``."""
+    cumulative value curves of the cohorts), ``payback.csv`` (the payback curve) and
+    ``pnl.csv`` (the monthly profit and loss); see ``sim.measure.finance``."""
     out_dir, name = Path(out_dir), exp.spec.scenario_name
     tables = {"finance": finance_table({name: exp.metrics}, {name: exp.spec}),
-              "ltv": ltv_table(exp), "cohorts": cohort_table(exp), "payback": payback_table(exp)}
+              "ltv": ltv_table(exp), "cohorts": cohort_table(exp), "payback": payback_table(exp),
+              "pnl": pnl_table(exp)}
     return [write_table(t, out_dir / f"{k}.csv", FINANCE_FLOAT_FORMAT) for k, t in tables.items()]

@@ -99,6 +99,7 @@ def format_summary(summary: dict[str, Estimate], spec: ModelSpec, n_replications
             ["orders", _ci(summary["base.orders"])],
             ["revenue", _ci(summary["base.revenue"])],
             ["value per customer", _ci(summary["base.ltv.mean"])],
+            ["with the value after the horizon", _ci(summary["base.clv.mean"])],
             ["NPV of the base", _ci(summary["base.npv"])],
             ["loyalty members", _ci(summary["base.loyalty_members"])],
         ])
@@ -107,6 +108,7 @@ def format_summary(summary: dict[str, Estimate], spec: ModelSpec, n_replications
                   ["", "value"], [
         ["LTV mean", _ci(summary["ltv.mean"])],
         *[[f"LTV P{q}", _ci(summary[f"ltv.p{q}"])] for q in (10, 50, 90)],
+        ["CLV mean (LTV + value after the horizon)", _ci(summary["clv.mean"])],
         ["CAC", _ci(summary["cac"])],
         ["LTV : CAC", _ci(summary["ltv_to_cac"])],
         ["payback (days)", _ci(summary["payback_days"])],
@@ -114,6 +116,7 @@ def format_summary(summary: dict[str, Estimate], spec: ModelSpec, n_replications
         ["gross margin", _ci(summary["new.gross_margin" if new else "gross_margin"])],
         *([["NPV of the new customers", _ci(summary["new.npv"])]] if new else []),
         ["NPV of the run" + (" (new and base)" if new else ""), _ci(summary["npv"])],
+        ["NPV + value after the horizon", _ci(summary["npv_clv"])],
     ])
     out += _table("Service desk", ["", "value"], [
         ["tickets", _ci(summary["support.tickets"])],

@@ -328,8 +328,22 @@ def test_a_parameter_draw_recomputes_every_posterior(base_file) -> None:
     path, _ = base_file
     low, _ = base_runs(path, 30.0, 1, "retention.repeat.r=0.9", "retention.repeat.b=6")
     high, _ = base_runs(path, 30.0, 1, "retention.repeat.r=1.8", "retention.repeat.b=12")
-    a, b = low[0].customers, high[0].customers
-    both = a["base"] & b["base"] & ~np.isnan(a["purchase_rate"]) & ~np.isnan(b["purchase_rate"])
+    a, b = (r[0].part(r[0].customers["base"]).customers for r in (low, high))  # file order
+    both = ~np.isnan(a["purchase_rate"]) & ~np.isnan(b["purchase_rate"])
     assert both.sum() > 500
     assert (b["purchase_rate"][both] > a["purchase_rate"][both]).all()
     assert (b["dropout"][both] < a["dropout"][both]).all()
+
+
+def test_members_from_the_file_only_where_the_programme_runs(tmp_path: Path) -> None:
+    """``loyalty_member`` in the file makes a member when the run has a loyalty programme,
+    and nobody a member when it has none."""
+    x, t_x, age = history(200, seed=4)
+    path = write_base(tmp_path / "m.csv", x, t_x, age, {"loyalty_member": ["true"] * 200})
+    off, _ = base_runs(path, 30.0, 1)
+    on, _ = base_runs(path, 30.0, 1, "loyalty.enabled=true")
+    for res, expected in ((off[0], False), (on[0], True)):
+        c = res.customers
+        alive = c["base"] & (c["t_churned"] != 0)
+        assert alive.sum() > 50
+        assert (c["loyalty_member"][alive] == expected).all()

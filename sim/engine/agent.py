@@ -558,8 +558,8 @@ class AgentModel:
         come from the posterior given the history by inverse transform, so a draw of the
         fitted parameters moves each customer's traits monotonically. Dead customers are
         recorded as churned at 0; the living start ``_life`` with a neutral experience
-        score, members of the loyalty programme if the file says so or if they take its
-        offer at the launch.
+        score and, when the programme runs, as members of the loyalty programme if the file
+        says so or if they take its offer at the launch.
         """
         spec, base, ret, loy = self.spec, self.spec.base, self.spec.retention, self.spec.loyalty
         n, width = len(base), 3 + TRAITS + ORDERS * PER_ORDER
@@ -581,7 +581,7 @@ class AgentModel:
             nu = (special.gammaincinv(spec.gg_q + spec.gg_p * xs,
                                       np.clip(u_spend, _TINY, 1.0 - _TINY))
                   / (spec.gg_gamma + xs * np.where(known, base.mean_value, 0.0)))
-        member = base.member | (loy.enabled & (life[:, 3] < loy.enrol_prob))
+        member = loy.enabled & (base.member | (life[:, 3] < loy.enrol_prob))
         self.rec.base_segment = segment.tolist()
         purchase, churned = spec.n_stages + 1, spec.n_stages + 4
         for j in range(n):

@@ -16,7 +16,8 @@ it. The columns read (any others, such as ``customer_id`` or ``p_alive``, are ig
 ``segment`` (optional)
     the customer's market segment by name (empty: drawn from the segment shares);
 ``loyalty_member`` (optional)
-    ``true``/``false`` (or 1/0): a member of the loyalty programme already.
+    ``true``/``false`` (or 1/0): a member of the loyalty programme already (when the run
+    has one).
 
 The file is untrusted input: read only if it is a regular file of at most
 ``MAX_BASE_BYTES``, parsed as plain text, every cell checked; a problem raises one

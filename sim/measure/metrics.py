@@ -289,6 +289,8 @@ def base_metrics(result: SimulationResult, spec: ModelSpec) -> dict[str, float]:
     margin = float(p["margin"][mine].sum())
     costs = float(np.nansum(values["costs"][base]))
     ltv = values["ltv"][base]
+    npv = float((p["margin"][mine] * np.exp(-delta * p["time"][mine])).sum()
+                - np.nansum(values["costs_pv"][base]))
     dead_at_start = c["t_churned"][base] == 0
     return {
         "base.customers": float(base.sum()),
@@ -301,13 +303,10 @@ def base_metrics(result: SimulationResult, spec: ModelSpec) -> dict[str, float]:
         "base.discounts": float(p["discount"][mine].sum()),
         "base.costs.retention": costs,
         "base.profit": margin - costs,
-        "base.npv": float((p["margin"][mine] * np.exp(-delta * p["time"][mine])).sum()
-                          - np.nansum(values["costs_pv"][base])),
+        "base.npv": npv,
         "base.ltv.mean": float(ltv.mean()) if ltv.size else float("nan"),
         "base.clv.mean": float(values["clv"][base].mean()) if ltv.size else float("nan"),
-        "base.npv_clv": float((p["margin"][mine] * np.exp(-delta * p["time"][mine])).sum()
-                              - np.nansum(values["costs_pv"][base])
-                              + np.nansum(values["residual"][base])),
+        "base.npv_clv": npv + float(np.nansum(values["residual"][base])),  # t0 = day 0
         "base.loyalty_members": float(c["loyalty_member"][base].sum()),
         "base.advocates": float(c["advocate"][base].sum()),
         "base.referrals": float(c["referrals"][base].sum()),
@@ -433,8 +432,8 @@ def _metrics(result: SimulationResult, spec: ModelSpec) -> dict[str, float]:
     npv -= float(_annuity(support + spec.scenario_cost_per_day, delta, np.array(h)))
     out["npv"] = npv
     # NPV plus the residual value of the customers alive at the horizon, discounted to day 0
-    at_h = residual_at_horizon(result, spec)
-    out["npv_clv"] = npv + float(np.nansum(at_h[bought]) * np.exp(-delta * h))
+    # (each residual is discounted to its first purchase t0 in ``values``: on to day 0)
+    out["npv_clv"] = npv + float(np.nansum(values["residual"] * np.exp(-delta * c["t_purchase"])))
 
     out |= _support_metrics(result, spec)
 

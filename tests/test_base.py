@@ -207,6 +207,8 @@ def test_base_gamma_gamma_spend_posterior(tmp_path: Path) -> None:
     ("x,t_x_days,T_days\n1,5,3\n", "line 2: t_x_days = 5 is after T_days = 3"),
     ("x,t_x_days,T_days\n0,2,3\n", "t_x_days = 2 with x = 0"),
     ("x,t_x_days,T_days\n1,nan,3\n", "column t_x_days = 'nan'"),
+    ("x,t_x_days,T_days\n1e300,2,3\n", "column x = '1e300': a whole number >= 0 (repeat "
+     "purchases), at most 1e+09"),
     ("x,t_x_days,T_days,segment\n1,2,3,vip\n", "segment 'vip' is not a segment"),
     ("x,t_x_days,T_days,loyalty_member\n1,2,3,maybe\n", "loyalty_member = 'maybe'"),
     ("x,t_x_days,T_days\n1,2\n", "line 2: no value in column 'T_days'"),

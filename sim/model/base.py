@@ -53,6 +53,7 @@ BASE_COLUMNS = ("x", "t_x_days", "T_days")  # required; optional: OPTIONAL_COLUM
 OPTIONAL_COLUMNS = ("mean_repeat_value", "segment", "loyalty_member")
 MAX_BASE_BYTES = 256 * 2**20
 MAX_BASE_CUSTOMERS = 5_000_000  # the agent engine follows each one
+MAX_VALUE = 1e9  # any number in the file: more is an export error (days, counts, money)
 _TRUE, _FALSE = {"true", "1", "yes"}, {"false", "0", "no", ""}
 
 
@@ -167,8 +168,9 @@ def _parse(text: str, name: str, segments: tuple[str, ...]) -> InstalledBase:
                 v = float(raw)
             except ValueError:
                 v = math.nan
-            if not math.isfinite(v) or v < lo or v > 1e9 or (whole and v != int(v)):
-                raise _Problem(f"line {line}: column {column} = {raw[:40]!r}: {allowed}")
+            if not math.isfinite(v) or v < lo or v > MAX_VALUE or (whole and v != int(v)):
+                raise _Problem(f"line {line}: column {column} = {raw[:40]!r}: {allowed}, "
+                               f"at most {MAX_VALUE:g}")
             return v
 
         x[i] = number("x", "a whole number >= 0 (repeat purchases)", 0, whole=True)

@@ -194,8 +194,12 @@ class Run:
                                         ax=panel("retention", (7, 4), "Retention (Kaplan-Meier)"))
                 marks = {name.upper() if name != "mean" else name: self.summary[f"ltv.{name}"]
                          for name in ("p10", "p50", "p90", "mean")}
-                figures.plot_ltv(self.customers()["ltv"].to_numpy(), marks=marks,
-                                  ax=panel("ltv", (7, 4), "Customer LTV, all replications"))
+                customers = self.customers()  # the new customers (the marks are theirs)
+                new = customers[~customers["base"]] if "base" in customers else customers
+                title = "Customer LTV, new customers, all replications" if len(new) < len(
+                    customers) else "Customer LTV, all replications"
+                figures.plot_ltv(new["ltv"].to_numpy(), marks=marks,
+                                  ax=panel("ltv", (7, 4), title))
                 daily = self.daily().groupby("day").mean(numeric_only=True)
                 figures.plot_activity(daily.index.to_numpy(),
                                        daily["active_customers"].to_numpy(),

@@ -31,7 +31,8 @@ from sim.measure.finance import (
 )
 from sim.measure.stats import HEADLINE, Estimate, estimate, summarize
 from sim.measure.stats import compare as analysis_compare
-from sim.model.config import compose_config, scenario_choice, scenario_names
+from sim.model.config import (baseline_config, compose_config, launched, scenario_choice,
+                              scenario_names)
 from sim.model.spec import ModelSpec, SpecError, build_spec
 from sim.model.uncertainty import DESIGNS, Uncertainty
 
@@ -292,7 +293,7 @@ def check_work(spec: ModelSpec, replications: int | None = None) -> None:
 
 
 def run(cfg: DictConfig | None = None, overrides: Sequence[str] = (),
-        replications: int | None = None) -> Run:
+        replications: int | None = None, before: DictConfig | None = None) -> Run:
     """Compose (or take) a config, validate it, run every replication, summarise.
 
     Parameters
@@ -302,6 +303,9 @@ def run(cfg: DictConfig | None = None, overrides: Sequence[str] = (),
     replications : run exactly this many (a comparison pairs every scenario with the
         baseline's count); by default ``run.replications``, or as many as
         ``run.target_rel_half_width`` needs.
+    before : the baseline's config, for a scenario launched during the run
+        (``scenario.start_day``, ``scenario.ramp_days``); composed from ``overrides`` with
+        ``scenario=baseline`` when not given.
 
     Raises
     ------
@@ -309,13 +313,15 @@ def run(cfg: DictConfig | None = None, overrides: Sequence[str] = (),
     """
     if cfg is None:
         cfg = compose_config(overrides)
+        if launched(cfg) and before is None:
+            before = baseline_config(overrides)
     elif overrides:
         raise InputError("sim.run: pass either cfg or overrides, not both")
     if cfg.get("compare") not in (None, "", []):
         raise InputError(f"compare={cfg.compare}: sim.run runs one scenario; compare "
                          "scenarios with sim.api.compare([...]) (python -m sim compare=... "
                          "does)")
-    spec = build_spec(cfg)
+    spec = build_spec(cfg, before=before)
     first = spec.first_replication
     if spec.target_rel_half_width is not None and replications is None:
         check_metric_name(spec, spec.precision_metric, "run.precision_metric")
@@ -468,9 +474,10 @@ def _checked_options(scenarios: Any, overrides: Sequence[str], rank_by: str,
         raise SpecError([("compare_reference", reference, "the baseline or one of the "
                           f"scenarios compared: {', '.join(['baseline', *names])}")])
     options = {}
-    for name, cfg in _scenario_configs(names, overrides, config_dirs).items():
+    cfgs = _scenario_configs(names, overrides, config_dirs)
+    for name, cfg in cfgs.items():
         try:
-            options[name] = (cfg, build_spec(cfg))
+            options[name] = (cfg, build_spec(cfg, before=cfgs["baseline"]))
         except SpecError as err:
             raise SpecError([(f"{path} (scenario {name})", value, allowed)
                              for path, value, allowed in err.problems]) from None
@@ -501,12 +508,13 @@ def compare(scenarios: Any = "all", overrides: Sequence[str] = (),
     sim.errors.InputError : as ``check_comparison``.
     """
     options = _checked_options(scenarios, overrides, rank_by, config_dirs, reference)
-    base = run(options["baseline"][0])
+    before = options["baseline"][0]  # what a launched scenario starts from
+    base = run(before, before=before)
     n = base.experiment.n_replications
     runs = {"baseline": base}
     for name, (cfg, _) in options.items():
         if name != "baseline":
-            runs[name] = run(cfg, replications=n)
+            runs[name] = run(cfg, replications=n, before=before)
     table = analysis_compare(runs[reference].experiment.metrics,
                              {k: r.experiment.metrics for k, r in runs.items() if k != reference},
                              rank_by=rank_by)

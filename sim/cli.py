@@ -23,8 +23,10 @@ from sim.api import check_comparison, check_psa, compare, psa, run, scenario_lis
 from sim.errors import EXIT_INPUT, EXIT_INTERRUPTED, EXIT_OUTPUT, InputError, SimError
 from sim.model.config import (
     CONFIG_DIR,
+    baseline_config,
     compose_config,
     hydra_message,
+    launched,
     register_configs,
     settle_scenario,
 )
@@ -32,6 +34,7 @@ from sim.present.text import (
     format_comparison,
     format_psa,
     format_summary,
+    launch_line,
     write_comparison,
 )
 from sim.userfiles import ConfigFileError, check_user_configs
@@ -67,6 +70,9 @@ def _compare(cfg: DictConfig, out_dir: Path) -> float:
     if cfg.run.summary:
         print(format_comparison(result.table, result.rank_by, result.replications,
                                 result.reference))
+        launched_spec = next((r.spec for r in result.runs.values() if r.spec.before), None)
+        if launched_spec is not None:
+            print(f"Every scenario {launch_line(launched_spec)}.\n")
         print(f"wrote {', '.join(p.name for p in written)} to {out_dir}")
     best = result.table[result.table["metric"] == result.rank_by]
     return float(best["difference"].max()) if len(best) else float("nan")
@@ -108,7 +114,9 @@ def _app(cfg: DictConfig) -> float:
         if cfg.compare not in (None, "", []):
             return _compare(cfg, out_dir)
         settle_scenario(cfg, HydraConfig.get().runtime.choices.get("scenario", "baseline"))
-        result = run(cfg)
+        before = (baseline_config(HydraConfig.get().overrides.task) if launched(cfg)
+                  else None)
+        result = run(cfg, before=before)
         written = result.write(out_dir, plots=cfg.run.plots, events=cfg.run.events)
     except SimError as err:
         _fail(err)
@@ -155,7 +163,8 @@ def _check_job(overrides: list[str], config_dirs: list[Path]) -> None:
         check_comparison(_compare_names(cfg, config_dirs), _without_compare(overrides),
                          cfg.compare_rank, config_dirs, cfg.compare_reference)
         return
-    spec = build_spec(cfg)
+    spec = build_spec(cfg, before=(baseline_config(overrides, config_dirs) if launched(cfg)
+                                   else None))
     check_memory(spec)
     check_work(spec)
 

@@ -40,6 +40,7 @@ from sim.measure.experiment import parallel_map, progress_shown
 from sim.measure.finance import FINANCE_METRICS
 from sim.measure.metrics import replication_metrics
 from sim.measure.stats import COST_KEYS, HEADLINE
+from sim.model.config import launched
 from sim.model.spec import SpecError, build_spec
 from sim.model.uncertainty import Uncertainty
 
@@ -129,8 +130,10 @@ def _run_one(i: int, option: str, replication: int) -> tuple[int, str, int, list
     study = _STUDY
     assert study is not None
     cfg = study.uncertainty.apply(study.configs, option, study.values(i))
-    try:
-        spec = build_spec(cfg, complete=True)
+    try:  # a launched scenario starts from the baseline of the same draw
+        before = (study.uncertainty.apply(study.configs, "baseline", study.values(i))
+                  if launched(cfg) and "baseline" in study.configs else None)
+        spec = build_spec(cfg, complete=True, before=before)
     except SpecError as err:
         values = ", ".join(f"{k}={v:.6g}" for k, v in study.values(i).items())
         raise StudyError(f"point {study.ids[i]} ({values}) gives option {option!r} an invalid "

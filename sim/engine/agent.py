@@ -148,9 +148,41 @@ class _Blocks:
         self.advocate = generator(seed, rep, Stream.ADVOCACY, b).random(BLOCK).tolist()
         self.life = generator(seed, rep, Stream.LIFE_BLOCK, b).random(
             (BLOCK, TRAITS + ORDERS * PER_ORDER))
+        # when a launched scenario reaches each customer (drawn only with a launch)
+        self.switch = (spec.switch_times(generator(seed, rep, Stream.ROLLOUT, 0, b).random(
+            BLOCK)).tolist() if spec.before is not None else None)
         # what a prospect's walk takes along (the block's lists, not ``self``: the next
         # block replaces them while a walk may still be waiting)
         self.rows = (self.dwell, self.exit, self.checkout, self.advocate, self.life)
+
+
+class _Tables:
+    """What prospects and customers read of one spec: the scenario's, or with a launch
+    (``spec.before``) the baseline's too, each customer reading the one in force for them."""
+
+    def __init__(self, spec: ModelSpec):
+        self.spec = spec
+        # static exit tables per (stage, segment, source); social proof is applied live
+        n_src = len(spec.channel_names)
+        quality = [c.quality for c in spec.channels] + [1.0, spec.advocacy.referral_conversion]
+        cum, self.split = [], []
+        for st in spec.stages:
+            lever = (spec.content_quality if "content" in st.levers else 1.0) * (
+                spec.site_usability if "usability" in st.levers else 1.0)
+            mult = [[lever * spec.segment_conversion[g] * quality[c] for c in range(n_src)]
+                    for g in range(len(spec.segment_names))]
+            cum.append([[_cumulative(st.probs, st.forward, x) for x in row] for row in mult])
+            self.split.append([[_split(st.probs, st.forward, x) for x in row] for row in mult])
+        # per (segment, source): the exit table of every stage, looked up once per customer
+        self.cum_by = [[[table[g][c] for table in cum] for c in range(n_src)]
+                       for g in range(len(spec.segment_names))]
+        self.points = [st.experience for st in spec.stages]
+        self.first_score = _clip(self.points[0])
+        # social proof only shifts forward exits: stages without one skip the live branch
+        self.social = [spec.social_proof > 0 and "social_proof" in st.levers and any(st.forward)
+                       for st in spec.stages]
+        # an advocate's referral rate per segment
+        self.referral = [spec.advocacy.referral_rate_per_day * r for r in spec.segment_referral]
 
 
 class AgentModel:
@@ -174,39 +206,32 @@ class AgentModel:
         # active advocates: count, total referral rate, and per segment a list to pick from
         self.advocates = 0
         self.referral_rate = 0.0
-        self.advocate_lists: list[list[int]] = [[] for _ in spec.segment_names]
-        self.advocate_slot: dict[int, int] = {}
-        self.desk = simpy.Resource(self.env, capacity=spec.support.agents)
+        # with a launch, view 0 is the business before it (the baseline), view 1 the
+        # scenario's; without one both are the scenario's
+        after = _Tables(spec)
+        self.launch = spec.before is not None
+        self.views = (_Tables(spec.before) if spec.before is not None else after, after)
+        # active advocates per view and segment, to pick a referrer from; advocate k's
+        # (view, slot) in them
+        self.advocate_lists: list[list[list[int]]] = [
+            [[] for _ in spec.segment_names] for _ in self.views]
+        self.advocate_slot: dict[int, tuple[int, int]] = {}
+        before = spec.before or spec
+        self.desk = simpy.Resource(self.env, capacity=(
+            before.support.agents if spec.start_day > 0 else spec.support.agents))
+        if spec.start_day > 0 and before.support.agents != spec.support.agents:
+            self.env.process(self._restaff())
         self.rec = RawRecords()
         self.horizon = spec.horizon_days
         self.spend_rows: dict[int, list[float]] = {}  # Gamma-Gamma spend uniforms by block
-        # static exit tables per (stage, segment, source); social proof is applied live
-        n_src = len(spec.channel_names)
-        quality = [c.quality for c in spec.channels] + [1.0, spec.advocacy.referral_conversion]
-        self.cum, self.split = [], []
-        for st in spec.stages:
-            lever = (spec.content_quality if "content" in st.levers else 1.0) * (
-                spec.site_usability if "usability" in st.levers else 1.0)
-            mult = [[lever * spec.segment_conversion[g] * quality[c] for c in range(n_src)]
-                    for g in range(len(spec.segment_names))]
-            self.cum.append([[_cumulative(st.probs, st.forward, x) for x in row] for row in mult])
-            self.split.append([[_split(st.probs, st.forward, x) for x in row] for row in mult])
-        # per (segment, source): the exit table of every stage, looked up once per customer
-        self.cum_by = [[[table[g][c] for table in self.cum] for c in range(n_src)]
-                       for g in range(len(spec.segment_names))]
         # exit targets with "lost" (-1) appended: index len(exits) means lost
         self.targets = [(*st.targets, -1) for st in spec.stages]
-        self.points = [st.experience for st in spec.stages]
-        self.referral_source = n_src - 1
-        self.first_score = _clip(self.points[0])
-        # social proof only shifts forward exits: stages without one skip the live branch
-        self.social = [spec.social_proof > 0 and "social_proof" in st.levers and any(st.forward)
-                       for st in spec.stages]
+        self.referral_source = len(spec.channel_names) - 1
         # what every prospect's walk reads (one tuple, unpacked once per walk)
         n_stages = len(spec.stages)  # the checkout's code; lost is 5 codes after it
-        self.walk_context = (spec, self.rec, self.rec.events.extend, spec.stages, self.social,
-                             self.targets, self.points, n_stages, n_stages + 5,
-                             self.horizon, self.stepwise)
+        self.walk_context = (self.views, self.rec, self.rec.events.extend, spec.stages,
+                             self.targets, n_stages, n_stages + 5, self.horizon,
+                             self.stepwise)
         self.reach_total = spec.reach_per_day.sum(axis=1).tolist()
         self.reach_cum = np.cumsum(spec.reach_per_day, axis=1).tolist()
         self.market = self.env.process(self._market())
@@ -274,7 +299,11 @@ class AgentModel:
         rec.order_z.append(blk.order_z[i])
         rec.aware_time.append(now)
         rec.source.append(source)
-        self._follow(self._prospect(k, now, seg, source, blk.rows, i))
+        switch = 0.0
+        if blk.switch is not None:
+            switch = blk.switch[i]
+            rec.switch.append(switch)
+        self._follow(self._prospect(k, now, seg, source, blk.rows, i, switch))
 
     def _record_referral(self, k: int, now: float, u: float) -> None:
         """Credit the referral to an advocate, chosen in proportion to referral rates.
@@ -282,39 +311,50 @@ class AgentModel:
         ``u`` in [0, 1) is the position of the draw within the referral share of the
         hazard, so no extra random number is needed.
         """
-        rates = self.spec.segment_referral
         target = u * self.referral_rate
-        for g, advocates in enumerate(self.advocate_lists):
-            weight = rates[g] * self.spec.advocacy.referral_rate_per_day * len(advocates)
-            if target < weight and advocates:
-                referrer = advocates[min(int(target / weight * len(advocates)),
-                                         len(advocates) - 1)]
-                break
-            target -= weight
+        for view, lists in zip(self.views, self.advocate_lists, strict=True):
+            for g, advocates in enumerate(lists):
+                weight = view.referral[g] * len(advocates)
+                if target < weight and advocates:
+                    referrer = advocates[min(int(target / weight * len(advocates)),
+                                             len(advocates) - 1)]
+                    break
+                target -= weight
+            else:
+                continue
+            break
         else:  # rounding at the very top of the range
-            referrer = next(a[-1] for a in reversed(self.advocate_lists) if a)
+            referrer = next(a[-1] for lists in reversed(self.advocate_lists)
+                            for a in reversed(lists) if a)
         self.rec.referrals["referrer"].append(referrer)
         self.rec.referrals["customer"].append(k)
         self.rec.referrals["time"].append(now)
 
-    def _advocacy_changed(self, k: int, seg: int, joins: bool) -> None:
-        rate = self.spec.advocacy.referral_rate_per_day * self.spec.segment_referral[seg]
-        advocates = self.advocate_lists[seg]
+    def _advocacy_changed(self, k: int, seg: int, view: int, joins: bool) -> None:
+        """Advocate k (segment ``seg``, reading ``view``) starts or stops advocating."""
+        rate = self.views[view].referral[seg]
+        advocates = self.advocate_lists[view][seg]
         if joins:
-            self.advocate_slot[k] = len(advocates)
+            self.advocate_slot[k] = (view, len(advocates))
             advocates.append(k)
         else:  # swap-remove
-            slot = self.advocate_slot.pop(k)
+            slot = self.advocate_slot.pop(k)[1]
             last = advocates.pop()
             if last != k:
                 advocates[slot] = last
-                self.advocate_slot[last] = slot
+                self.advocate_slot[last] = (view, slot)
         self.advocates += 1 if joins else -1
         # exactly 0 without advocates, whatever the rounding of the running sum
         self.referral_rate = (self.referral_rate + (rate if joins else -rate)
                               if self.advocates else 0.0)
         if (self.spec.wom_q_per_day > 0 or rate > 0) and self.market.is_alive:
             self.market.interrupt()
+
+    def _restaff(self):
+        """The desk's staff changes at the launch (``support.agents`` of the scenario)."""
+        yield self.env.timeout(self.spec.start_day)
+        self.desk._capacity = self.spec.support.agents  # SimPy has no public setter
+        self.desk._trigger_put(None)  # more agents: serve the queue at once
 
     # ---------------------------------------------------------------- prospect
     def _follow(self, walk, _event: simpy.Event | None = None) -> None:
@@ -323,26 +363,30 @@ class AgentModel:
             _Wake(self.env, at, partial(self._follow, walk))
             return
 
-    def _prospect(self, k, now, seg, source, rows, i):
+    def _prospect(self, k, now, seg, source, rows, i, switch):
         """One prospect's journey, from awareness at ``now`` to a first purchase or loss.
 
-        ``rows`` are the block's draws (``_Blocks.rows``), ``i`` the prospect's row. The
-        walk keeps its own clock ``t``: a visit's outcome depends only on the prospect's own
-        draws, so the walk runs ahead of the simulation clock and records each state entry
-        at its time. It yields a time only where it must read what others did by then (the
-        advocates that social proof counts): ``_follow`` wakes it at exactly that time. A
-        buyer's life after the first purchase is a SimPy process started at the purchase
-        time. Nothing at or after the horizon is recorded, as the event loop would not
-        reach it.
+        ``rows`` are the block's draws (``_Blocks.rows``), ``i`` the prospect's row,
+        ``switch`` the time a launched scenario reaches them (before it they read the
+        baseline's tables). The walk keeps its own clock ``t``: a visit's outcome depends
+        only on the prospect's own draws, so the walk runs ahead of the simulation clock and
+        records each state entry at its time. It yields a time only where it must read what
+        others did by then (the advocates that social proof counts): ``_follow`` wakes it at
+        exactly that time. A buyer's life after the first purchase is a SimPy process
+        started at the purchase time. Nothing at or after the horizon is recorded, as the
+        event loop would not reach it.
         """
-        spec, rec, record, stages, social, targets, points, checkout, lost, horizon, \
-            stepwise = self.walk_context
-        cum_tables = self.cum_by[seg][source]  # this customer's exit tables
+        views, rec, record, stages, targets, checkout, lost, horizon, stepwise = \
+            self.walk_context
+        t = now
+        reached = t >= switch
+        view = views[reached]
+        spec, social, points, cum_tables = (view.spec, view.social, view.points,
+                                            view.cum_by[seg][source])
         dwell, exits, checkout_rows, advocate_rows, life_rows = rows
         base = i * VISITS
-        t = now
         stage = spec.advocacy.referral_entry if source == self.referral_source else 0
-        score = self.first_score
+        score = view.first_score
         record((k, t, 0, score))
         if stage:  # a referred prospect: aware through the referral, considering at once
             score = _clip(score + points[stage])
@@ -361,11 +405,15 @@ class AgentModel:
             t += d
             if t >= horizon:
                 return
+            if not reached and t >= switch:  # the launched scenario reaches this prospect
+                reached, view = True, views[1]
+                spec, social, points, cum_tables = (view.spec, view.social, view.points,
+                                                    view.cum_by[seg][source])
             if stepwise or social[stage]:
                 yield t  # wait for the simulation clock: the advocates of time t
             if social[stage]:  # odds shift by social proof, live: see spec.odds_shift
                 boost = 1.0 + spec.social_proof * self.advocates / spec.market_size
-                fwd, other, lost_share = self.split[stage][seg][source]
+                fwd, other, lost_share = view.split[stage][seg][source]
                 x = u * (boost * fwd[-1] + other[-1] + lost_share)
                 j = 0
                 while j < len(fwd) and x >= boost * fwd[j] + other[j]:
@@ -389,6 +437,8 @@ class AgentModel:
             return
         if stepwise:
             yield t
+        if not reached and t >= switch:
+            reached, spec = True, views[1].spec
         co, ex = spec.checkout, spec.experience
         score = _clip(score + ex.checkout_per_abandon_prob * co.abandon_prob)
         if u_abandon < co.abandon_prob:
@@ -403,18 +453,23 @@ class AgentModel:
             if stepwise:
                 yield t
             score = _clip(score + ex.recovered_cart)
-        _Wake(self.env, t, lambda _: self.env.process(self._life(k, seg, score, advocate_rows[i],
-                                                                  life_rows[i])))
+        _Wake(self.env, t, lambda _: self.env.process(self._life(
+            k, seg, score, advocate_rows[i], life_rows[i], switch)))
 
     # ------------------------------------------------------- life as a customer
-    def _life(self, k, seg, score, u_first_advocate, life, known=None):
+    def _life(self, k, seg, score, u_first_advocate, life, switch, known=None):
         """From the first purchase to churn (or the horizon).
 
-        ``known``: a customer of the installed base (``_start_base``), alive at the start
-        with traits drawn from their posterior: (purchase rate, drop-out, spend level,
-        loyalty member). Their life starts with the wait for their next purchase.
+        ``switch``: the time a launched scenario reaches the customer; until then they live
+        in the baseline's business (``reach`` switches them over: the loyalty programme's
+        offer, the scenario's multipliers and costs). ``known``: a customer of the installed
+        base (``_start_base``), alive at the start with traits drawn from their posterior:
+        (purchase rate, drop-out, spend level, loyalty member in the log). Their life starts
+        with the wait for their next purchase.
         """
-        env, spec = self.env, self.spec
+        env = self.env
+        reached = env.now >= switch
+        spec = self.views[reached].spec
         ret, loy, sup, ex, adv = (spec.retention, spec.loyalty, spec.support, spec.experience,
                                   spec.advocacy)
         purchase, retention, advocacy, churned = range(spec.n_stages + 1, spec.n_stages + 5)
@@ -429,38 +484,77 @@ class AgentModel:
         # customer's trait monotonically instead of redrawing it
         gamma_gamma = spec.order_value_model == "gamma_gamma"
         value_multiplier = spec.segment_order_value[seg]
+        u_enrol = draws[3]
         if known is None:
-            u_rate, u_drop_trait, u_theta, u_enrol = draws[:TRAITS]
+            u_rate, u_drop_trait, u_theta = draws[:3]
             lam = float(special.gammaincinv(ret.r, u_rate)) / ret.alpha_days
             p_drop = float(special.betaincinv(ret.a, ret.b, u_drop_trait))
             theta = float(special.betaincinv(ret.sub_alpha, ret.sub_beta, u_theta))
-            member = loy.enabled and u_enrol < loy.enrol_prob
-            rate = lam * spec.segment_purchase_rate[seg]
-            drop = (p_drop if ret.model == "repeat_purchase" else theta) * spec.segment_churn[seg]
+            in_log = False
+            own_rate = lam * spec.segment_purchase_rate[seg]
+            own_drop = ((p_drop if ret.model == "repeat_purchase" else theta)
+                        * spec.segment_churn[seg])
             if gamma_gamma:  # the buyer's spend level, from a stream of its own
                 nu = self._spend_level(k)
         else:  # their own history stands in for the segment's multipliers
-            rate, drop, nu, member = known
+            own_rate, own_drop, nu, in_log = known
             if gamma_gamma:
                 value_multiplier = 1.0
-        rate *= ret.rate_multiplier * (loy.rate_multiplier if member else 1.0)
-        drop = min(1.0, drop * (loy.dropout_multiplier if member else 1.0))
         rec = self.rec
-        if ret.model == "subscription":
-            rec.traits[k] = (1.0 / ret.period_days, drop, ret.price_per_period
-                             * spec.segment_order_value[seg] * ret.order_value_multiplier)
-        else:  # the expected order: the buyer's own under Gamma-Gamma, else the population's
-            mean = (spec.gg_p / nu if gamma_gamma
-                    else math.exp(spec.order_log_mean + spec.order_log_sd ** 2 / 2))
-            rec.traits[k] = (rate if ret.model == "repeat_purchase" else 0.0, drop,
-                             mean * value_multiplier * ret.order_value_multiplier)
+        # loyalty: the offer at the first purchase (a base customer: at the start), or when
+        # a launched programme reaches the customer
+        member = loy.enabled and (in_log or u_enrol < loy.enrol_prob)
         if member:
             rec.members[k] = env.now
+
+        def behave() -> tuple[float, float]:
+            """Purchase rate and drop-out under the rules in force; the traits recorded."""
+            r = own_rate * ret.rate_multiplier * (loy.rate_multiplier if member else 1.0)
+            d = min(1.0, own_drop * (loy.dropout_multiplier if member else 1.0))
+            if ret.model == "subscription":
+                rec.traits[k] = (1.0 / ret.period_days, d, ret.price_per_period
+                                 * spec.segment_order_value[seg] * ret.order_value_multiplier)
+            else:  # the expected order: the buyer's own under Gamma-Gamma, else the population's
+                mean = (spec.gg_p / nu if gamma_gamma
+                        else math.exp(spec.order_log_mean + spec.order_log_sd ** 2 / 2))
+                rec.traits[k] = (r if ret.model == "repeat_purchase" else 0.0, d,
+                                 mean * value_multiplier * ret.order_value_multiplier)
+            return r, d
+
+        rate, drop = behave()
         advocate, n_orders = False, 0
         rec.score[k] = score
+
+        def reach() -> None:
+            """The launched scenario reaches the customer: its rules from now on."""
+            nonlocal reached, spec, ret, loy, sup, ex, adv, member, rate, drop
+            reached, spec = True, self.views[1].spec
+            ret, loy, sup, ex, adv = (spec.retention, spec.loyalty, spec.support,
+                                      spec.experience, spec.advocacy)
+            if not member and loy.enabled and (in_log or u_enrol < loy.enrol_prob):
+                member = True
+                rec.members[k] = switch  # the offer comes with the launch
+            rate, drop = behave()
+            if advocate:  # refers at the scenario's rate from now on
+                self._advocacy_changed(k, seg, 0, joins=False)
+                self._advocacy_changed(k, seg, 1, joins=True)
+
+        def wait(amount: float, at_rate: bool):
+            """Wait ``amount`` (an Exp(1) hazard used up at the purchase rate, or days),
+            switching to the scenario's rules on the way if it reaches the customer then:
+            the rest of the hazard is used up at the new rate."""
+            if not reached and switch < self.horizon:
+                to_switch = switch - env.now
+                if to_switch > 0 and (amount / rate if at_rate else amount) >= to_switch:
+                    yield env.timeout(to_switch)
+                    amount = max(amount - (to_switch * rate if at_rate else to_switch), 0.0)
+                if to_switch <= 0 or env.now >= switch:
+                    reach()
+            yield env.timeout(amount / rate if at_rate else amount)
+
         if known is not None:  # bought before the run: wait for the next purchase
             n_orders = 1
-            yield env.timeout(-math.log1p(-draws[TRAITS + PER_ORDER - 1]) / rate)
+            yield from wait(-math.log1p(-draws[TRAITS + PER_ORDER - 1]), True)
 
         def record(code: int) -> None:
             rec.events.extend((k, env.now, code, score))
@@ -508,7 +602,7 @@ class AgentModel:
                 if u < _shift(spec.advocate_prob, math.exp(ex.advocacy_per_point * score)):
                     advocate = True
                     record(advocacy)
-                    self._advocacy_changed(k, seg, joins=True)
+                    self._advocacy_changed(k, seg, reached, joins=True)
             # ---- an issue goes to the service desk
             leaves = False
             if u_issue < sup.issue_prob:
@@ -518,26 +612,28 @@ class AgentModel:
                 handling = float(sup.handling.sample(desk_rng, 1)[0])
                 patience = float(desk_rng.exponential(sup.patience_mean_days))
                 resolved = u_resolve < sup.first_contact_resolution
-                outcome, wait = yield from serve(env, self.desk, rec.tickets, k, handling,
-                                                 patience, resolved)
+                outcome, waited = yield from serve(env, self.desk, rec.tickets, k, handling,
+                                                   patience, resolved)
+                if not reached and env.now >= switch:
+                    reach()
                 # the ticket is one touchpoint: its wait and its outcome together
                 points = (ex.ticket_resolved, ex.ticket_unresolved, ex.ticket_abandoned)[outcome]
-                leaves = touch(ex.wait_per_day * wait + points, u_leave)
+                leaves = touch(ex.wait_per_day * waited + points, u_leave)
             # ---- churn, or wait for the next purchase
             churn_odds = math.exp(-ex.churn_per_point * score)
             if not leaves and ret.model == "none":
                 return
             if not leaves and ret.model == "subscription":
-                yield env.timeout(ret.period_days)
+                yield from wait(ret.period_days, False)
                 leaves = u_drop < _shift(drop, churn_odds)
             elif not leaves:  # BG/NBD: drop-out after each repeat purchase, not the first
                 leaves = n_orders > 1 and u_drop < _shift(drop, churn_odds)
                 if not leaves:
-                    yield env.timeout(-math.log1p(-u_gap) / rate)
+                    yield from wait(-math.log1p(-u_gap), True)
             if leaves:
                 record(churned)
                 if advocate:
-                    self._advocacy_changed(k, seg, joins=False)
+                    self._advocacy_changed(k, seg, reached, joins=False)
                 return
 
     def _own_stream(self, k: int, stream: Stream) -> np.random.Generator:
@@ -559,9 +655,10 @@ class AgentModel:
         fitted parameters moves each customer's traits monotonically. Dead customers are
         recorded as churned at 0; the living start ``_life`` with a neutral experience
         score and, when the programme runs, as members of the loyalty programme if the file
-        says so or if they take its offer at the launch.
+        says so or if they take its offer (at the start, or when a launched programme
+        reaches them: their time from the ROLLOUT stream, key 1).
         """
-        spec, base, ret, loy = self.spec, self.spec.base, self.spec.retention, self.spec.loyalty
+        spec, base, ret = self.spec, self.spec.base, self.spec.retention
         n, width = len(base), 3 + TRAITS + ORDERS * PER_ORDER
         rows = np.concatenate([
             generator(self.seed, self.replication, Stream.BASE, b).random((BLOCK, width))
@@ -581,7 +678,12 @@ class AgentModel:
             nu = (special.gammaincinv(spec.gg_q + spec.gg_p * xs,
                                       np.clip(u_spend, _TINY, 1.0 - _TINY))
                   / (spec.gg_gamma + xs * np.where(known, base.mean_value, 0.0)))
-        member = loy.enabled & (base.member | (life[:, 3] < loy.enrol_prob))
+        switch = np.zeros(n)
+        if spec.before is not None:
+            switch = spec.switch_times(np.concatenate([
+                generator(self.seed, self.replication, Stream.ROLLOUT, 1, b).random(BLOCK)
+                for b in range(-(-n // BLOCK))])[:n])
+            self.rec.base_switch = switch.tolist()
         self.rec.base_segment = segment.tolist()
         purchase, churned = spec.n_stages + 1, spec.n_stages + 4
         for j in range(n):
@@ -590,8 +692,9 @@ class AgentModel:
             if not alive[j]:
                 self.rec.events.extend((k, 0.0, churned, 0.0))
                 continue
-            known = (float(rate[j]), float(drop[j]), float(nu[j]), bool(member[j]))
-            self.env.process(self._life(k, int(segment[j]), 0.0, 1.0, life[j], known))
+            known = (float(rate[j]), float(drop[j]), float(nu[j]), bool(base.member[j]))
+            self.env.process(self._life(k, int(segment[j]), 0.0, 1.0, life[j],
+                                        float(switch[j]), known))
 
     def _spend_level(self, k: int) -> float:
         """Buyer k's Gamma-Gamma spend level nu ~ Gamma(q, rate gamma), by inverse transform

@@ -32,6 +32,9 @@ class RawRecords:
     aware_time: list[float] = field(default_factory=list)
     # the installed base's segments; base customer j is recorded as customer -1 - j
     base_segment: list[int] = field(default_factory=list)
+    # with a launched scenario: the time it reaches each customer (new, then the base's)
+    switch: list[float] = field(default_factory=list)
+    base_switch: list[float] = field(default_factory=list)
     source: list[int] = field(default_factory=list)
     segment: list[int] = field(default_factory=list)
     order_z: list[float] = field(default_factory=list)
@@ -202,9 +205,18 @@ def build_result(spec: ModelSpec, seed: int, replication: int, rec: RawRecords
     p_c = ids(p["customer"])
     value = _array(p["value"], float)
     discount = _array(p["discount"], float)
-    purchases = {"customer": p_c, "time": _array(p["time"], float), "value": value,
+    p_time = _array(p["time"], float)
+    # with a launch, the time the scenario reached each customer: their orders before it
+    # earn the baseline's margin
+    switch = np.zeros(n)
+    gross_margin: float | np.ndarray = spec.gross_margin
+    if spec.before is not None:
+        switch = np.concatenate([_array(rec.switch, float), _array(rec.base_switch, float)])
+        gross_margin = np.where(p_time >= switch[p_c], spec.gross_margin,
+                                spec.before.gross_margin)
+    purchases = {"customer": p_c, "time": p_time, "value": value,
                  "discount": discount, "revenue": value - discount,
-                 "margin": value * spec.gross_margin - discount}
+                 "margin": value * gross_margin - discount}
     is_first = np.zeros(p_c.size, dtype=bool)
     if p_c.size:
         _, first_idx = np.unique(p_c, return_index=True)
@@ -217,7 +229,14 @@ def build_result(spec: ModelSpec, seed: int, replication: int, rec: RawRecords
            "customer": _array(rec.referrals["customer"], np.int64),
            "time": _array(rec.referrals["time"], float)}
     member = np.zeros(n, dtype=bool)
-    member[ids(np.fromiter(rec.members, np.int64, len(rec.members)))] = True
+    member_since = np.full(n, np.nan)
+    if isinstance(rec.members, dict):
+        joined = ids(np.fromiter(rec.members, np.int64, len(rec.members)))
+        member_since[joined] = np.fromiter(rec.members.values(), float, len(rec.members))
+    else:  # the fast engine: members join at their first purchase
+        joined = ids(rec.members)
+        member_since[joined] = first[joined, code["purchase"]]
+    member[joined] = True
     t = rec.tickets
 
     customers = {
@@ -237,6 +256,8 @@ def build_result(spec: ModelSpec, seed: int, replication: int, rec: RawRecords
         "revenue": np.bincount(p_c, weights=purchases["revenue"], minlength=n)[:n],
         "margin": np.bincount(p_c, weights=purchases["margin"], minlength=n)[:n],
         "loyalty_member": member,
+        "member_since": member_since,
+        "scenario_from": switch,
         "advocate": ~np.isnan(first[:, code["advocacy"]]),
         "referrals": np.bincount(ref["referrer"], minlength=n)[:n],
         "experience": score,

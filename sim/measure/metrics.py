@@ -7,6 +7,7 @@ running averages are kept inside the engines (STYLE.md, "record events, then mea
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import numpy as np
 
@@ -41,6 +42,40 @@ def _annuity(rate_per_day: float, delta: float, days: np.ndarray) -> np.ndarray:
     return rate_per_day * -np.expm1(-delta * days) / delta
 
 
+def in_force(spec: ModelSpec, result: SimulationResult, customer: np.ndarray,
+             time: np.ndarray, value: Callable[[ModelSpec], float]) -> np.ndarray:
+    """``value`` of the rules in force for each customer at each time: the scenario's, or
+    with a launch the baseline's (``spec.before``) until the scenario reached them."""
+    if spec.before is None:
+        return np.full(np.shape(customer), value(spec), dtype=float)
+    after = time >= result.customers["scenario_from"][customer]
+    return np.where(after, value(spec), value(spec.before))
+
+
+def running_spells(result: SimulationResult, spec: ModelSpec) -> dict[str, np.ndarray]:
+    """The running costs of every buyer while active (loyalty fee, messaging) as spells of
+    constant cost per day: ``customer``, ``start``, ``end`` (days; end = churn or the
+    horizon), ``rate``. Two spells per buyer, split where a launched scenario reached them
+    (the first empty without a launch); a member pays the fee from joining."""
+    c = result.customers
+    t0 = c["t_purchase"]
+    buyers = np.flatnonzero(~np.isnan(t0))
+    start = t0[buyers]
+    end = np.where(np.isnan(c["t_churned"]), spec.horizon_days, c["t_churned"])[buyers]
+    split = np.clip(c["scenario_from"][buyers] if "scenario_from" in c else start, start, end)
+    since = c["member_since"][buyers] if "member_since" in c else np.where(
+        c["loyalty_member"][buyers], start, np.nan)
+    before = spec.before or spec
+
+    def rate(rules: ModelSpec, at: np.ndarray) -> np.ndarray:
+        fee = np.where(since <= at, rules.loyalty.cost_per_member_per_day, 0.0)
+        return fee + rules.retention.messaging_cost_per_day
+
+    return {"customer": np.concatenate([buyers, buyers]),
+            "start": np.concatenate([start, split]), "end": np.concatenate([split, end]),
+            "rate": np.concatenate([rate(before, start), rate(spec, split)])}
+
+
 def customer_values(result: SimulationResult, spec: ModelSpec) -> dict[str, np.ndarray]:
     """Per customer (NaN for those who never bought): lifetime, costs caused and LTV.
 
@@ -63,21 +98,21 @@ def customer_values(result: SimulationResult, spec: ModelSpec) -> dict[str, np.n
     age = p["time"] - t0[p["customer"]]
     disc = np.exp(-delta * age)
     margin_pv = np.bincount(p["customer"], weights=p["margin"] * disc, minlength=n)[:n]
-    ret, loy = spec.retention, spec.loyalty
-    ty_pv = np.bincount(p["customer"], weights=ret.thank_you_cost * disc, minlength=n)[:n]
-    days = np.nan_to_num(active_days)
-    fees = np.where(c["loyalty_member"], loy.cost_per_member_per_day, 0.0)
-    running_pv = _annuity(1.0, delta, days) * (fees + ret.messaging_cost_per_day)
-    running = days * (fees + ret.messaging_cost_per_day)
+    thanks = _thank_you_costs(result, spec)
+    ty_pv = np.bincount(p["customer"], weights=thanks * disc, minlength=n)[:n]
+    spells = running_spells(result, spec)
+    who, rate = spells["customer"], spells["rate"]
+    since = spells["start"] - t0[who], spells["end"] - t0[who]  # ages
+    running_pv = np.bincount(who, weights=rate * (_annuity(1.0, delta, since[1])
+                                                  - _annuity(1.0, delta, since[0])),
+                             minlength=n)[:n]
+    running = np.bincount(who, weights=rate * (since[1] - since[0]), minlength=n)[:n]
     # a referral reward is paid when the referred customer first buys
-    ref = result.referrals
-    paid = ~np.isnan(t0[ref["customer"]]) if ref["customer"].size else np.zeros(0, bool)
-    reward = spec.advocacy.reward_per_referral
-    r_age = t0[ref["customer"][paid]] - t0[ref["referrer"][paid]]
-    reward_pv = np.bincount(ref["referrer"][paid], weights=reward * np.exp(-delta * r_age),
-                            minlength=n)[:n]
-    rewards = np.bincount(ref["referrer"][paid], minlength=n)[:n] * reward
-    costs = ret.thank_you_cost * c["purchases"] + running + rewards
+    referrer, r_time, reward = _paid_referrals(result, spec)
+    r_age = r_time - t0[referrer]
+    reward_pv = np.bincount(referrer, weights=reward * np.exp(-delta * r_age), minlength=n)[:n]
+    rewards = np.bincount(referrer, weights=reward, minlength=n)[:n]
+    costs = np.bincount(p["customer"], weights=thanks, minlength=n)[:n] + running + rewards
     costs_pv = ty_pv + running_pv + reward_pv
     ltv = np.where(bought, margin_pv - costs_pv, np.nan)
     # the residual value at the horizon, discounted to the first purchase like the rest
@@ -88,6 +123,50 @@ def customer_values(result: SimulationResult, spec: ModelSpec) -> dict[str, np.n
             "ltv": ltv, "residual": residual, "clv": ltv + residual}
 
 
+def _spells_by_age(result: SimulationResult, spec: ModelSpec
+                   ) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray], np.ndarray]:
+    """The ``running_spells`` that cost something: customer, (start, end) as ages (days
+    since the first purchase), rate."""
+    spells = running_spells(result, spec)
+    keep = (spells["rate"] > 0) & (spells["end"] > spells["start"])
+    who = spells["customer"][keep]
+    t0 = result.customers["t_purchase"][who]
+    return who, (spells["start"][keep] - t0, spells["end"][keep] - t0), spells["rate"][keep]
+
+
+def fixed_costs(spec: ModelSpec) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """The costs per day that no customer causes, as spells (start, end, rate) in days:
+    ``support`` (the desk's staff: the baseline's until a launch, the scenario's from it)
+    and ``intervention`` (``scenario.cost_per_day``, charged from the launch)."""
+    h, start = spec.horizon_days, min(spec.start_day, spec.horizon_days)
+    before = spec.before or spec
+
+    def staff(rules: ModelSpec) -> float:
+        return rules.support.agents * rules.support.cost_per_agent_per_day
+
+    return {"support": (np.array([0.0, start]), np.array([start, h]),
+                        np.array([staff(before), staff(spec)])),
+            "intervention": (np.array([start]), np.array([h]),
+                             np.array([spec.scenario_cost_per_day]))}
+
+
+def _thank_you_costs(result: SimulationResult, spec: ModelSpec) -> np.ndarray:
+    """Per order: the thank-you message's cost under the rules in force then."""
+    p = result.purchases
+    return in_force(spec, result, p["customer"], p["time"],
+                    lambda s: s.retention.thank_you_cost)
+
+
+def _paid_referrals(result: SimulationResult, spec: ModelSpec
+                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Referral rewards, paid when the referred customer first buys: the referrer, the
+    time, the amount (the referrer's programme then)."""
+    t0, ref = result.customers["t_purchase"], result.referrals
+    paid = ~np.isnan(t0[ref["customer"]]) if ref["customer"].size else np.zeros(0, bool)
+    who, when = ref["referrer"][paid], t0[ref["customer"][paid]]
+    return who, when, in_force(spec, result, who, when, lambda s: s.advocacy.reward_per_referral)
+
+
 def residual_at_horizon(result: SimulationResult, spec: ModelSpec) -> np.ndarray:
     """Per customer: the expected discounted value after the horizon, at the horizon
     (0 for a customer who churned, NaN for one who never bought).
@@ -96,8 +175,9 @@ def residual_at_horizon(result: SimulationResult, spec: ModelSpec) -> np.ndarray
     p as it stands then (the loyalty multiplier and the experience's shift at their last
     score included; no further experience changes assumed), their expected margin per
     order m (expected order value x gross margin, less the loyalty discount) net of the
-    thank-you cost, their running costs c per day (loyalty fee, messaging), discounted at
-    delta per day:
+    thank-you cost, their running costs c per day (loyalty fee, messaging), under the rules
+    in force for them at the horizon (with a launch: the scenario's if it reached them in
+    the run, else the baseline's), discounted at delta per day:
 
     - repeat purchase (BG/NBD, drop-out after each purchase): future purchases arrive at
       lambda and the customer leaves at rate lambda p, so the residual is
@@ -110,17 +190,30 @@ def residual_at_horizon(result: SimulationResult, spec: ModelSpec) -> np.ndarray
 
     NaN where the sum diverges (no discounting and a customer who never leaves).
     """
-    c, ret, loy, ex = result.customers, spec.retention, spec.loyalty, spec.experience
+    c = result.customers
     delta = spec.discount_rate_per_day
     bought = ~np.isnan(c["t_purchase"])
     alive = bought & np.isnan(c["t_churned"])
     member = c["loyalty_member"]
-    odds = np.exp(-ex.churn_per_point * np.nan_to_num(c["experience"]))
+
+    def rule(value: Callable[[ModelSpec], float]) -> np.ndarray | float:
+        """The rules in force at the horizon: the scenario's for a customer it reached in
+        the run, else the baseline's (a launch after the horizon is not assumed)."""
+        if spec.before is None:
+            return value(spec)
+        return np.where(c["scenario_from"] < spec.horizon_days, value(spec),
+                        value(spec.before))
+
+    odds = np.exp(-rule(lambda s: s.experience.churn_per_point)
+                  * np.nan_to_num(c["experience"]))
     p = c["dropout"]
     shifted = np.where(p >= 1.0, 1.0, p * odds / (1.0 - p + p * odds))
-    margin = (c["order_value_mean"] * (spec.gross_margin - np.where(member, loy.discount, 0.0))
-              - ret.thank_you_cost)
-    running = np.where(member, loy.cost_per_member_per_day, 0.0) + ret.messaging_cost_per_day
+    margin = (c["order_value_mean"] * (rule(lambda s: s.gross_margin)
+                                       - np.where(member, rule(lambda s: s.loyalty.discount), 0.0))
+              - rule(lambda s: s.retention.thank_you_cost))
+    running = (np.where(member, rule(lambda s: s.loyalty.cost_per_member_per_day), 0.0)
+               + rule(lambda s: s.retention.messaging_cost_per_day))
+    ret = spec.retention
     with np.errstate(divide="ignore", invalid="ignore"):
         if ret.model == "subscription":
             value = _subscription_residual(result, spec, shifted, margin, running)
@@ -190,7 +283,7 @@ def payback_curve(result: SimulationResult, spec: ModelSpec) -> dict[str, np.nda
     (currency units, discounted to the first purchase; NaN where nobody is observable).
     """
     result = new_customers(result)
-    c, p, ref = result.customers, result.purchases, result.referrals
+    c, p = result.customers, result.purchases
     t0 = c["t_purchase"]
     buyers = np.flatnonzero(~np.isnan(t0))
     delta, n_ages = spec.discount_rate_per_day, int(np.floor(result.horizon_days)) + 1
@@ -206,18 +299,18 @@ def payback_curve(result: SimulationResult, spec: ModelSpec) -> dict[str, np.nda
         np.add.at(diff, hi, -amount)
 
     age = p["time"] - t0[p["customer"]]
-    add(p["customer"], age, (p["margin"] - spec.retention.thank_you_cost) * np.exp(-delta * age))
-    paid = ~np.isnan(t0[ref["customer"]]) if ref["customer"].size else np.zeros(0, bool)
-    who, when = ref["referrer"][paid], t0[ref["customer"][paid]] - t0[ref["referrer"][paid]]
-    add(who, when, -spec.advocacy.reward_per_referral * np.exp(-delta * when))
+    add(p["customer"], age, (p["margin"] - _thank_you_costs(result, spec))
+        * np.exp(-delta * age))
+    who, when, reward = _paid_referrals(result, spec)
+    when = when - t0[who]
+    add(who, when, -reward * np.exp(-delta * when))
     total = np.cumsum(diff)[:n_ages]
-    rate = (np.where(c["loyalty_member"], spec.loyalty.cost_per_member_per_day, 0.0)
-            + spec.retention.messaging_cost_per_day)[buyers]
-    if np.any(rate > 0):  # running costs while active, up to each observable age
-        active = np.nan_to_num(customer_values(result, spec)["active_days"][buyers])
-        seen = ages[None, :] <= observable_until[buyers][:, None]
-        run_days = np.minimum(ages[None, :], active[:, None])
-        total -= (seen * _annuity(1.0, delta, run_days) * rate[:, None]).sum(axis=0)
+    who, (a0, a1), rate = _spells_by_age(result, spec)
+    if who.size:  # running costs while active, up to each observable age
+        seen = ages[None, :] <= observable_until[who][:, None]
+        run = (_annuity(1.0, delta, np.clip(ages[None, :], a0[:, None], a1[:, None]))
+               - _annuity(1.0, delta, a0)[:, None])
+        total -= (seen * run * rate[:, None]).sum(axis=0)
     observable = buyers.size - np.searchsorted(np.sort(observable_until[buyers]), ages)
     mean = np.where(observable > 0, total / np.maximum(observable, 1), np.nan)
     return {"age_days": ages, "customers_observable": observable,
@@ -319,6 +412,9 @@ def _support_metrics(result: SimulationResult, spec: ModelSpec) -> dict[str, flo
     served = tk["outcome"] < 2
     queue = np.where(served, tk["start"], tk["end"]) - tk["arrival"]
     minutes = queue * 1440
+    start, end, _ = fixed_costs(spec)["support"]
+    agents = np.array([(spec.before or spec).support.agents, spec.support.agents])
+    agent_days = float(agents @ (end - start))  # the staff on duty: with a launch, both
     return {
         "support.tickets": float(tk["outcome"].size),
         "support.wait_mean_minutes": float(minutes.mean()) if minutes.size else float("nan"),
@@ -326,8 +422,8 @@ def _support_metrics(result: SimulationResult, spec: ModelSpec) -> dict[str, flo
                                      else float("nan")),
         "support.abandonment_rate": _ratio((tk["outcome"] == 2).sum(), tk["outcome"].size),
         "support.unresolved_rate": _ratio((tk["outcome"] == 1).sum(), served.sum()),
-        "support.utilisation": float((tk["end"][served] - tk["start"][served]).sum()
-                                     / (spec.support.agents * result.horizon_days)),
+        "support.utilisation": _ratio((tk["end"][served] - tk["start"][served]).sum(),
+                                      agent_days),
     }
 
 
@@ -398,10 +494,11 @@ def _metrics(result: SimulationResult, spec: ModelSpec) -> dict[str, float]:
     ltv = values["ltv"][bought]
     p = result.purchases
     delta = spec.discount_rate_per_day
-    h = spec.horizon_days
-    support = spec.support.agents * spec.support.cost_per_agent_per_day
     retention_costs = float(np.nansum(values["costs"]))
-    fixed = (support + spec.scenario_cost_per_day) * h
+    spells = fixed_costs(spec)
+    fixed_total = {k: float(rate @ (end - start)) for k, (start, end, rate) in spells.items()}
+    fixed_pv = sum(float(rate @ (_annuity(1.0, delta, end) - _annuity(1.0, delta, start)))
+                   for start, end, rate in spells.values())
     out |= {
         "revenue": float(p["revenue"].sum()),
         "gross_margin": float(p["margin"].sum()),
@@ -409,9 +506,10 @@ def _metrics(result: SimulationResult, spec: ModelSpec) -> dict[str, float]:
         "discounts": float(p["discount"].sum()),
         "costs.acquisition": acquisition,
         "costs.retention": retention_costs,
-        "costs.support": support * h,
-        "costs.intervention": spec.scenario_cost_per_day * h,
-        "profit": float(p["margin"].sum()) - acquisition - retention_costs - fixed,
+        "costs.support": fixed_total["support"],
+        "costs.intervention": fixed_total["intervention"],
+        "profit": (float(p["margin"].sum()) - acquisition - retention_costs
+                   - fixed_total["support"] - fixed_total["intervention"]),
         "roas": _ratio(p["revenue"].sum(), acquisition),
         "ltv.mean": float(ltv.mean()) if n_buy else float("nan"),
         "clv.mean": float(values["clv"][bought].mean()) if n_buy else float("nan"),
@@ -429,7 +527,7 @@ def _metrics(result: SimulationResult, spec: ModelSpec) -> dict[str, float]:
     npv = float((p["margin"] * np.exp(-delta * p["time"])).sum())
     npv -= float(result.spend_per_day.sum(axis=1) @ day_start)
     npv -= float(np.nansum(values["costs_pv"] * np.exp(-delta * c["t_purchase"])))
-    npv -= float(_annuity(support + spec.scenario_cost_per_day, delta, np.array(h)))
+    npv -= fixed_pv
     out["npv"] = npv
     # NPV plus the residual value of the customers alive at the horizon, discounted to day 0
     # (each residual is discounted to its first purchase t0 in ``values``: on to day 0)
@@ -595,7 +693,7 @@ def cumulative_values(result: SimulationResult, spec: ModelSpec,
     horizon, so past a customer's last observable age (horizon - first purchase) both stay
     at their final values: ``ltv_to_date`` is then the customer's LTV.
     """
-    c, p, ref = result.customers, result.purchases, result.referrals
+    c, p = result.customers, result.purchases
     t0 = c["t_purchase"]
     buyers = np.flatnonzero(~np.isnan(t0))
     row = np.full(result.n_customers, -1, dtype=np.int64)
@@ -614,18 +712,17 @@ def cumulative_values(result: SimulationResult, spec: ModelSpec,
     age = p["time"] - t0[p["customer"]]
     disc = np.exp(-delta * age)
     add(margin, p["customer"], age, p["margin"] * disc)
-    add(costs, p["customer"], age, spec.retention.thank_you_cost * disc)
-    paid = ~np.isnan(t0[ref["customer"]]) if ref["customer"].size else np.zeros(0, bool)
-    who, when = ref["referrer"][paid], t0[ref["customer"][paid]] - t0[ref["referrer"][paid]]
-    add(costs, who, when, spec.advocacy.reward_per_referral * np.exp(-delta * when))
+    add(costs, p["customer"], age, _thank_you_costs(result, spec) * disc)
+    who, when, reward = _paid_referrals(result, spec)
+    when = when - t0[who]
+    add(costs, who, when, reward * np.exp(-delta * when))
     margin = np.cumsum(margin, axis=1)[:, :-1]
     costs = np.cumsum(costs, axis=1)[:, :-1]
-    rate = (np.where(c["loyalty_member"], spec.loyalty.cost_per_member_per_day, 0.0)
-            + spec.retention.messaging_cost_per_day)[buyers]
-    if np.any(rate > 0):  # running costs while active
-        t_end = np.where(np.isnan(c["t_churned"]), spec.horizon_days, c["t_churned"])
-        active = (t_end - t0)[buyers]
-        costs += _annuity(1.0, delta, np.minimum(ages[None, :], active[:, None])) * rate[:, None]
+    who, (a0, a1), rate = _spells_by_age(result, spec)
+    if who.size:  # running costs while active
+        run = (_annuity(1.0, delta, np.clip(ages[None, :], a0[:, None], a1[:, None]))
+               - _annuity(1.0, delta, a0)[:, None])
+        np.add.at(costs, row[who], run * rate[:, None])
     return {"customer": buyers, "discounted_margin": margin, "ltv_to_date": margin - costs}
 
 
@@ -705,7 +802,7 @@ def monthly_pnl(result: SimulationResult, spec: ModelSpec) -> dict[str, np.ndarr
     the months, each column is the run's total (``revenue``, ``gross_margin``,
     ``costs.*``, ``profit`` of ``replication_metrics``).
     """
-    c, p, ref = result.customers, result.purchases, result.referrals
+    c, p = result.customers, result.purchases
     h = spec.horizon_days
     n_months = max(int(np.ceil(h / DAYS_PER_MONTH - 1e-9)), 1)
     edges = np.minimum(np.arange(n_months + 1) * DAYS_PER_MONTH, h)
@@ -717,7 +814,6 @@ def monthly_pnl(result: SimulationResult, spec: ModelSpec) -> dict[str, np.ndarr
     def by_month(t: np.ndarray, w: np.ndarray) -> np.ndarray:
         return np.bincount(month(t), weights=w, minlength=n_months)
 
-    ret, loy = spec.retention, spec.loyalty
     mine = base[p["customer"]]
     out = {"month": np.arange(n_months), "start_day": edges[:-1], "end_day": edges[1:]}
     for part, sel in (("new", ~mine), ("base", mine)):
@@ -727,26 +823,23 @@ def monthly_pnl(result: SimulationResult, spec: ModelSpec) -> dict[str, np.ndarr
     daily = result.spend_per_day.sum(axis=1)
     out["acquisition_spend"] = by_month(np.arange(daily.size, dtype=float), daily)
     # running costs per active day, split over the months each active spell overlaps
-    t0 = c["t_purchase"]
-    bought = ~np.isnan(t0)
-    t_end = np.where(np.isnan(c["t_churned"]), h, c["t_churned"])
-    rate = np.where(c["loyalty_member"], loy.cost_per_member_per_day, 0.0)
-    rate = rate + ret.messaging_cost_per_day
-    overlap = np.clip(np.minimum(t_end[bought, None], edges[None, 1:])
-                      - np.maximum(t0[bought, None], edges[None, :-1]), 0.0, None)
-    paid = ~np.isnan(t0[ref["customer"]]) if ref["customer"].size else np.zeros(0, bool)
+    def overlap(start: np.ndarray, end: np.ndarray) -> np.ndarray:  # (spells, months) days
+        return np.clip(np.minimum(end[:, None], edges[None, 1:])
+                       - np.maximum(start[:, None], edges[None, :-1]), 0.0, None)
+
+    spells = running_spells(result, spec)
+    running = overlap(spells["start"], spells["end"]) * spells["rate"][:, None]
+    thank_you = _thank_you_costs(result, spec)
+    referrer, paid_at, reward = _paid_referrals(result, spec)
     for part, who in (("new", ~base), ("base", base)):
-        sel = who[bought]
-        running = (overlap[sel] * rate[bought][sel, None]).sum(axis=0)
         orders = who[p["customer"]]
-        thanks = by_month(p["time"][orders], np.full(orders.sum(), ret.thank_you_cost))
-        rewarded = paid & who[ref["referrer"]]
-        rewards = by_month(t0[ref["customer"][rewarded]],
-                           np.full(rewarded.sum(), spec.advocacy.reward_per_referral))
-        out[f"retention_costs_{part}"] = running + thanks + rewards
-    days = np.diff(edges)
-    out["support_costs"] = days * spec.support.agents * spec.support.cost_per_agent_per_day
-    out["intervention_costs"] = days * spec.scenario_cost_per_day
+        rewarded = who[referrer]
+        out[f"retention_costs_{part}"] = (
+            running[who[spells["customer"]]].sum(axis=0)
+            + by_month(p["time"][orders], thank_you[orders])
+            + by_month(paid_at[rewarded], reward[rewarded]))
+    for name, (start, end, rate) in fixed_costs(spec).items():
+        out[f"{name}_costs"] = rate @ overlap(start, end)
     out["profit"] = (out["gross_margin_new"] + out["gross_margin_base"]
                      - out["acquisition_spend"] - out["retention_costs_new"]
                      - out["retention_costs_base"] - out["support_costs"]

@@ -463,6 +463,12 @@ class ScenarioConfig:
     description: str = ""  # what the intervention does, shown in summaries and comparisons
     # cost of the intervention itself
     cost_per_day: float = field(default=0.0, metadata=MONEY_PER_DAY)
+    # the launch day: the business runs as the baseline (the same config with
+    # scenario=baseline) until then; cost_per_day is charged from then on
+    start_day: float = field(default=0.0, metadata=between(0, 36_525))
+    # the scenario reaches each customer at a time spread evenly over this many days from
+    # start_day (0: everyone on start_day)
+    ramp_days: float = field(default=0.0, metadata=between(0, 36_525))
     # map entries this overlay adds to the baseline it is applied to, as key paths
     # (channels.podcast, market.segments.students, journey.stages.trial): an entry that is
     # not listed here is refused, so a misspelled one cannot add a new, free channel
@@ -618,6 +624,21 @@ def scenario_choice(overrides: Sequence[str]) -> str:
         if sep and key == "scenario":
             choice = value.strip()
     return choice
+
+
+def launched(cfg: Any) -> bool:
+    """Whether the config's scenario is launched during the run (``scenario.start_day`` or
+    ``scenario.ramp_days`` above 0): its spec then needs the baseline's config too."""
+    s = cfg["scenario"]
+    return bool(s["start_day"] > 0 or s["ramp_days"] > 0)
+
+
+def baseline_config(overrides: Sequence[str], config_dirs: Sequence[Path | str] = ()
+                    ) -> DictConfig:
+    """The config ``overrides`` give with ``scenario=baseline`` instead of their scenario:
+    the business a launched scenario starts from."""
+    rest = [o for o in overrides if o.lstrip("+").partition("=")[0].strip() != "scenario"]
+    return compose_config([*rest, "scenario=baseline"], config_dirs)
 
 
 def _searchpath(overrides: Sequence[str], config_dirs: Sequence[Path]) -> list[str]:

@@ -35,6 +35,7 @@ class Stream(IntEnum):
     SPEND = 13  # per block: a buyer's Gamma-Gamma spend level (economics.order_value_model)
     BASE = 14  # per block of the installed base: alive, segment, spend level, traits, orders
     BASE_LIFE = 15  # per base customer (keyed by row, then 0: orders beyond, 1: the desk)
+    ROLLOUT = 16  # per block: when a launched scenario reaches each customer (0: new, 1: base)
 
 
 def name_key(name: str) -> int:

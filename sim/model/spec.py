@@ -227,6 +227,11 @@ class ModelSpec:
     scenario_description: str
     scenario_cost_per_day: float
     base: InstalledBase | None = None  # today's customers (market.base), None for none
+    # the launch (scenario.start_day, scenario.ramp_days): the business before it, or None
+    # when the scenario acts from time 0 on everyone (``launch_fields``)
+    before: ModelSpec | None = None
+    start_day: float = 0.0
+    ramp_days: float = 0.0
 
     @property
     def n_stages(self) -> int:
@@ -246,6 +251,13 @@ class ModelSpec:
         fields = [(f.name, _canonical(getattr(self, f.name))) for f in dataclasses.fields(self)
                   if f.name not in EXECUTION_FIELDS]
         return hashlib.sha256(repr(fields).encode()).hexdigest()[:16]
+
+    def switch_times(self, u: np.ndarray) -> np.ndarray:
+        """The time the scenario reaches each customer whose rollout uniform is ``u``:
+        spread evenly over the ramp from the launch (0 for everyone without a launch)."""
+        if self.before is None:
+            return np.zeros_like(u)
+        return self.start_day + self.ramp_days * u
 
     @property
     def channel_names(self) -> tuple[str, ...]:
@@ -579,13 +591,18 @@ def _spend_and_reach(c: Mapping[str, Any], chk: Checker
 
 
 # -------------------------------------------------------------------------- building
-def build_spec(cfg: Any, *, complete: bool = False) -> ModelSpec:
+def build_spec(cfg: Any, *, complete: bool = False, before: Any = None) -> ModelSpec:
     """Validate a composed config (DictConfig or nested dict) and freeze it.
 
     ``complete``: ``cfg`` is a plain dict made by ``to_container`` (every key there, every
     type right), perhaps with numbers changed since: it is checked as usual but not merged
     onto the schema again (that merge is most of the time this takes; a study builds
     hundreds of specs from one composed config).
+
+    ``before``: the baseline's config (the same config with ``scenario=baseline``), needed
+    when the scenario is launched during the run (``scenario.start_day`` or
+    ``scenario.ramp_days`` above 0): the business runs as the baseline until each customer
+    is reached (``launch_fields``).
 
     Raises
     ------
@@ -594,8 +611,33 @@ def build_spec(cfg: Any, *, complete: bool = False) -> ModelSpec:
         known to the schema (``sim.model.config``), and every number finite and within the range
         its schema field declares.
     """
+    spec = _build(cfg, complete)
+    launched = spec.start_day > 0 or spec.ramp_days > 0
+    if not launched:
+        return spec
+    if before is None:
+        raise SpecError([("scenario.start_day / scenario.ramp_days",
+                          f"{spec.start_day:g} / {spec.ramp_days:g}",
+                          "0 / 0 without the baseline's config: a launch runs the baseline "
+                          "until then (build_spec(cfg, before=...); sim.run, sim.compare and "
+                          "the command line pass it)")])
+    base = _build(before, complete, agent=True)
+    return dataclasses.replace(spec, **launch_fields(spec, base, spec.start_day,
+                                                     spec.ramp_days))
+
+
+def _build(cfg: Any, complete: bool, agent: bool = False) -> ModelSpec:
+    """``build_spec`` without the launch: the spec of ``cfg`` alone, its ``start_day`` and
+    ``ramp_days`` as given (``agent``: ``run.engine=auto`` picks the agent engine)."""
     chk = Checker()
     c = known_keys(cfg, chk, complete=complete)
+    s = c["scenario"]
+    launched = agent or s["start_day"] > 0 or s["ramp_days"] > 0
+    if launched and c["run"]["engine"] == "fast" and not agent:
+        chk.add("run.engine", "fast", "agent or auto for a scenario launched during the run "
+                f"(scenario.start_day={s['start_day']:g}, scenario.ramp_days="
+                f"{s['ramp_days']:g}): the agent engine follows each customer across the "
+                "launch")
     _check_market(c["market"], chk)
     base = _check_base(c, chk)
     dwells = _check_journey(c["journey"], chk)
@@ -624,7 +666,7 @@ def build_spec(cfg: Any, *, complete: bool = False) -> ModelSpec:
         support=_support_spec(c["support"], handling),  # type: ignore[arg-type]
         experience=_experience_spec(c["experience"]),
         **_advocacy_fields(c["advocacy"], list(c["journey"]["stages"])),
-        **_run_fields(c["run"], c["market"]["size"], base is not None),
+        **_run_fields(c["run"], c["market"]["size"], base is not None or launched),
         **_scenario_fields(c["scenario"]),
         base=base,
     )
@@ -778,15 +820,16 @@ def _advocacy_fields(a: Mapping[str, Any], names: list[str]) -> dict[str, Any]:
     )
 
 
-def _run_fields(r: Mapping[str, Any], market_size: int, base: bool = False) -> dict[str, Any]:
+def _run_fields(r: Mapping[str, Any], market_size: int, agent: bool = False
+                ) -> dict[str, Any]:
     """The ``ModelSpec`` fields of section ``run``; ``engine=auto`` chosen by market size
-    (the agent engine whenever there is an installed base)."""
+    (the agent engine whenever there is an installed base or a launch: ``agent``)."""
     return dict(
         horizon_days=float(r["horizon_days"]),
         seed=int(r["seed"]),
         replications=int(r["replications"]),
         engine=(r["engine"] if r["engine"] != "auto"
-                else "fast" if market_size >= AUTO_FAST_FROM and not base else "agent"),
+                else "fast" if market_size >= AUTO_FAST_FROM and not agent else "agent"),
         tick_days=float(r["tick_days"]),
         n_jobs=int(r["n_jobs"]),
         first_replication=int(r["first_replication"]),
@@ -800,10 +843,80 @@ def _run_fields(r: Mapping[str, Any], market_size: int, base: bool = False) -> d
     )
 
 
+# what a launch may not change: the scenario and the business before it share it, so each
+# customer's draws mean the same on both sides of the launch
+def _launch_fixed(spec: ModelSpec) -> dict[str, Any]:
+    ret = spec.retention
+    return {
+        "the market (size, segments, installed base)": (
+            spec.market_size, spec.segment_names, spec.segment_shares,
+            spec.segment_conversion, spec.segment_order_value, spec.segment_purchase_rate,
+            spec.segment_churn, spec.segment_referral, spec.base),
+        "the journey's structure (stages, exits, dwell times)": (
+            [(st.name, st.targets, st.forward, st.dwell) for st in spec.stages],
+            spec.report, spec.checkout.dwell, spec.advocacy.referral_entry),
+        "the channels' names": spec.channel_names,
+        "word of mouth (advocacy.wom_q_per_day)": spec.wom_q_per_day,
+        "the order value model": (spec.order_log_mean, spec.order_log_sd,
+                                  spec.order_value_model, spec.gg_p, spec.gg_q, spec.gg_gamma),
+        "the retention model and its priors": (ret.model, ret.r, ret.alpha_days, ret.a, ret.b,
+                                               ret.period_days, ret.sub_alpha, ret.sub_beta),
+        "the run (horizon, seed, engine, discount rate)": (
+            spec.horizon_days, spec.seed, spec.engine, spec.tick_days,
+            spec.discount_rate_per_day),
+    }
+
+
+def exposed_share(start_day: float, ramp_days: float, t: np.ndarray) -> np.ndarray:
+    """The share of customers the scenario has reached by time ``t``: 0 before the launch,
+    rising linearly over the ramp to 1."""
+    t = np.asarray(t, dtype=float)
+    if ramp_days == 0:
+        return (t >= start_day).astype(float)
+    return np.clip((t - start_day) / ramp_days, 0.0, 1.0)
+
+
+def exposed_share_by_day(start_day: float, ramp_days: float, n_days: int) -> np.ndarray:
+    """``exposed_share`` averaged over each day [d, d + 1), in closed form (its integral
+    from 0 is 0 before the launch, (t - s)^2 / 2r on the ramp, then r / 2 + t - s - r)."""
+    t = np.arange(n_days + 1, dtype=float) - start_day
+    if ramp_days == 0:
+        integral = np.maximum(t, 0.0)
+    else:
+        on_ramp = np.clip(t, 0.0, ramp_days)
+        integral = on_ramp ** 2 / (2 * ramp_days) + np.maximum(t - ramp_days, 0.0)
+    return np.diff(integral)
+
+
+def launch_fields(after: ModelSpec, before: ModelSpec, start_day: float, ramp_days: float
+                  ) -> dict[str, Any]:
+    """The fields that make ``after`` (the scenario's spec) a launch on ``before`` (the
+    baseline's): the two specs, the market-level day arrays mixed by the share reached each
+    day. Raises SpecError when the scenario changes what a launch cannot (``LAUNCH_FIXED``).
+    """
+    fixed_before = _launch_fixed(before)
+    for what, value in _launch_fixed(after).items():
+        if _canonical(value) != _canonical(fixed_before[what]):
+            raise SpecError([("scenario.start_day / scenario.ramp_days",
+                              f"{start_day:g} / {ramp_days:g}",
+                              f"0 / 0 for a scenario that changes {what}: a launch changes "
+                              "how customers are reached and treated, not the market, the "
+                              "journey's structure, the models or the run")])
+    w = exposed_share_by_day(start_day, ramp_days, after.reach_per_day.shape[0])[:, None]
+    reach = before.reach_per_day + w * (after.reach_per_day - before.reach_per_day)
+    spend = before.spend_per_day + w * (after.spend_per_day - before.spend_per_day)
+    reach.setflags(write=False)
+    spend.setflags(write=False)
+    return dict(before=before, start_day=start_day, ramp_days=ramp_days,
+                reach_per_day=reach, spend_per_day=spend)
+
+
 def _scenario_fields(s: Mapping[str, Any]) -> dict[str, Any]:
     """The ``ModelSpec`` fields of section ``scenario``: its name, description and cost."""
     return dict(
         scenario_name=s["name"],
         scenario_description=s["description"],
         scenario_cost_per_day=float(s["cost_per_day"]),
+        start_day=float(s["start_day"]),
+        ramp_days=float(s["ramp_days"]),
     )

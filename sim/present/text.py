@@ -39,6 +39,19 @@ def _table(title: str, header: list[str], rows: list[list[str]]) -> list[str]:
     return ["", title, fmt(header), line, *(fmt(r) for r in rows)]
 
 
+def launch_line(spec: ModelSpec) -> str:
+    """One line on a scenario launched during the run (``spec.before`` set)."""
+    if spec.start_day >= spec.horizon_days:
+        return (f"launched on day {spec.start_day:g}, after the horizon: the run is the "
+                "baseline's")
+    if spec.ramp_days == 0:
+        return (f"launched on day {spec.start_day:g}: the baseline's rules until then, the "
+                "scenario's for everyone from then on")
+    return (f"launched on day {spec.start_day:g} with a {spec.ramp_days:g}-day ramp: the "
+            f"scenario reaches customers evenly until day {spec.start_day + spec.ramp_days:g}, "
+            "the baseline's rules apply to each until then")
+
+
 def format_summary(summary: dict[str, Estimate], spec: ModelSpec, n_replications: int) -> str:
     """The console summary: funnel, checkout, channels, time to purchase (95% CIs).
 
@@ -56,6 +69,8 @@ def format_summary(summary: dict[str, Estimate], spec: ModelSpec, n_replications
         f"day{'' if spec.horizon_days == 1 else 's'}, "
         f"market {spec.market_size:,}, seed {spec.seed}",
     ]
+    if spec.before is not None:
+        out.append(launch_line(spec))
     if n_replications > 1:
         out.append("mean per replication [95% confidence interval across replications]")
         out.append(NOISE_ONLY)

@@ -31,8 +31,13 @@ from sim.measure.finance import (
 )
 from sim.measure.stats import HEADLINE, Estimate, estimate, summarize
 from sim.measure.stats import compare as analysis_compare
-from sim.model.config import (baseline_config, compose_config, launched, scenario_choice,
-                              scenario_names)
+from sim.model.config import (
+    baseline_config,
+    compose_config,
+    launched,
+    scenario_choice,
+    scenario_names,
+)
 from sim.model.spec import ModelSpec, SpecError, build_spec
 from sim.model.uncertainty import DESIGNS, Uncertainty
 

@@ -167,7 +167,7 @@ def test_launch_refused_where_it_cannot_run() -> None:
     cfg = compose_config([*SMOKE, "scenario=loyalty_program", "scenario.start_day=30"])
     with pytest.raises(SpecError, match="baseline's config"):
         build_spec(cfg)
-    with pytest.raises(SpecError, match="run.engine"):
+    with pytest.raises(SpecError, match=r"run\.engine"):
         launch_spec("loyalty_program", 30.0, 0.0, "run.engine=fast")
     with pytest.raises(SpecError, match="the market"):
         build_spec(cfg, before=compose_config([*SMOKE, "market.size=999"]))

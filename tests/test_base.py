@@ -19,7 +19,7 @@ import pytest
 from scipy import special
 
 from sim.engine import simulate
-from sim.measure.metrics import BASE_TOTALS, replication_metrics
+from sim.measure.metrics import BASE_TOTALS, daily_table, replication_metrics
 from sim.model.config import compose_config
 from sim.model.spec import SpecError, build_spec
 
@@ -150,6 +150,12 @@ def test_base_parts_add_up_and_new_metrics_unchanged(base_file) -> None:
     # the base's value counts from the start, its acquisition cost is sunk: the new part's
     # NPV carries every channel's spend, the base's none
     assert m["base.npv"] == pytest.approx(m["base.ltv.mean"] * m["base.customers"], rel=1e-9)
+    # the daily table's base columns add up to the base's totals
+    daily = daily_table(res)
+    assert daily["orders_base"].sum() == m["base.orders"]
+    assert daily["revenue_base"].sum() == pytest.approx(m["base.revenue"], rel=1e-12)
+    assert daily["active_customers_base"][-1] == m["base.active"]
+    assert np.all(daily["active_customers_base"] <= daily["active_customers"])
 
 
 def test_base_is_deterministic(base_file) -> None:

@@ -594,7 +594,9 @@ def daily_table(result: SimulationResult) -> dict[str, np.ndarray]:
 
     ``reached_<state>`` counts first entries (it reconciles with the customers table);
     ``in_<state>`` is how many customers are in the state at the end of the day;
-    ``active_customers`` have bought and not churned by the end of the day.
+    ``active_customers`` have bought and not churned by the end of the day. With an
+    installed base the counts and amounts are the whole business's, and the base's own
+    follow in ``active_customers_base``, ``orders_base``, ``revenue_base``, ``margin_base``.
     """
     n_days = result.spend_per_day.shape[0]
     days = np.arange(n_days)
@@ -630,6 +632,14 @@ def daily_table(result: SimulationResult) -> dict[str, np.ndarray]:
     out["orders"] = per_day(p["time"])
     out["revenue"] = per_day(p["time"], p["revenue"])
     out["margin"] = per_day(p["time"], p["margin"])
+    if result.has_base:
+        base = c["base"]
+        churned = c["t_churned"][base]
+        out["active_customers_base"] = base.sum() - np.cumsum(per_day(churned))
+        mine = base[p["customer"]]
+        out["orders_base"] = per_day(p["time"][mine])
+        out["revenue_base"] = per_day(p["time"][mine], p["revenue"][mine])
+        out["margin_base"] = per_day(p["time"][mine], p["margin"][mine])
     out["tickets"] = per_day(result.tickets["arrival"])
     for j in range(result.spend_per_day.shape[1]):
         out[f"spend_{result.channels[j]}"] = result.spend_per_day[:, j]

@@ -9,8 +9,11 @@ and from a wheel alike. Nothing here instantiates ``_target_`` nodes: configs ar
 
 from __future__ import annotations
 
+import contextlib
+import copy
 import dataclasses
 import difflib
+import hashlib
 import math
 import re
 from collections.abc import Sequence
@@ -683,7 +686,40 @@ def hydra_message(err: BaseException, overrides: Sequence[str]) -> str:
     return " ".join(keep) or type(err).__name__
 
 
+_COMPOSED: dict[tuple[Any, ...], DictConfig] = {}
+
+
+def _sources() -> tuple[str, ...]:
+    """The config folders a composition reads now (the running Hydra app's search path, or
+    the built-in configs)."""
+    if not GlobalHydra.instance().is_initialized():
+        return (str(CONFIG_DIR),)
+    with contextlib.suppress(Exception):  # a Hydra internal: fall back to no reuse
+        return tuple(str(s.path) for s in GlobalHydra.instance().config_loader().get_sources())
+    return ("?", str(id(GlobalHydra.instance().hydra)))
+
+
 def _compose(overrides: Sequence[str]) -> DictConfig:
+    """Hydra's composition of ``overrides``, remembered (a copy is returned) while no
+    config file changes: a composition takes a few tenths of a second, and a command checks
+    every option's config before it runs them (``sim.cli.preflight``), a test suite
+    composes the same configs many times."""
+    sources = _sources()
+    folders = [Path(f.removeprefix("file://")) for f in sources if not f.startswith("pkg://")]
+    files = sorted(p for d in (*folders, SCENARIO_DIR, *_searchpath_dirs(overrides))
+                   if d.is_dir() for p in d.rglob("*.yaml"))
+    digest = hashlib.blake2b(digest_size=16)
+    for path in files:
+        digest.update(str(path).encode() + b"\0" + path.read_bytes() + b"\0")
+    key = (tuple(overrides), sources, digest.hexdigest())
+    if key not in _COMPOSED:
+        if len(_COMPOSED) >= 128:
+            _COMPOSED.clear()
+        _COMPOSED[key] = _compose_now(overrides)
+    return copy.deepcopy(_COMPOSED[key])
+
+
+def _compose_now(overrides: Sequence[str]) -> DictConfig:
     from hydra.errors import HydraException
     from omegaconf.errors import OmegaConfBaseException
 

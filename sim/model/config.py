@@ -690,12 +690,14 @@ _COMPOSED: dict[tuple[Any, ...], DictConfig] = {}
 
 
 def _sources() -> tuple[str, ...]:
-    """The config folders a composition reads now (the running Hydra app's search path, or
-    the built-in configs)."""
+    """The config folders a composition reads now: the built-in configs, and inside a
+    running Hydra app the folders of its search path (``--config-dir``)."""
     if not GlobalHydra.instance().is_initialized():
         return (str(CONFIG_DIR),)
     with contextlib.suppress(Exception):  # a Hydra internal: fall back to no reuse
-        return tuple(str(s.path) for s in GlobalHydra.instance().config_loader().get_sources())
+        paths = [s.path for s in GlobalHydra.instance().config_loader().get_sources()
+                 if s.scheme() == "file"]
+        return tuple(dict.fromkeys(str(Path(p)) for p in paths))
     return ("?", str(id(GlobalHydra.instance().hydra)))
 
 
@@ -705,7 +707,7 @@ def _compose(overrides: Sequence[str]) -> DictConfig:
     every option's config before it runs them (``sim.cli.preflight``), a test suite
     composes the same configs many times."""
     sources = _sources()
-    folders = [Path(f.removeprefix("file://")) for f in sources if not f.startswith("pkg://")]
+    folders = [Path(f) for f in sources if f != "?"]
     files = sorted(p for d in (*folders, SCENARIO_DIR, *_searchpath_dirs(overrides))
                    if d.is_dir() for p in d.rglob("*.yaml"))
     digest = hashlib.blake2b(digest_size=16)

@@ -554,7 +554,11 @@ class AgentModel:
 
         if known is not None:  # bought before the run: wait for the next purchase
             n_orders = 1
-            yield from wait(-math.log1p(-draws[TRAITS + PER_ORDER - 1]), True)
+            hazard = -math.log1p(-draws[TRAITS + PER_ORDER - 1])
+            if reached:
+                yield env.timeout(hazard / rate)
+            else:
+                yield from wait(hazard, True)
 
         def record(code: int) -> None:
             rec.events.extend((k, env.now, code, score))
@@ -624,12 +628,18 @@ class AgentModel:
             if not leaves and ret.model == "none":
                 return
             if not leaves and ret.model == "subscription":
-                yield from wait(ret.period_days, False)
+                if reached:
+                    yield env.timeout(ret.period_days)
+                else:
+                    yield from wait(ret.period_days, False)
                 leaves = u_drop < _shift(drop, churn_odds)
             elif not leaves:  # BG/NBD: drop-out after each repeat purchase, not the first
                 leaves = n_orders > 1 and u_drop < _shift(drop, churn_odds)
                 if not leaves:
-                    yield from wait(-math.log1p(-u_gap), True)
+                    if reached:  # (the common case: no launch, or after it)
+                        yield env.timeout(-math.log1p(-u_gap) / rate)
+                    else:
+                        yield from wait(-math.log1p(-u_gap), True)
             if leaves:
                 record(churned)
                 if advocate:

@@ -192,6 +192,12 @@ def _stop_workers(pool: ProcessPoolExecutor) -> None:
     for process in processes:
         with contextlib.suppress(OSError, ValueError, AttributeError, AssertionError):
             process.join(timeout=2)
+    # Let the pool's manager thread finish closing its wake-up pipe now: on Python 3.11 the
+    # interpreter's exit hook (concurrent.futures.process._python_exit) can otherwise write
+    # to that pipe while the thread closes it, and print a traceback after a Ctrl-C.
+    manager = getattr(pool, "_executor_manager_thread", None)
+    if manager is not None:
+        manager.join(timeout=2)
 
 
 def _replications(spec: ModelSpec, reps: list[int], n_jobs: int

@@ -13,7 +13,8 @@ in test_notebooks.py instead):
   order, in the same temporary directory as its python blocks, and must exit 0.
 - ``python -m sim`` (or ``journey-sim``) runs small: ``run=smoke`` is added unless the
   command chooses ``run=``; ``market.size``, ``run.replications`` and ``run.n_jobs`` above
-  the smoke values are lowered to them, and ``psa.draws`` to 8.
+  the smoke values are lowered to them, and ``psa.draws`` to 8; ``run.plots=false`` is
+  added unless the command chooses ``run.plots``.
 - An argument with ``<...>`` in it (``multirun/<date>/<time>``) is the newest path matching
   it, each ``<...>`` read as ``*``. ``cd DIR`` changes the directory for the page's later
   commands.
@@ -219,22 +220,26 @@ def sim_argv(words: list[str]) -> list[str] | None:
 
 def smoke_argv(argv: list[str]) -> list[str]:
     """``python -m sim`` arguments made small: ``run=smoke`` added unless ``run=`` is chosen,
-    sizes above the smoke values lowered to them."""
+    sizes above the smoke values lowered to them, and no figures unless ``run.plots`` is
+    chosen (drawing them is about half of a smoke run's time; the suite checks them in its
+    own tests: test_cli, test_decide, test_docs_outputs)."""
     if INFO_OPTIONS & set(argv):
         return list(argv)
-    out, chosen = [], False
+    out, chosen, plots = [], False, False
     for arg in argv:
         key, sep, value = arg.lstrip("+").partition("=")
         if arg.startswith("-") or not sep:
             out.append(arg)
             continue
         chosen |= key == "run"
+        plots |= key == "run.plots"
         if key in SMOKE_CAPS:
             cap = SMOKE_CAPS[key]
             value = ",".join(str(min(int(float(v)), cap)) if _is_number(v) else v
                              for v in value.split(","))
             arg = arg[:len(arg) - len(arg.partition("=")[2])] + value
         out.append(arg)
+    out += [] if plots else ["run.plots=false"]
     return out if chosen else [*out, "run=smoke"]
 
 
@@ -538,10 +543,11 @@ def test_readme_markers_are_html_comments(tmp_path: Path) -> None:
 
 
 def test_smoke_argv() -> None:
-    assert smoke_argv(["scenario=seo"]) == ["scenario=seo", "run=smoke"]
+    assert smoke_argv(["scenario=seo"]) == ["scenario=seo", "run.plots=false", "run=smoke"]
     assert smoke_argv(["-m", "market.size=1000,1000000", "run.replications=50"]) == [
-        "-m", "market.size=1000,3000", "run.replications=2", "run=smoke"]
-    assert smoke_argv(["run=default", "run.n_jobs=8"]) == ["run=default", "run.n_jobs=2"]
+        "-m", "market.size=1000,3000", "run.replications=2", "run.plots=false", "run=smoke"]
+    assert smoke_argv(["run=default", "run.n_jobs=8", "run.plots=true"]) == [
+        "run=default", "run.n_jobs=2", "run.plots=true"]
     assert smoke_argv(["--cfg", "job"]) == ["--cfg", "job"]
     smoke = (ROOT / "configs" / "run" / "smoke.yaml").read_text()
     assert "replications: 2" in smoke and "size: 3000" in smoke  # SMOKE_CAPS

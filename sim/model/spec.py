@@ -619,8 +619,9 @@ def build_spec(cfg: Any, *, complete: bool = False, before: Any = None) -> Model
         raise SpecError([("scenario.start_day / scenario.ramp_days",
                           f"{spec.start_day:g} / {spec.ramp_days:g}",
                           "0 / 0 without the baseline's config: a launch runs the baseline "
-                          "until then (build_spec(cfg, before=...); sim.run, sim.compare and "
-                          "the command line pass it)")])
+                          "until then (the command line, sim.run(overrides=...), "
+                          "sim.api.compare and sim.api.psa compose it; with a config of "
+                          "your own, pass before=<the config with scenario=baseline>)")])
     base = _build(before, complete, agent=True)
     return dataclasses.replace(spec, **launch_fields(spec, base, spec.start_day,
                                                      spec.ramp_days))

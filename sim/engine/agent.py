@@ -209,7 +209,6 @@ class AgentModel:
         # with a launch, view 0 is the business before it (the baseline), view 1 the
         # scenario's; without one both are the scenario's
         after = _Tables(spec)
-        self.launch = spec.before is not None
         self.views = (_Tables(spec.before) if spec.before is not None else after, after)
         # active advocates per view and segment, to pick a referrer from; advocate k's
         # (view, slot) in them

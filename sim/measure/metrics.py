@@ -62,9 +62,8 @@ def running_spells(result: SimulationResult, spec: ModelSpec) -> dict[str, np.nd
     buyers = np.flatnonzero(~np.isnan(t0))
     start = t0[buyers]
     end = np.where(np.isnan(c["t_churned"]), spec.horizon_days, c["t_churned"])[buyers]
-    split = np.clip(c["scenario_from"][buyers] if "scenario_from" in c else start, start, end)
-    since = c["member_since"][buyers] if "member_since" in c else np.where(
-        c["loyalty_member"][buyers], start, np.nan)
+    split = np.clip(c["scenario_from"][buyers], start, end)
+    since = c["member_since"][buyers]
     before = spec.before or spec
 
     def rate(rules: ModelSpec, at: np.ndarray) -> np.ndarray:

@@ -231,7 +231,11 @@ class Run:
     @property
     def title(self) -> str:
         s, n = self.spec, self.experiment.n_replications
-        return (f"{s.scenario_name}: {s.journey_name} journey, "
+        launch = ""
+        if s.before is not None:  # a scenario launched during the run
+            launch = f" from day {s.start_day:g}" + (f" over {s.ramp_days:g} days"
+                                                     if s.ramp_days else "")
+        return (f"{s.scenario_name}{launch}: {s.journey_name} journey, "
                 f"{n} replication{'' if n == 1 else 's'} x {s.horizon_days:g} "
                 f"day{'' if s.horizon_days == 1 else 's'}")
 

@@ -182,6 +182,7 @@ def test_launch_from_the_api_and_in_a_comparison(tmp_path: Path) -> None:
     run = api.run(overrides=[*SMOKE, "scenario=loyalty_program", "scenario.start_day=60",
                              "run.replications=1"])
     assert run.spec.before is not None and run.spec.start_day == 60
+    assert run.title.startswith("loyalty_program from day 60:")  # every figure's title
     cmp = api.compare(["loyalty_program"], overrides=[*SMOKE, "scenario.start_day=60",
                                                       "run.replications=1"])
     cost = cmp.runs["loyalty_program"].summary["costs.intervention"].mean

@@ -63,8 +63,8 @@ _PLAIN_TAGS = frozenset(f"tag:yaml.org,2002:{t}" for t in (
 _MODEL_SECTIONS = frozenset({"scenario", "market", "journey", "channels", "checkout",
                              "retention", "loyalty", "support", "experience", "advocacy",
                              "economics", "run", "compare", "compare_rank", "compare_reference",
-                             "uncertainty",
-                             "psa"})
+                             "uncertainty", "psa", "curve", "allocate", "seek",
+                             "portfolio"})
 _PACKAGE = re.compile(r"^#\s*@package\s+(\S+)")
 
 

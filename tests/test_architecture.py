@@ -58,6 +58,8 @@ LAYERS: dict[str, float] = {
     "sim.decide.study": 4.0,
     "sim.decide.analysis": 4.0,
     "sim.decide.psa": 4.1,
+    "sim.decide.optimise": 4.1,
+    "sim.decide.portfolio": 4.1,
     "sim.decide": 4.9,
     "sim.present.tables": 5.0,
     "sim.present.figures": 5.0,

@@ -74,6 +74,9 @@ class Study:
         (every point uses 0 .. R - 1).
     point_ids : the points' numbers (a block of a split study keeps the study's numbers,
         and so its streams); by default 0 .. n_points - 1.
+    first : with shared streams, the first replication (an optimiser verifies its answer
+        on replications its search did not see).
+    metrics : what is kept of each run (``STUDY_METRICS`` and any other metric names).
     """
 
     configs: Mapping[str, Mapping[str, Any]]
@@ -83,6 +86,8 @@ class Study:
     seed: int = 0
     streams: str = "per_point"
     point_ids: tuple[int, ...] | None = None
+    first: int = 0
+    metrics: tuple[str, ...] = STUDY_METRICS
 
     @property
     def options(self) -> list[str]:
@@ -94,7 +99,8 @@ class Study:
 
     def replication_of(self, point: int, r: int) -> int:
         """The replication (streams) run ``r`` of point ``point`` uses."""
-        return point * self.replications + r if self.streams == "per_point" else r
+        return (point * self.replications + r if self.streams == "per_point"
+                else self.first + r)
 
     def values(self, i: int) -> dict[str, float]:
         """The assumptions set at the i-th point (not NaN), by name."""
@@ -112,7 +118,7 @@ class Study:
                "points": [[None if math.isnan(v) else float(v) for v in row]
                           for row in np.asarray(self.points, dtype=float)],
                "ids": list(self.ids), "replications": self.replications, "seed": self.seed,
-               "streams": self.streams, "metrics": STUDY_METRICS}
+               "streams": self.streams, "first": self.first, "metrics": self.metrics}
         text = json.dumps(doc, sort_keys=True, default=str)
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
@@ -139,11 +145,12 @@ def _run_one(i: int, option: str, replication: int) -> tuple[int, str, int, list
         raise StudyError(f"point {study.ids[i]} ({values}) gives option {option!r} an invalid "
                          f"config: {err}") from None
     m = replication_metrics(simulate(spec, study.seed, replication), spec)
-    return i, option, replication, [float(m[k]) for k in STUDY_METRICS]
+    return i, option, replication, [float(m[k]) for k in study.metrics]
 
 
 # ---------------------------------------------------------------------------- journal
-def _read_journal(path: Path, fingerprint: str) -> dict[tuple[int, str, int], list[float]]:
+def _read_journal(path: Path, fingerprint: str, n: int
+                  ) -> dict[tuple[int, str, int], list[float]]:
     """The runs an interrupted study finished, from its journal (a half-written last line,
     from a kill, is dropped)."""
     lines = path.read_text(encoding="utf-8").splitlines()
@@ -158,7 +165,6 @@ def _read_journal(path: Path, fingerprint: str) -> dict[tuple[int, str, int], li
                          "uncertainty, draws, seed or replications): start the study in a "
                          "new folder, or delete that file to run this one there")
     done = {}
-    n = len(STUDY_METRICS)
     for line in lines[1:]:
         try:
             row = json.loads(line)
@@ -187,7 +193,7 @@ def run_study(study: Study, n_jobs: int = 1, journal: Path | None = None,
     fingerprint = study.fingerprint()
     done: dict[tuple[int, str, int], list[float]] = {}
     if journal is not None and journal.exists():
-        done = _read_journal(journal, fingerprint)
+        done = _read_journal(journal, fingerprint, len(study.metrics))
     todo = [t for t in tasks if t not in done]
     bar = tqdm(total=len(tasks), initial=len(tasks) - len(todo), desc=label, unit="run",
                leave=False, disable=not progress_shown(progress), file=sys.stderr)
@@ -198,7 +204,7 @@ def run_study(study: Study, n_jobs: int = 1, journal: Path | None = None,
             sink = journal.open("a", encoding="utf-8")
             if new:
                 sink.write(json.dumps({"study": fingerprint, "version": JOURNAL_VERSION,
-                                       "metrics": STUDY_METRICS}) + "\n")
+                                       "metrics": study.metrics}) + "\n")
         start = time.perf_counter()
         with bar:
             for i, option, rep, values in parallel_map(
@@ -217,7 +223,7 @@ def run_study(study: Study, n_jobs: int = 1, journal: Path | None = None,
         if sink is not None:
             sink.close()
     rows = [(study.ids[i], option, rep, *done[(i, option, rep)]) for i, option, rep in tasks]
-    return pd.DataFrame(rows, columns=["point", "option", "replication", *STUDY_METRICS])
+    return pd.DataFrame(rows, columns=["point", "option", "replication", *study.metrics])
 
 
 def long_table(runs: pd.DataFrame, points: pd.DataFrame | None = None,

@@ -75,7 +75,8 @@ JOINT = "joint_lognormal"
 EFFECTS = ("value", "multiply", "add")
 DESIGNS = ("sobol", "lhs", "random")
 # key paths an assumption may not name: how a run runs, not what the business is
-_NOT_ASSUMPTIONS = ("run", "psa", "compare", "compare_rank", "uncertainty")
+_NOT_ASSUMPTIONS = ("run", "psa", "compare", "compare_rank", "uncertainty", "curve",
+                    "allocate", "seek", "portfolio")
 MIN_MASS = 1e-9  # a truncated distribution keeping less than this is refused
 
 

@@ -457,6 +457,11 @@ class RunConfig:
     summary: bool = True  # print the summary table on the console
     plots: bool = True  # write the figures (PNG)
     events: bool = False  # also write events.csv: every state entry of every customer
+    # the metric a run returns to a Hydra sweeper (its mean over replications) and the one
+    # an allocation, a response curve's marginal return and a set of interventions
+    # maximise: npv_clv (NPV plus the residual value of the customers alive at the
+    # horizon), npv, purchases, revenue, ltv_to_cac, conversion_rate, ...
+    objective: str = "npv_clv"
 
 
 @dataclass
@@ -513,6 +518,61 @@ class PsaConfig:
 
 
 @dataclass
+class CurveConfig:
+    # response curves: each key swept alone over the values (the others at their config
+    # values), the headline metrics with intervals at every value, common random numbers
+    keys: list[str] = field(default_factory=list)  # e.g. [channels.search.spend_per_day]
+    values: list[float] = field(default_factory=list)  # the values, or low .. high:
+    low: float | None = None  # default: the key's lowest allowed value (0 for a spend)
+    high: float | None = None  # default: twice the key's value in the config
+    points: int = field(default=9, metadata=integers(2, 1000))  # evenly spaced low .. high
+    # the marginal return of run.objective per unit of the key crosses this (0: break-even)
+    threshold: float = 0.0
+    replications: int | None = field(default=None, metadata=integers(2, 10_000))
+
+
+@dataclass
+class AllocateConfig:
+    # budget allocation: choose these channels' spend_per_day to maximise run.objective
+    channels: list[str] = field(default_factory=list)
+    # the total daily spend of those channels (default: today's total)
+    budget: float | None = field(default=None, metadata=MONEY_PER_DAY)
+    budget_mode: str = "fixed"  # fixed: spend exactly the budget | at_most: up to it
+    # per-channel [lowest, highest] spend per day (default [0, budget])
+    bounds: dict[str, list[float]] = field(default_factory=dict)
+    # a floor on other metrics, e.g. {purchases: 2000}: at least this much (mean)
+    minimum: dict[str, float] = field(default_factory=dict)
+    design_points: int = field(default=24, metadata=integers(4, 10_000))  # runs per round
+    rounds: int = field(default=3, metadata=integers(1, 20))  # each on a region half as wide
+    # replications of every design point (common random numbers across points)
+    replications: int = field(default=4, metadata=integers(2, 10_000))
+    # the proposed allocation against today's, on fresh replications
+    verify_replications: int = field(default=20, metadata=integers(2, 10_000))
+
+
+@dataclass
+class SeekConfig:
+    # goal seeking: the value of key that makes metric reach target
+    key: str = ""  # e.g. checkout.base_logit
+    metric: str = "conversion_rate"
+    target: float | None = None
+    low: float | None = None  # where to look (default: the key's allowed range, or for
+    high: float | None = None  # an unbounded key 10 either side of its value)
+    tolerance: float | None = None  # stop when the bracket is this narrow (default: range / 1000)
+    replications: int | None = field(default=None, metadata=integers(2, 10_000))
+    max_runs: int = field(default=400, metadata=integers(4, 1_000_000))
+
+
+@dataclass
+class PortfolioConfig:
+    # choose the set of the compared scenarios to launch together that maximises
+    # run.objective, its total scenario.cost_per_day at most this budget (null: off)
+    budget: float | None = field(default=None, metadata=MONEY_PER_DAY)
+    max_size: int = field(default=3, metadata=integers(1, 20))  # scenarios in a set, at most
+    candidates: int = field(default=8, metadata=integers(1, 100))  # sets simulated, at most
+
+
+@dataclass
 class RootConfig:
     market: MarketConfig = field(default_factory=MarketConfig)
     journey: JourneyConfig = field(default_factory=JourneyConfig)
@@ -537,6 +597,12 @@ class RootConfig:
     # key's ordinary value
     uncertainty: Any = field(default_factory=dict)
     psa: PsaConfig = field(default_factory=PsaConfig)
+    # how much, and which setting (python -m sim curve.keys=[...] | allocate.channels=[...]
+    # | seek.key=... | portfolio.budget=...): one of them per command
+    curve: CurveConfig = field(default_factory=CurveConfig)
+    allocate: AllocateConfig = field(default_factory=AllocateConfig)
+    seek: SeekConfig = field(default_factory=SeekConfig)
+    portfolio: PortfolioConfig = field(default_factory=PortfolioConfig)
 
 
 _SCHEMA_CLASSES = {c.__name__: c for c in globals().copy().values()

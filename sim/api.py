@@ -332,6 +332,9 @@ def run(cfg: DictConfig | None = None, overrides: Sequence[str] = (),
                          "does)")
     spec = build_spec(cfg, before=before)
     first = spec.first_replication
+    # the metric whose mean python -m sim returns to a Hydra sweeper: refused before the
+    # run, not after it (a sweep's jobs past preflight's check are checked here)
+    check_metric_name(spec, cfg.run.objective, "run.objective")
     if spec.target_rel_half_width is not None and replications is None:
         check_metric_name(spec, spec.precision_metric, "run.precision_metric")
     check_memory(spec, replications)

@@ -19,7 +19,15 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
-from sim.api import check_comparison, check_psa, compare, psa, run, scenario_list
+from sim.api import (
+    check_comparison,
+    check_metric_name,
+    check_psa,
+    compare,
+    psa,
+    run,
+    scenario_list,
+)
 from sim.errors import EXIT_INPUT, EXIT_INTERRUPTED, EXIT_OUTPUT, InputError, SimError
 from sim.model.config import (
     CONFIG_DIR,
@@ -57,7 +65,9 @@ def _without_compare(overrides: Sequence[str]) -> list[str]:
 
 
 def _compare(cfg: DictConfig, out_dir: Path) -> float:
-    """``compare=...``: the baseline and the named scenarios, paired, ranked."""
+    """``compare=...``: the baseline and the named scenarios, paired, ranked. Returns (to a
+    Hydra sweeper) the largest difference in ``compare_rank`` from the reference, not
+    ``run.objective``."""
     names = _compare_names(cfg)
     keep = _without_compare(HydraConfig.get().overrides.task)
     result = compare(names, overrides=keep, rank_by=cfg.compare_rank,
@@ -123,19 +133,40 @@ def _app(cfg: DictConfig) -> float:
     if cfg.run.summary:
         print(format_summary(result.summary, result.spec, result.experiment.n_replications))
         print(f"\nwrote {', '.join(p.name for p in written)} to {out_dir}")
-    # the value a Hydra sweeper would optimise
-    return float(result.summary["conversion_rate"].mean)
+    # the value a Hydra sweeper optimises: run.objective's mean over the replications
+    # (checked before the run: sim.api.run and preflight)
+    return float(result.summary[cfg.run.objective].mean)
 
 
 def _jobs(overrides: list[str]) -> list[list[str]]:
-    """The override lists of a multirun's jobs (Hydra's basic sweep: every combination)."""
+    """The override lists of a multirun's jobs (Hydra's basic sweep: every combination).
+
+    A sweeper that searches (``hydra/sweeper=optuna``, chosen on the command line only: a
+    config file cannot choose one, ``sim.userfiles``) picks its values as it goes, so each
+    ``key=interval(a,b)`` is checked at its two ends, ``key=a,b``: a key's allowed range
+    holds everywhere between two values it holds at. Its trials are checked as they run.
+    """
     # Hydra's own sweep expansion (hydra-core is pinned below 1.4)
     from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
     from hydra.core.override_parser.overrides_parser import OverridesParser
     from hydra.errors import HydraException
 
+    parser = OverridesParser.create()
     try:
-        parsed = OverridesParser.create().parse_overrides(overrides)
+        parsed = parser.parse_overrides(overrides)
+        sweeper = next((str(o.value()) for o in reversed(parsed)
+                        if o.key_or_group == "hydra/sweeper"), "basic")
+        interval = next((o for o in parsed if o.is_interval_sweep()), None)
+        if interval is not None and sweeper == "basic":
+            raise ConfigFileError(
+                f"override {interval.input_line!r}: interval(...) is a range to search, "
+                "which Hydra's basic sweeper cannot run; choose a sweeper that searches "
+                "(hydra/sweeper=optuna, from pip install hydra-optuna-sweeper) or list the "
+                "values (a,b,c or range(start,stop,step))")
+        if interval is not None:
+            parsed = parser.parse_overrides([
+                f"{o.get_key_element()}={o.value().start},{o.value().end}"
+                if o.is_interval_sweep() else o.input_line for o in parsed])
         batches = BasicSweeper.split_arguments(parsed, max_batch_size=None)
     except HydraException as err:
         raise ConfigFileError(hydra_message(err, overrides)) from None
@@ -160,11 +191,14 @@ def _check_job(overrides: list[str], config_dirs: list[Path]) -> None:
                 f"compare with scenario={scenario_choice(overrides)}: a comparison runs the "
                 "baseline and the scenarios it names; put the scenario in the list, e.g. "
                 "compare=[seo,guest_checkout]")
-        check_comparison(_compare_names(cfg, config_dirs), _without_compare(overrides),
-                         cfg.compare_rank, config_dirs, cfg.compare_reference)
+        specs = check_comparison(_compare_names(cfg, config_dirs),
+                                 _without_compare(overrides), cfg.compare_rank, config_dirs,
+                                 cfg.compare_reference)
+        check_metric_name(specs["baseline"], cfg.run.objective, "run.objective")
         return
     spec = build_spec(cfg, before=(baseline_config(overrides, config_dirs) if launched(cfg)
                                    else None))
+    check_metric_name(spec, cfg.run.objective, "run.objective")
     check_memory(spec)
     check_work(spec)
 

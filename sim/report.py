@@ -432,7 +432,7 @@ EXECUTION_KEYS = frozenset({
     "run.replications", "run.first_replication", "run.n_jobs", "run.progress",
     "run.memory_guard", "run.work_guard", "run.target_rel_half_width",
     "run.precision_metric", "run.max_replications", "run.plots", "run.summary",
-    "run.events"})
+    "run.events", "run.objective"})
 # what a sweep tabulates: the comparison's metrics, the headline first; and plots
 SWEEP_METRICS = tuple(dict.fromkeys([*HEADLINE, *FINANCE_METRICS.values(), *COST_KEYS]))
 SWEEP_PLOT_METRICS = tuple(HEADLINE)

@@ -3,7 +3,8 @@
 Every CLI run is a subprocess started in a temporary directory with Hydra's run and sweep
 directories pointed there, so nothing is written into the repository. Each starts an
 interpreter and Hydra (seconds), so the default run keeps the smoke run, the refusal of an
-unknown key and a small multirun; the other command-line tests are slow.
+unknown key, a small multirun and a tiny Optuna search; the other command-line tests
+are slow.
 """
 
 from __future__ import annotations
@@ -333,6 +334,67 @@ def test_multirun_over_journeys(tmp_path: Path) -> None:
         seen.append(asked)
     assert sorted(seen) == sorted(JOURNEYS)
     assert not (tmp_path / "outputs").exists()
+
+
+# ---------------------------------------------------------------- run.objective, sweepers
+@pytest.mark.slow
+def test_unknown_objective_exits_with_message_and_writes_nothing(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    proc = run_cli(tmp_path, "run=smoke", "run.objective=nvp", f"hydra.run.dir={out}")
+    assert proc.returncode == 2
+    assert proc.stderr.startswith("error: ")
+    assert "run.objective = 'nvp'" in proc.stderr and "conversion_rate" in proc.stderr
+    assert "Traceback" not in proc.stderr + proc.stdout
+    assert not out.exists()
+
+
+def test_unknown_objective_refused_by_the_api() -> None:
+    with pytest.raises(sim.SpecError, match=r"run\.objective = 'nvp'"):
+        sim.run(overrides=["run=smoke", "run.objective=nvp"])
+
+
+@pytest.mark.slow
+def test_interval_needs_a_searching_sweeper(tmp_path: Path) -> None:
+    sweep = tmp_path / "multirun"
+    proc = run_cli(tmp_path, "-m", "run=smoke", "channels.paid_ads.spend_per_day=interval(0,100)",
+                   f"hydra.sweep.dir={sweep}")
+    assert proc.returncode == 2
+    assert proc.stderr.startswith("error: ") and "hydra/sweeper=optuna" in proc.stderr
+    assert not sweep.exists()
+
+
+OPTUNA = ("-m", "run=smoke", "market.size=500", "run.horizon_days=60", "run.plots=false",
+          "run.summary=false", "hydra/sweeper=optuna", "hydra.sweeper.n_trials=3",
+          "hydra.sweeper.direction=maximize", "hydra.sweeper.sampler.seed=7")
+
+
+def test_optuna_sweep_maximises_the_objective(tmp_path: Path) -> None:
+    """A tiny Optuna search through the command line: each trial returns the mean of
+    run.objective (here purchases), the sweeper writes the best trial."""
+    pytest.importorskip("hydra_plugins.hydra_optuna_sweeper")
+    sweep = tmp_path / "multirun"
+    proc = run_cli(tmp_path, *OPTUNA, "run.objective=purchases",
+                   "channels.paid_ads.spend_per_day=interval(0,100)", f"hydra.sweep.dir={sweep}")
+    assert proc.returncode == 0, proc.stderr
+    best = OmegaConf.load(sweep / "optimization_results.yaml")
+    assert set(best.best_params) == {"channels.paid_ads.spend_per_day"}
+    assert 0 <= best.best_params["channels.paid_ads.spend_per_day"] <= 100
+    trials = [load_metrics(job)["metrics"]["purchases"]["mean"]
+              for job in sweep.iterdir() if job.is_dir()]
+    assert len(trials) == 3
+    assert best.best_value == pytest.approx(max(trials))
+
+
+@pytest.mark.slow
+def test_optuna_sweep_checks_the_ends_of_an_interval(tmp_path: Path) -> None:
+    pytest.importorskip("hydra_plugins.hydra_optuna_sweeper")
+    sweep = tmp_path / "multirun"
+    proc = run_cli(tmp_path, *OPTUNA, "channels.paid_ads.spend_per_day=interval(-5,100)",
+                   f"hydra.sweep.dir={sweep}")
+    assert proc.returncode == 2
+    assert "channels.paid_ads.spend_per_day = -5" in proc.stderr
+    assert "Traceback" not in proc.stderr + proc.stdout
+    assert not sweep.exists()
 
 
 # ----------------------------------------------------------------------- Python API

@@ -528,6 +528,7 @@ class CurveConfig:
     points: int = field(default=9, metadata=integers(2, 1000))  # evenly spaced low .. high
     # the marginal return of run.objective per unit of the key crosses this (0: break-even)
     threshold: float = 0.0
+    # replications of every value, on the same streams at every value (default: run.replications)
     replications: int | None = field(default=None, metadata=integers(2, 10_000))
 
 
@@ -554,13 +555,14 @@ class AllocateConfig:
 class SeekConfig:
     # goal seeking: the value of key that makes metric reach target
     key: str = ""  # e.g. checkout.base_logit
-    metric: str = "conversion_rate"
-    target: float | None = None
+    metric: str = "conversion_rate"  # the metric (of metrics.json) whose mean must reach...
+    target: float | None = None  # ... this value
     low: float | None = None  # where to look (default: the key's allowed range, or for
     high: float | None = None  # an unbounded key 10 either side of its value)
     tolerance: float | None = None  # stop when the bracket is this narrow (default: range / 1000)
+    # replications of every value tried, on the same streams (default: run.replications)
     replications: int | None = field(default=None, metadata=integers(2, 10_000))
-    max_runs: int = field(default=400, metadata=integers(4, 1_000_000))
+    max_runs: int = field(default=400, metadata=integers(4, 1_000_000))  # runs at most
 
 
 @dataclass

@@ -717,3 +717,292 @@ def psa(scenarios: Any = "all", overrides: Sequence[str] = (),
                                  base.seed, st.sobol_indices, st.replications, metric,
                                  base.n_jobs, progress=base.progress)
     return Decision(result)
+
+
+# ---------------------------------------------------- how much, and which setting
+TASKS = {"curve": "curve.keys", "allocate": "allocate.channels", "seek": "seek.key",
+         "portfolio": "portfolio.budget"}
+
+
+@dataclass
+class Answer:
+    """A how-much or which-setting analysis: ``result`` (``sim.decide``'s
+    ``CurveResult``, ``AllocationResult``, ``SeekResult`` or ``PortfolioResult``, whose
+    tables and numbers are also read straight off this object, e.g. ``answer.table``),
+    with its Markdown, figures and files. Every interval covers the simulation noise,
+    given the assumptions."""
+
+    kind: str  # curve | allocate | seek | portfolio
+    result: Any
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("__") or name in ("kind", "result"):
+            raise AttributeError(name)
+        return getattr(self.result, name)
+
+    def _present(self) -> tuple[Any, Any, Any]:
+        from sim.present import decisions as d
+
+        return {"curve": (d.curves_markdown, d.curve_figures, d.write_curves),
+                "allocate": (d.allocation_markdown, d.allocation_figures, d.write_allocation),
+                "seek": (d.seek_markdown, d.seek_figures, d.write_seek),
+                "portfolio": (lambda r: r.markdown(), d.portfolio_figures,
+                              d.write_portfolio)}[self.kind]
+
+    def markdown(self) -> str:
+        """The summary a strategist can paste (the ``.md`` file)."""
+        return self._present()[0](self.result)
+
+    def figures(self) -> dict:
+        """The analysis's figures by name (matplotlib Figures)."""
+        return self._present()[1](self.result)
+
+    def write(self, out_dir: str | Path, plots: bool = True) -> list[Path]:
+        """Every table, the Markdown, the figures and last the JSON into ``out_dir``."""
+        return self._present()[2](self.result, Path(out_dir), plots=plots)
+
+
+def task_of(cfg: DictConfig) -> str | None:
+    """Which how-much or which-setting analysis a composed config asks for (None: none).
+
+    Raises
+    ------
+    SpecError : two of them at once, or one with a PSA or (but for ``portfolio``) a
+        comparison.
+    """
+    asked = {"curve": bool(cfg.curve["keys"]), "allocate": bool(cfg.allocate.channels),
+             "seek": bool(cfg.seek.key), "portfolio": cfg.portfolio.budget is not None}
+    on = [t for t, yes in asked.items() if yes]
+    if len(on) > 1:
+        raise SpecError([(TASKS[on[1]], _shown(cfg, TASKS[on[1]]),
+                          f"unset while {TASKS[on[0]]} is set: one analysis per command")])
+    if on and cfg.psa.draws > 0:
+        raise SpecError([("psa.draws", cfg.psa.draws, f"0 while {TASKS[on[0]]} is set: one "
+                          "analysis per command")])
+    compared = cfg.compare not in (None, "", [])
+    if on and on[0] != "portfolio" and compared:
+        raise SpecError([("compare", _shown(cfg, "compare"),
+                          f"unset while {TASKS[on[0]]} is set: these analyses study one "
+                          "config (pick a scenario with scenario=NAME)")])
+    if on == ["portfolio"] and not compared:
+        raise SpecError([("compare", None, "the library to choose from: compare=all or "
+                          "compare=[a,b,c] with portfolio.budget")])
+    return on[0] if on else None
+
+
+def _shown(cfg: DictConfig, key: str) -> Any:
+    """The value at ``key``, plain (for a message)."""
+    from omegaconf import OmegaConf
+
+    value = OmegaConf.select(cfg, key)
+    return OmegaConf.to_container(value) if OmegaConf.is_config(value) else value
+
+
+def _guard(spec: ModelSpec, runs: int, what: str) -> None:
+    need = estimated_work_seconds(spec, 1, outputs=False) * runs
+    if spec.work_guard and need > WORK_LIMIT_SECONDS:
+        raise WorkGuardError([("run.work_guard", spec.work_guard,
+                               f"{what} that finishes: up to {runs:,} runs of "
+                               f"{spec.market_size:,} people take about {need / 3600:.1f} "
+                               "hours of one core by estimate; fewer replications or points, "
+                               "or a smaller market.size; run.work_guard=false runs it anyway")])
+
+
+def _one_config(overrides: Sequence[str], config_dirs: Sequence[Path | str]
+                ) -> tuple[DictConfig, dict[str, Any], ModelSpec]:
+    from sim.decide.optimise import runnable
+
+    cfg = compose_config(overrides, config_dirs)
+    spec = build_spec(cfg)
+    check_metric_name(spec, cfg.run.objective, "run.objective")
+    check_memory(spec, 1)
+    return cfg, runnable(cfg, "scenario"), spec
+
+
+def _prepare(kind: str, overrides: Sequence[str], config_dirs: Sequence[Path | str]
+             ) -> tuple[Any, dict[str, Any]]:
+    """The decide function of ``kind`` and its arguments, every input checked."""
+    from sim.decide import optimise
+
+    if kind == "portfolio":
+        return _prepare_portfolio(overrides, config_dirs)
+    cfg, plain, spec = _one_config(overrides, config_dirs)
+    common = {"seed": spec.seed, "n_jobs": spec.n_jobs, "progress": spec.progress}
+    if kind == "curve":
+        c = cfg.curve
+        keys = [str(k) for k in c["keys"]]
+        optimise.levers(plain, keys, "curve.keys")
+        values = {k: optimise.curve_values(plain, k, list(c["values"]), c.low, c.high, c.points)
+                  for k in keys}
+        reps = c.replications or max(spec.replications, 2)
+        for m in c.metrics:
+            check_metric_name(spec, m, "curve.metrics")
+        _guard(spec, sum(len(v) for v in values.values()) * reps, "response curves")
+        return optimise.run_curves, {"cfg": plain, "values": values,
+                                     "objective": str(cfg.run.objective),
+                                     "threshold": float(c.threshold), "replications": reps,
+                                     "metrics": [str(m) for m in c.metrics], **common}
+    if kind == "seek":
+        s = cfg.seek
+        optimise.levers(plain, [str(s.key)], "seek.key")
+        check_metric_name(spec, s.metric, "seek.metric")
+        if s.target is None:
+            raise SpecError([("seek.target", None, f"the value {s.metric} should reach, "
+                              "e.g. seek.target=0.06")])
+        low, high = optimise.seek_range(plain, str(s.key), s.low, s.high)
+        if s.tolerance is not None and not 0 < s.tolerance < high - low:
+            raise SpecError([("seek.tolerance", s.tolerance, f"above 0 and below the range "
+                              f"searched ({high - low:g})")])
+        reps = s.replications or max(spec.replications, 2)
+        _guard(spec, s.max_runs, "a goal seek")
+        return optimise.run_seek, {"cfg": plain, "key": str(s.key), "metric": str(s.metric),
+                                   "target": float(s.target), "low": low, "high": high,
+                                   "tolerance": s.tolerance, "replications": reps,
+                                   "max_runs": s.max_runs, **common}
+    a = cfg.allocate
+    channels = [str(c) for c in a.channels]
+    for m in a.minimum:
+        check_metric_name(spec, m, f"allocate.minimum.{m}")
+    bounds = {str(k): [float(x) for x in v] for k, v in a.bounds.items()}
+    current = np.array([float(plain["channels"][c]["spend_per_day"]) if c in plain["channels"]
+                        else 0.0 for c in channels])
+    optimise.check_allocation(channels, list(plain["channels"]), current, a.budget,
+                              a.budget_mode, bounds)
+    _guard(spec, a.rounds * (a.design_points + 1) * a.replications
+           + 2 * a.verify_replications, "an allocation")
+    return optimise.run_allocate, {
+        "cfg": plain, "channels": channels, "budget": a.budget, "mode": a.budget_mode,
+        "bounds": bounds, "objective": str(cfg.run.objective),
+        "minimum": {str(k): float(v) for k, v in a.minimum.items()},
+        "design_points": a.design_points, "rounds": a.rounds, "replications": a.replications,
+        "verify_replications": a.verify_replications, **common}
+
+
+def _prepare_portfolio(overrides: Sequence[str], config_dirs: Sequence[Path | str]
+                       ) -> tuple[Any, dict[str, Any]]:
+    from sim.decide.portfolio import run_portfolio
+    from sim.model.config import to_container
+
+    cfg = compose_config(overrides, config_dirs)  # the settings and the library
+    plain_overrides = [o for o in overrides
+                       if not o.lstrip("+~").startswith(("compare=", "scenario="))]
+    base_cfg = compose_config([*plain_overrides, "scenario=baseline"], config_dirs)
+    names = scenario_list(_shown(cfg, "compare"), config_dirs)
+    options = _checked_options(names, plain_overrides, str(base_cfg.compare_rank),
+                               config_dirs)
+    base = options["baseline"][1]
+    objective = str(base_cfg.run.objective)
+    check_metric_name(base, objective, "run.objective")
+    st = base_cfg.portfolio
+    _guard(base, (len(options) + st.candidates + 4) * base.replications,
+           "a search for a set of interventions")
+    configs = {name: to_container(cfg) for name, (cfg, _) in options.items()}
+    return run_portfolio, {"configs": configs, "objective": objective, "budget": st.budget,
+                           "max_size": st.max_size, "candidates": st.candidates,
+                           "replications": base.replications, "seed": base.seed,
+                           "n_jobs": base.n_jobs, "progress": base.progress}
+
+
+def check_task(overrides: Sequence[str] = (), config_dirs: Sequence[Path | str] = ()
+               ) -> str | None:
+    """Compose and validate the analysis the overrides ask for (``curve.keys``,
+    ``allocate.channels``, ``seek.key`` or ``portfolio.budget``) without running it;
+    returns its kind (None: the overrides ask for none).
+
+    Raises
+    ------
+    sim.errors.InputError : every problem, naming the key, the value and what is allowed.
+    """
+    kind = task_of(compose_config(overrides, config_dirs))
+    if kind is not None:
+        _prepare(kind, overrides, config_dirs)
+    return kind
+
+
+def run_task(overrides: Sequence[str] = (), config_dirs: Sequence[Path | str] = ()
+             ) -> Answer:
+    """Run the analysis the overrides ask for (``curve.keys=[...]``,
+    ``allocate.channels=[...]``, ``seek.key=...`` or ``portfolio.budget=...``), as
+    ``python -m sim`` with those overrides does.
+
+    Raises
+    ------
+    sim.errors.InputError : as ``check_task``, or the overrides ask for none of them.
+    """
+    kind = task_of(compose_config(overrides, config_dirs))
+    if kind is None:
+        raise SpecError([("curve.keys", [], "one analysis: curve.keys, allocate.channels, "
+                          "seek.key or portfolio.budget")])
+    fn, kwargs = _prepare(kind, overrides, config_dirs)
+    return Answer(kind, fn(**kwargs))
+
+
+def curves(keys: Sequence[str] | None = None, overrides: Sequence[str] = (),
+           config_dirs: Sequence[Path | str] = ()) -> Answer:
+    """Response curves: each key of ``keys`` (or ``curve.keys``) swept alone over
+    ``curve.values`` (or ``curve.low`` .. ``curve.high`` in ``curve.points`` steps), every
+    value on the same replications; the headline metrics with intervals, the marginal
+    return of ``run.objective`` (for a channel's spend: the marginal ROI) and where it
+    crosses ``curve.threshold``. ``overrides`` set the config and the ``curve`` settings.
+
+    Raises
+    ------
+    sim.errors.InputError : a key, value or setting that cannot be, before any run.
+    """
+    extra = [f"curve.keys=[{','.join(keys)}]"] if keys else []
+    return run_task([*overrides, *extra], config_dirs)
+
+
+def allocate(channels: Sequence[str] | None = None, overrides: Sequence[str] = (),
+             config_dirs: Sequence[Path | str] = ()) -> Answer:
+    """Budget allocation: the ``spend_per_day`` of ``channels`` (or ``allocate.channels``)
+    that maximises ``run.objective`` under ``allocate.budget`` (today's total by default),
+    ``allocate.bounds`` and ``allocate.minimum``, verified against today's allocation on
+    fresh replications (``sim.decide.optimise``).
+
+    Raises
+    ------
+    sim.errors.InputError : an unknown channel, a budget below the lowest spends, a bound
+        or floor that cannot be, before any run; floors that no allocation meets, after
+        the first round.
+    """
+    extra = [f"allocate.channels=[{','.join(channels)}]"] if channels else []
+    return run_task([*overrides, *extra], config_dirs)
+
+
+def seek(key: str | None = None, metric: str | None = None, target: float | None = None,
+         overrides: Sequence[str] = (), config_dirs: Sequence[Path | str] = ()) -> Answer:
+    """Goal seeking: the value of ``key`` (or ``seek.key``) at which the mean of ``metric``
+    reaches ``target``, with its interval.
+
+    Raises
+    ------
+    sim.errors.InputError : a key, metric or range that cannot be, before any run;
+        ``sim.decide.OutOfReach`` when the target lies outside what the range reaches
+        (the message names that range).
+    """
+    extra = [f"seek.key={key}"] if key else []
+    extra += [f"seek.metric={metric}"] if metric else []
+    extra += [f"seek.target={target!r}"] if target is not None else []
+    return run_task([*overrides, *extra], config_dirs)
+
+
+def portfolio(scenarios: Any = "all", budget: float | None = None,
+              overrides: Sequence[str] = (), config_dirs: Sequence[Path | str] = ()
+              ) -> Answer:
+    """The set of ``scenarios`` to launch together that maximises ``run.objective`` within
+    ``budget`` (or ``portfolio.budget``: their total ``scenario.cost_per_day``), the sets'
+    interactions simulated on common random numbers (``sim.decide.portfolio``).
+
+    Raises
+    ------
+    sim.errors.InputError : a scenario, budget or setting that cannot be, before any run.
+    """
+    names = scenario_list(scenarios, config_dirs)
+    extra = [f"compare=[{','.join(names)}]"]
+    extra += [f"portfolio.budget={budget!r}"] if budget is not None else []
+    return run_task([*overrides, *extra], config_dirs)
+
+
+__all__ += ["Answer", "allocate", "check_task", "curves", "portfolio", "run_task", "seek",
+            "task_of"]

@@ -23,10 +23,13 @@ from sim.api import (
     check_comparison,
     check_metric_name,
     check_psa,
+    check_task,
     compare,
     psa,
     run,
+    run_task,
     scenario_list,
+    task_of,
 )
 from sim.errors import EXIT_INPUT, EXIT_INTERRUPTED, EXIT_OUTPUT, InputError, SimError
 from sim.model.config import (
@@ -110,6 +113,27 @@ def _psa(cfg: DictConfig, out_dir: Path) -> float:
     return float(decision.summary["expected"].iloc[0])
 
 
+def _task(cfg: DictConfig, out_dir: Path) -> float:
+    """``curve.keys``, ``allocate.channels``, ``seek.key`` or ``portfolio.budget``: the
+    analysis, its files; returns (to a Hydra sweeper) its answer's objective."""
+    overrides = list(HydraConfig.get().overrides.task)
+    answer = run_task(overrides)
+    written = answer.write(out_dir, plots=cfg.run.plots)
+    if cfg.run.summary:
+        print(answer.markdown())
+        print(f"\nwrote {', '.join(p.name for p in written)} to {out_dir}")
+    r, kind = answer.result, answer.kind
+    if kind == "curve":
+        rows = r.table[r.table["metric"] == r.settings["objective"]]
+        return float(rows["mean"].max())
+    if kind == "allocate":
+        v = r.verification.set_index("metric")
+        return float(v.loc[r.objective, "proposed"])
+    if kind == "seek":
+        return float(r.value)
+    return float(r.sets.set_index("set").loc[r.chosen, "gain_mean"])
+
+
 def _fail(err: SimError) -> None:
     print(f"error: {err}", file=sys.stderr)
     sys.exit(EXIT_INPUT if isinstance(err, InputError) else EXIT_OUTPUT)
@@ -119,6 +143,8 @@ def _fail(err: SimError) -> None:
 def _app(cfg: DictConfig) -> float:
     out_dir = Path(HydraConfig.get().runtime.output_dir)
     try:
+        if task_of(cfg) is not None:
+            return _task(cfg, out_dir)
         if cfg.psa.draws > 0:
             return _psa(cfg, out_dir)
         if cfg.compare not in (None, "", []):
@@ -180,6 +206,9 @@ def _check_job(overrides: list[str], config_dirs: list[Path]) -> None:
     from sim.model.spec import build_spec
 
     cfg = compose_config(overrides, config_dirs)
+    if task_of(cfg) is not None:
+        check_task(overrides, config_dirs)
+        return
     if cfg.psa.draws > 0:
         if cfg.compare in (None, "", []):
             raise ConfigFileError(f"psa.draws={cfg.psa.draws}: {NEEDS_OPTIONS}")
@@ -241,7 +270,8 @@ def main() -> None:
         _fail(err)
     except KeyboardInterrupt:
         print("interrupted: stopped before the outputs were complete (a run folder without "
-              "metrics.json, or psa.json for a PSA, is unfinished; a PSA picks up its finished "
-              "runs when the same command is run with hydra.run.dir=<that folder>)",
+              "metrics.json, or psa.json for a PSA, or the .json of an analysis, is "
+              "unfinished; a PSA picks up its finished runs when the same command is run "
+              "with hydra.run.dir=<that folder>)",
               file=sys.stderr)
         sys.exit(EXIT_INTERRUPTED)

@@ -64,6 +64,7 @@ LAYERS: dict[str, float] = {
     "sim.present.tables": 5.0,
     "sim.present.figures": 5.0,
     "sim.present.text": 5.1,
+    "sim.present.decisions": 5.1,
     "sim.present": 5.9,
     # `python -m sim.calibrate`: the shared maximum likelihood, the likelihoods and fits
     # (numpy/scipy only), then the funnel's, which uses the spec's odds shift; then the input

@@ -90,7 +90,7 @@ def annuity(cfg: Mapping[str, Any]) -> float:
     """What one currency unit of always-on daily spend costs over the horizon, discounted
     to day 0 as NPV discounts it (spend at the start of each day)."""
     spec = build_spec(cfg)
-    days = spec.spend_per_day.shape[0]
+    days = math.ceil(spec.horizon_days)  # the days a run charges (engine.records)
     return float(np.exp(-spec.discount_rate_per_day * np.arange(days)).sum())
 
 
@@ -203,7 +203,7 @@ def curve_values(cfg: Mapping[str, Any], key: str, values: Sequence[float],
         where = "curve.low" if x[0] not in allowed else "curve.high"
     bad = [v for v in x if v not in allowed]
     if bad or len(x) < 2:
-        raise SpecError([(where, bad[0] if bad else list(x),
+        raise SpecError([(where, float(bad[0]) if bad else [float(v) for v in x],
                           f"two or more values of {key}, each {allowed.describe()}")])
     if allowed.integer:
         x = np.unique(np.round(x))
@@ -212,11 +212,14 @@ def curve_values(cfg: Mapping[str, Any], key: str, values: Sequence[float],
 
 def run_curves(cfg: Mapping[str, Any], values: Mapping[str, Sequence[float]],
                objective: str = "npv_clv", threshold: float = 0.0, replications: int = 10,
-               seed: int = 0, n_jobs: int = 1, progress: bool = True) -> CurveResult:
+               seed: int = 0, metrics: Sequence[str] = (), n_jobs: int = 1,
+               progress: bool = True) -> CurveResult:
     """Response curves: every key of ``values`` at each of its values (the other keys at
     their config values), ``replications`` each, every point on the same streams.
 
-    ``cfg``: a composed config as a plain dict (``to_container``).
+    ``cfg``: a composed config as a plain dict (``to_container``). ``metrics``: metric
+    names tabulated besides the study metrics (the headline ones, costs, finance) and
+    the objective.
     """
     keys = list(values)
     cfg = runnable(cfg, "curve.keys")
@@ -228,7 +231,7 @@ def run_curves(cfg: Mapping[str, Any], values: Mapping[str, Sequence[float]],
             row[j] = float(v)
             rows.append(row)
             owner.append((key, float(v)))
-    metrics = _metrics(objective)
+    metrics = _metrics(objective, *metrics)
     runs = _study(cfg, u, np.array(rows), replications, seed, metrics, n_jobs, progress,
                   "curve")
     unit_cost = annuity(cfg) if any(_spend_key(k) for k in keys) else 1.0
@@ -246,7 +249,7 @@ def run_curves(cfg: Mapping[str, Any], values: Mapping[str, Sequence[float]],
         spend = _spend_key(key)
         m = marginal_returns(x, _by_point(part, objective), unit_cost if spend else 1.0)
         m.insert(0, "key", key)
-        m["unit"] = (f"{objective} per currency unit of discounted spend (marginal ROI)"
+        m["unit"] = (f"{objective} per currency unit of discounted spend: the marginal ROI"
                      if spend else f"{objective} per unit of {key}")
         marginal.append(m)
         value, note = _crossing(m, threshold)
@@ -257,6 +260,7 @@ def run_curves(cfg: Mapping[str, Any], values: Mapping[str, Sequence[float]],
                 "seed": seed, "runs": len(runs), "keys": keys,
                 "values": {k: [float(v) for v in values[k]] for k in keys},
                 "spend_annuity": unit_cost,
+                "config_values": {a.key: a.point for a in u.assumptions},
                 "covers": "simulation noise, given the assumptions (95% t intervals over "
                           "replications; every value on the same replications)"}
     return CurveResult(pd.DataFrame(table), pd.concat(marginal, ignore_index=True),

@@ -530,6 +530,9 @@ class CurveConfig:
     threshold: float = 0.0
     # replications of every value, on the same streams at every value (default: run.replications)
     replications: int | None = field(default=None, metadata=integers(2, 10_000))
+    # metrics tabulated besides the headline, cost and finance ones (e.g.
+    # support.wait_mean_minutes against support.agents)
+    metrics: list[str] = field(default_factory=list)
 
 
 @dataclass

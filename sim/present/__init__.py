@@ -5,6 +5,8 @@
 - ``figures``: every figure (matplotlib; each ``plot_*`` draws on an ``ax`` it is given or
   creates, and returns it).
 - ``text``: the console summary, the comparison table and the comparison's files.
+- ``decisions``: the files, figures and Markdown of response curves, budget allocations,
+  goal seeks and sets of interventions.
 
 May import: ``sim.measure`` and below, ``sim.io``, matplotlib (here only), pandas.
 """

@@ -716,3 +716,151 @@ def plot_evppi(table, evpi: float, ax: Axes | None = None) -> Axes:
     ax.xaxis.set_major_formatter(FuncFormatter(_money))
     ax.legend(fontsize=8, loc="lower right")
     return ax
+
+
+# ------------------------------------------ how much and which setting (sim.decide.optimise)
+__all__ += ["plot_allocation", "plot_marginal", "plot_portfolio", "plot_response", "plot_seek"]
+
+
+def _format_metric_axis(ax: Axes, metric: str) -> None:
+    if metric_range(metric) == (0.0, 1.0):
+        ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:.1%}"))
+    else:
+        ax.yaxis.set_major_formatter(FuncFormatter(
+            lambda v, _: f"{v:,.0f}" if abs(v) >= 100 else f"{v:.3g}"))
+    ax.spines[["top", "right"]].set_visible(False)
+
+
+def plot_response(curves: Mapping[str, tuple[np.ndarray, ...]], metric: str, xlabel: str,
+                  marks: Mapping[str, float] | None = None, ax: Axes | None = None) -> Axes:
+    """Response curves: for each key, ``metric``'s mean against the key's value with its 95%
+    interval as a band. ``curves`` maps a label to (values, mean, low, high); ``marks``
+    maps a label to its value in the config (a ring on its curve)."""
+    ax = ax or plt.subplots(figsize=(7, 4.5))[1]
+    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for i, (label, (x, mean, low, high)) in enumerate(curves.items()):
+        c = colours[i % len(colours)]
+        ax.plot(x, mean, marker="o", ms=3.5, lw=1.6, color=c, label=label)
+        if np.isfinite(low).any():
+            ax.fill_between(x, low, high, color=c, alpha=0.18, lw=0)
+        if marks and label in marks:
+            ax.plot([marks[label]], [np.interp(marks[label], x, mean)], "o", ms=9, mfc="none",
+                    mec=c, mew=1.6)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(metric)
+    _format_metric_axis(ax, metric)
+    ax.grid(alpha=0.25)
+    if len(curves) > 1 or marks:
+        ax.legend(fontsize=8, frameon=False, title="ring: today's value" if marks else None,
+                  title_fontsize=8)
+    return ax
+
+
+def plot_marginal(marginal: Mapping[str, tuple[np.ndarray, ...]], threshold: float,
+                  ylabel: str, xlabel: str, crossings: Mapping[str, float] | None = None,
+                  ax: Axes | None = None) -> Axes:
+    """The marginal return between neighbouring values (at their midpoint), with its 95%
+    interval, against the threshold; a dotted line where each crosses it."""
+    ax = ax or plt.subplots(figsize=(7, 4.5))[1]
+    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for i, (label, (at, m, low, high)) in enumerate(marginal.items()):
+        c = colours[i % len(colours)]
+        ax.plot(at, m, marker="o", ms=3.5, lw=1.4, color=c, label=label)
+        ok = np.isfinite(low) & np.isfinite(high)
+        if ok.any():
+            ax.errorbar(at[ok], m[ok], yerr=np.clip([m[ok] - low[ok], high[ok] - m[ok]], 0,
+                                                    None),
+                        fmt="none", ecolor=c, elinewidth=1, capsize=3, alpha=0.8)
+        x = (crossings or {}).get(label, np.nan)
+        if np.isfinite(x):
+            ax.axvline(x, color=c, ls=":", lw=1.2)
+    ax.axhline(threshold, color="black", lw=0.9, label=f"threshold {threshold:g}")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.spines[["top", "right"]].set_visible(False)
+    ax.grid(alpha=0.25)
+    ax.legend(fontsize=8, frameon=False)
+    return ax
+
+
+def plot_allocation(table, axes: tuple[Axes, Axes] | None = None) -> tuple[Axes, Axes]:
+    """Left: each channel's daily spend today and as proposed, with its allowed range;
+    right: its marginal ROI at the proposal with the 95% interval (equal across channels
+    where the optimum is interior; a channel at a bound is marked)."""
+    if axes is None:
+        axes = tuple(plt.subplots(1, 2, figsize=(11, 0.5 * max(len(table), 3) + 2))[1])
+    left, right = axes
+    y = np.arange(len(table))[::-1]
+    left.barh(y + 0.18, table["current"], height=0.34, color="lightgrey", label="today")
+    left.barh(y - 0.18, table["proposed"], height=0.34, color="tab:blue", label="proposed")
+    for yi, lo, hi in zip(y, table["lowest"], table["highest"], strict=True):
+        left.plot([lo, hi], [yi - 0.42, yi - 0.42], color="black", lw=0.8)
+    left.set_yticks(y, [f"{c}{' (at its ' + b + ')' if b else ''}" for c, b in
+                        zip(table["channel"], table["at_bound"], strict=True)], fontsize=8)
+    left.set_xlabel("spend per day (line: the range allowed)")
+    left.legend(fontsize=8, frameon=False, loc="lower right")
+    left.spines[["top", "right"]].set_visible(False)
+    m, lo, hi = (table[c].to_numpy(dtype=float) for c in
+                 ("marginal_roi", "marginal_roi_low", "marginal_roi_high"))
+    right.errorbar(m, y, xerr=np.clip([m - lo, hi - m], 0, None), fmt="o", color="tab:blue",
+                   ecolor="black", elinewidth=1, capsize=3)
+    right.axvline(0, color="black", lw=0.8)
+    right.set_yticks(y, list(table["channel"]), fontsize=8)
+    right.set_xlabel("marginal ROI at the proposal\n(extra objective per extra currency unit "
+                     "of discounted spend)")
+    right.spines[["top", "right"]].set_visible(False)
+    right.grid(alpha=0.25, axis="x")
+    return left, right
+
+
+def plot_seek(evaluations, key: str, metric: str, target: float, value: float, low: float,
+              high: float, ax: Axes | None = None) -> Axes:
+    """Every value of ``key`` a goal seek tried, with the mean of ``metric`` and its 95%
+    interval, the target, and the answer with its interval."""
+    ax = ax or plt.subplots(figsize=(7.5, 4.5))[1]
+    e = evaluations.sort_values("value")
+    x, m = e["value"].to_numpy(dtype=float), e["mean"].to_numpy(dtype=float)
+    lo, hi = e["low"].to_numpy(dtype=float), e["high"].to_numpy(dtype=float)
+    ax.plot(x, m, color="tab:blue", lw=1, alpha=0.6)
+    ok = np.isfinite(lo) & np.isfinite(hi)
+    ax.errorbar(x[ok], m[ok], yerr=np.clip([m[ok] - lo[ok], hi[ok] - m[ok]], 0, None),
+                fmt="o", ms=3.5, color="tab:blue", ecolor="tab:blue", elinewidth=1,
+                capsize=2, label="values tried (95% interval)")
+    ax.axhline(target, color="black", lw=0.9, ls="--", label=f"target {target:g}")
+    if np.isfinite(low) and np.isfinite(high):
+        ax.axvspan(low, high, color="tab:orange", alpha=0.2, lw=0,
+                   label="the answer's 95% interval")
+    ax.axvline(value, color="tab:orange", lw=1.5, label=f"answer {value:.4g}")
+    ax.set_xlabel(key)
+    ax.set_ylabel(metric)
+    _format_metric_axis(ax, metric)
+    ax.grid(alpha=0.25)
+    ax.legend(fontsize=8, frameon=False)
+    return ax
+
+
+def plot_portfolio(sets, chosen: str, objective: str, ax: Axes | None = None) -> Axes:
+    """Each set simulated: its gain over the baseline with the 95% interval (dot), and the
+    gain if its members' effects added up (ring); the chosen set in bold."""
+    rows = sets[sets["set"] != "baseline"].head(15).iloc[::-1].reset_index(drop=True)
+    ax = ax or plt.subplots(figsize=(8, 0.38 * max(len(rows), 3) + 1.6))[1]
+    m, lo, hi = (rows[c].to_numpy(dtype=float) for c in ("gain_mean", "gain_low", "gain_high"))
+    ok = np.isfinite(lo) & np.isfinite(hi)
+    y = np.arange(len(rows))
+    ax.errorbar(m[ok], y[ok], xerr=np.clip([m[ok] - lo[ok], hi[ok] - m[ok]], 0, None),
+                fmt="none", ecolor="black", elinewidth=1, capsize=3)
+    ax.plot(m, y, "o", color="tab:blue", label="simulated together")
+    multi = rows["size"].to_numpy() > 1
+    ax.plot(rows["additive_gain"].to_numpy(dtype=float)[multi], y[multi], "o", mfc="none",
+            mec="tab:red", label="if the effects added up")
+    ax.axvline(0, color="black", lw=0.8)
+    ax.set_yticks(y, [f"{s}  ({c:g}/day)" for s, c in
+                      zip(rows["set"], rows["cost_per_day"], strict=True)], fontsize=7)
+    for tick, s in zip(ax.get_yticklabels(), rows["set"], strict=True):
+        if s == chosen:
+            tick.set_fontweight("bold")
+    ax.set_xlabel(f"{objective} - {objective} of the baseline (95% interval over replications)")
+    ax.xaxis.set_major_formatter(FuncFormatter(_money))
+    ax.legend(fontsize=8, frameon=False, loc="lower right")
+    ax.spines[["top", "right"]].set_visible(False)
+    return ax

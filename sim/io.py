@@ -280,7 +280,9 @@ def to_csv(table: pd.DataFrame, f: Any, float_format: str = "%.6g") -> None:
 
 
 def json_ready(x: Any) -> Any:
-    """JSON has no NaN: write null."""
+    """JSON has no NaN: write null; a numpy scalar becomes its Python value."""
+    if isinstance(x, np.generic):
+        x = x.item()
     if isinstance(x, float) and not math.isfinite(x):
         return None
     if isinstance(x, dict):

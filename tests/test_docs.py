@@ -657,7 +657,9 @@ def test_config_page_has_every_section() -> None:
 # the curated public API: these names, and only these, are documented in reference/api.md
 API_MODULES = ["sim", "sim.model", "sim.measure", "sim.decide", "sim.present", "sim.calibrate",
                "sim.io"]
-API_CURATED = {"sim.api": ["Run", "Comparison", "compare", "run", "psa", "check_psa", "Decision"],
+API_CURATED = {"sim.api": ["Run", "Comparison", "compare", "run", "psa", "check_psa", "Decision",
+                           "curves", "allocate", "seek", "portfolio", "run_task", "check_task",
+                           "Answer"],
                "sim.engine": ["simulate", "SimulationResult"]}
 # autodoc directives, inside ```{eval-rst} blocks (MyST would read their output as markdown)
 AUTODOC = re.compile(r"^\.\. auto(?:function|class|exception|data|method|attribute)::\s+(\S+)",

@@ -344,3 +344,24 @@ def test_cli_curve_writes_its_files_and_returns(tmp_path) -> None:
     for name in ("curves.csv", "curve_runs.csv", "response_curves.png", "response_metrics.png",
                  "curves.json"):
         assert (out / name).exists(), name
+
+
+def test_seek_and_allocation_write_their_files(tmp_path) -> None:
+    import json
+
+    from sim.api import allocate, seek
+
+    goal = seek("checkout.base_logit", "conversion_rate", 0.05,
+                overrides=["run=smoke", "seek.low=-3", "seek.high=3", "seek.tolerance=0.05"])
+    names = {p.name for p in goal.write(tmp_path / "seek")}
+    assert {"seek.csv", "seek_runs.csv", "seek.md", "goal_seek.png", "seek.json"} <= names
+    doc = json.loads((tmp_path / "seek" / "seek.json").read_text())
+    assert doc["converged"] is True and doc["low"] <= doc["value"] <= doc["high"]
+    plan = allocate(["search", "email"], overrides=[
+        "run=smoke", "allocate.rounds=1", "allocate.design_points=6", "allocate.replications=2",
+        "allocate.verify_replications=2"])
+    names = {p.name for p in plan.write(tmp_path / "alloc")}
+    assert {"allocation.csv", "allocation_verification.csv", "allocation_rounds.csv",
+            "allocation_runs.csv", "allocation.md", "allocation.png",
+            "allocation.json"} <= names
+    assert "Recommendation" in (tmp_path / "alloc" / "allocation.md").read_text()

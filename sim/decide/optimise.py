@@ -41,6 +41,7 @@ from scipy import optimize, stats
 from scipy.stats import qmc
 
 from sim.decide.study import STUDY_METRICS, Study, StudyError, long_table, run_study
+from sim.measure.metrics import metric_range
 from sim.measure.stats import estimate
 from sim.model.config import Range, launched, to_container
 from sim.model.spec import SpecError, build_spec
@@ -179,6 +180,12 @@ def _crossing(marginal: pd.DataFrame, threshold: float) -> tuple[float, str]:
     return math.nan, "no crossing between the values tried"
 
 
+def _as_key_value(v: float, allowed: Range) -> float | int:
+    """``v`` as the key holds it: an integer key's whole numbers as int (1.0 -> 1)."""
+    v = float(v)
+    return int(v) if allowed.integer and v.is_integer() else v
+
+
 def curve_values(cfg: Mapping[str, Any], key: str, values: Sequence[float],
                  low: float | None, high: float | None, points: int) -> np.ndarray:
     """The values a response curve of ``key`` runs at, checked against its allowed range.
@@ -200,8 +207,10 @@ def curve_values(cfg: Mapping[str, Any], key: str, values: Sequence[float],
         if not hi > lo:
             raise SpecError([("curve.high", high, f"above curve.low ({lo:g})")])
         x = np.linspace(lo, hi, points)
-        where = "curve.low" if x[0] not in allowed else "curve.high"
-    bad = [v for v in x if v not in allowed]
+        if allowed.integer:
+            x = np.unique(np.round(x))
+        where = "curve.low" if _as_key_value(x[0], allowed) not in allowed else "curve.high"
+    bad = [v for v in x if _as_key_value(v, allowed) not in allowed]
     if bad or len(x) < 2:
         raise SpecError([(where, float(bad[0]) if bad else [float(v) for v in x],
                           f"two or more values of {key}, each {allowed.describe()}")])
@@ -243,7 +252,7 @@ def run_curves(cfg: Mapping[str, Any], values: Mapping[str, Sequence[float]],
         for metric in metrics:
             y = _by_point(part, metric)
             for v, row in zip(x, y, strict=True):
-                e = estimate(row)
+                e = estimate(row, within=metric_range(metric))
                 table.append({"key": key, "value": v, "metric": metric, "mean": e.mean,
                               "low": e.low, "high": e.high})
         spend = _spend_key(key)
@@ -300,7 +309,7 @@ def seek_range(cfg: Mapping[str, Any], key: str, low: float | None, high: float 
     hi = (allowed.hi if math.isfinite(allowed.hi) else point + 10.0) if high is None else high
     problems = []
     for name, v in (("seek.low", lo), ("seek.high", hi)):
-        if not (math.isfinite(v) and v in allowed):
+        if not (math.isfinite(v) and _as_key_value(v, allowed) in allowed):
             problems.append((name, v, f"a value {key} may take: {allowed.describe()}"))
     if not problems and not hi > lo:
         problems.append(("seek.high", hi, f"above seek.low ({lo:g})"))
@@ -323,7 +332,7 @@ def run_seek(cfg: Mapping[str, Any], key: str, metric: str, target: float,
     cfg = runnable(cfg, "seek.key")
     u = levers(cfg, [key], "seek.key")
     allowed: Range = u.assumptions[0].allowed
-    tol = (high - low) / 1000 if tolerance is None else float(tolerance)
+    tol = (high - low) / 10_000 if tolerance is None else float(tolerance)
     metrics = _metrics(metric)
     tried: dict[float, np.ndarray] = {}  # value -> the metric per replication
     order: list[float] = []  # the values in the order they ran (the study's points)
@@ -384,20 +393,20 @@ def run_seek(cfg: Mapping[str, Any], key: str, metric: str, target: float,
     y_lo, y_hi = tried[round(below) if allowed.integer else below], \
         tried[round(above) if allowed.integer else above]
     slope = estimate((y_hi - y_lo) / (above - below))
-    at = estimate(tried[value])
+    at = estimate(tried[value], within=metric_range(metric))
     hw = at.half_width / abs(slope.mean) if slope.mean else math.inf
     if not math.isfinite(hw):
         hw = math.inf
-    evaluations = pd.DataFrame(
-        [{"value": x, **dict(zip(("mean", "low", "high"),
-                                 (estimate(y).mean, estimate(y).low, estimate(y).high),
-                                 strict=True))} for x, y in tried.items()])
+    within = metric_range(metric)
+    evaluations = pd.DataFrame([{"value": x, "mean": e.mean, "low": e.low, "high": e.high}
+                                for x, e in ((x, estimate(y, within=within))
+                                             for x, y in tried.items())])
     points = pd.DataFrame({key: order}).rename_axis("point")
     runs = long_table(pd.concat(frames, ignore_index=True), points, metrics)
     settings = {"key": key, "metric": metric, "target": target, "low": low, "high": high,
                 "tolerance": tol, "replications": replications, "seed": seed,
                 "runs": len(tried) * replications, "bracket": [min(xa, xb), max(xa, xb)],
-                "converged": abs(xb - xa) <= tol or mean(value) == target,
+                "converged": bool(abs(xb - xa) <= tol or mean(value) == target),
                 "covers": "simulation noise, given the assumptions (the metric's 95% t "
                           "interval at the value over the local slope: delta method)"}
     return SeekResult(key, metric, target, value, value - hw, value + hw, at.mean, at.low,

@@ -562,7 +562,7 @@ class SeekConfig:
     target: float | None = None  # ... this value
     low: float | None = None  # where to look (default: the key's allowed range, or for
     high: float | None = None  # an unbounded key 10 either side of its value)
-    tolerance: float | None = None  # stop when the bracket is this narrow (default: range / 1000)
+    tolerance: float | None = None  # stop when the bracket is this narrow (default: range / 10,000)
     # replications of every value tried, on the same streams (default: run.replications)
     replications: int | None = field(default=None, metadata=integers(2, 10_000))
     max_runs: int = field(default=400, metadata=integers(4, 1_000_000))  # runs at most

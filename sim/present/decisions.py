@@ -275,13 +275,29 @@ def seek_markdown(result) -> str:
 
 
 def seek_figures(result) -> dict:
+    """goal_seek: every value tried over the whole range (left) and near the answer
+    (right), with the target and the answer's interval."""
     from sim.present import figures
 
-    fig, ax = figures.plt.subplots(figsize=(8, 4.8))
-    figures.plot_seek(result.evaluations, result.key, result.metric, result.target,
-                      result.value, result.low, result.high, ax=ax)
-    ax.set_title(f"Which {result.key} brings {result.metric} to "
-                 f"{_num(result.target, result.metric)}", fontsize=10, loc="left")
+    fig, (whole, near) = figures.plt.subplots(1, 2, figsize=(12, 4.8))
+    args = (result.evaluations, result.key, result.metric, result.target, result.value,
+            result.low, result.high)
+    figures.plot_seek(*args, ax=whole)
+    figures.plot_seek(*args, ax=near)
+    st = result.settings
+    half = max(4 * (result.high - result.low), (st["high"] - st["low"]) / 50)
+    if math.isfinite(half):
+        near.set_xlim(result.value - half, result.value + half)
+        shown = result.evaluations[(result.evaluations["value"] - result.value).abs() <= half]
+        if len(shown):
+            lo, hi = float(shown["low"].min()), float(shown["high"].max())
+            pad = 0.1 * (hi - lo) or abs(hi) * 0.05 or 1.0
+            near.set_ylim(min(lo, result.target) - pad, max(hi, result.target) + pad)
+    near.get_legend().remove()
+    whole.set_title(f"Which {result.key} brings {result.metric} to "
+                    f"{_num(result.target, result.metric)}: the range searched",
+                    fontsize=10, loc="left")
+    near.set_title("near the answer", fontsize=10, loc="left")
     fig.tight_layout()
     return {"goal_seek": fig}
 

@@ -839,6 +839,16 @@ def plot_seek(evaluations, key: str, metric: str, target: float, value: float, l
     return ax
 
 
+def _money_short(x: float, _pos: object = None) -> str:
+    """Tick labels that fit: 350k, 1.2M."""
+    a = abs(x)
+    if a >= 1e6:
+        return f"{x / 1e6:.3g}M"
+    if a >= 1e3:
+        return f"{x / 1e3:.3g}k"
+    return f"{x:.3g}"
+
+
 def plot_portfolio(sets, chosen: str, objective: str, ax: Axes | None = None) -> Axes:
     """Each set simulated: its gain over the baseline with the 95% interval (dot), and the
     gain if its members' effects added up (ring); the chosen set in bold."""
@@ -860,7 +870,7 @@ def plot_portfolio(sets, chosen: str, objective: str, ax: Axes | None = None) ->
         if s == chosen:
             tick.set_fontweight("bold")
     ax.set_xlabel(f"{objective} - {objective} of the baseline (95% interval over replications)")
-    ax.xaxis.set_major_formatter(FuncFormatter(_money))
+    ax.xaxis.set_major_formatter(FuncFormatter(_money_short))
     ax.legend(fontsize=8, frameon=False, loc="lower right")
     ax.spines[["top", "right"]].set_visible(False)
     return ax

@@ -867,7 +867,7 @@ def _prepare(kind: str, overrides: Sequence[str], config_dirs: Sequence[Path | s
     current = np.array([float(plain["channels"][c]["spend_per_day"]) if c in plain["channels"]
                         else 0.0 for c in channels])
     optimise.check_allocation(channels, list(plain["channels"]), current, a.budget,
-                              a.budget_mode, bounds)
+                              a.budget_mode, bounds, a.design_points)
     _guard(spec, a.rounds * (a.design_points + 1) * a.replications
            + 2 * a.verify_replications, "an allocation")
     return optimise.run_allocate, {

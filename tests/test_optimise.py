@@ -142,6 +142,8 @@ def test_allocation_refuses_impossible_budgets(smoke) -> None:
                      progress=False)
     with pytest.raises(SpecError, match=r"allocate\.bounds\.email.*allocate\.channels"):
         run_allocate(smoke, ["search", "social"], bounds={"email": [0, 10]}, progress=False)
+    with pytest.raises(SpecError, match=r"allocate\.design_points = 20: at least 21 for 5"):
+        run_allocate(smoke, list(smoke["channels"]), design_points=20, progress=False)
     with pytest.raises(SpecError, match=r"allocate\.budget.*highest spends.*at_most"):
         run_allocate(smoke, ["search", "social"], budget=300,
                      bounds={"search": [0, 100], "social": [0, 100]}, progress=False)

@@ -231,6 +231,7 @@ def run_curves(cfg: Mapping[str, Any], values: Mapping[str, Sequence[float]],
     the objective.
     """
     keys = list(values)
+    values = {k: sorted({float(v) for v in values[k]}) for k in keys}  # neighbours in order
     cfg = runnable(cfg, "curve.keys")
     u = levers(cfg, keys, "curve.keys")
     rows, owner = [], []
@@ -533,9 +534,15 @@ def _design(n: int, lo: np.ndarray, hi: np.ndarray, total_lo: float, total_hi: f
     return np.array(out)
 
 
+def design_size(k: int) -> int:
+    """The fewest designed allocations per round a quadratic surface in ``k`` spends needs
+    (its coefficients), one more being the round's centre."""
+    return k + k * (k + 1) // 2 + 1
+
+
 def check_allocation(channels: Sequence[str], known: Sequence[str], current: np.ndarray,
-                     budget: float | None, mode: str, bounds: Mapping[str, Sequence[float]]
-                     ) -> tuple[float, np.ndarray, np.ndarray]:
+                     budget: float | None, mode: str, bounds: Mapping[str, Sequence[float]],
+                     design_points: int | None = None) -> tuple[float, np.ndarray, np.ndarray]:
     """The budget and bounds of an allocation, checked before anything runs.
 
     Raises
@@ -556,6 +563,10 @@ def check_allocation(channels: Sequence[str], known: Sequence[str], current: np.
             problems.append((f"allocate.bounds.{name}", bounds[name],
                              f"bounds of a channel listed in allocate.channels "
                              f"({', '.join(channels)})"))
+    if design_points is not None and channels and design_points < design_size(len(channels)):
+        problems.append(("allocate.design_points", design_points,
+                         f"at least {design_size(len(channels))} for {len(channels)} channels "
+                         "(the coefficients of a quadratic surface in their spends)"))
     if problems:
         raise SpecError(problems)
     total = float(current.sum()) if budget is None else float(budget)
@@ -635,7 +646,8 @@ def run_allocate(cfg: Mapping[str, Any], channels: Sequence[str], budget: float 
     channels = list(channels)
     current = np.array([float(cfg["channels"][c]["spend_per_day"]) if c in known else 0.0
                         for c in channels])
-    total, lo, hi = check_allocation(channels, known, current, budget, mode, bounds)
+    total, lo, hi = check_allocation(channels, known, current, budget, mode, bounds,
+                                     design_points)
     keys = [f"channels.{c}.spend_per_day" for c in channels]
     u = levers(cfg, keys, "allocate.channels")
     metrics = _metrics(objective, *minimum)

@@ -54,6 +54,10 @@ log = logging.getLogger("sim")
 # finance tables keep ten significant digits: totals in the millions stay exact to the unit
 FINANCE_FLOAT_FORMAT = "%.10g"
 METRICS_FILE = "metrics.json"  # written last: its presence marks a finished folder
+# the file each kind of output folder is finished by (written last): a run, a comparison or
+# a merge; a PSA; response curves, an allocation, a goal seek, a set of interventions
+FINISHED_MARKS = (METRICS_FILE, "psa.json", "curves.json", "allocation.json", "seek.json",
+                  "portfolio.json")
 # atomic_write's temporary files: "." + the target's name + "." + tempfile's 8 random
 # characters (lower-case letters, digits, "_") + ".tmp"
 _TEMP_NAME = re.compile(r"^\..+\.[a-z0-9_]{8}\.tmp$")
@@ -162,32 +166,37 @@ def stale_temp_files(folder: Path) -> list[Path]:
 
 
 def is_complete(folder: Path) -> bool:
-    """Whether ``folder`` holds a finished set of outputs: its ``metrics.json`` (written
-    last) is a regular file, and no temporary file of an interrupted write is left."""
-    try:
-        st = (Path(folder) / METRICS_FILE).stat()
-    except OSError:
-        return False
-    return stat.S_ISREG(st.st_mode) and not stale_temp_files(folder)
+    """Whether ``folder`` holds a finished set of outputs: the file its writer writes last
+    (``metrics.json``, or an analysis's own: ``FINISHED_MARKS``) is a regular file, and no
+    temporary file of an interrupted write is left."""
+    for mark in FINISHED_MARKS:
+        try:
+            st = (Path(folder) / mark).stat()
+        except OSError:
+            continue
+        if stat.S_ISREG(st.st_mode):
+            return not stale_temp_files(folder)
+    return False
 
 
-def begin_outputs(folder: Path) -> list[Path]:
-    """Make ``folder`` ready for a new set of outputs: create it, remove its
-    ``metrics.json`` (so that it reads as unfinished until ``finish_outputs``), then the
-    temporary files an interrupted run left in it. Returns the temporary files removed.
+def begin_outputs(folder: Path, mark: str = METRICS_FILE) -> list[Path]:
+    """Make ``folder`` ready for a new set of outputs: create it, remove the file that will
+    be written last (``mark``: ``metrics.json``, or an analysis's own JSON, so that it reads
+    as unfinished until then), then the temporary files an interrupted run left in it.
+    Returns the temporary files removed.
 
     Raises
     ------
     sim.errors.OutputError : the folder cannot be created or cleaned.
     """
     folder = Path(folder)
-    mark = folder / METRICS_FILE
+    last = folder / mark
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        if mark.is_dir() and not mark.is_symlink():
-            raise OutputError(f"{mark}: is a folder; the run writes its {METRICS_FILE} "
+        if last.is_dir() and not last.is_symlink():
+            raise OutputError(f"{last}: is a folder; the run writes its {mark} "
                               "there: remove or rename it")
-        mark.unlink(missing_ok=True)
+        last.unlink(missing_ok=True)
         stale = stale_temp_files(folder)
         for tmp in stale:
             tmp.unlink(missing_ok=True)

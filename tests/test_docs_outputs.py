@@ -1,5 +1,7 @@
 """docs/reference/outputs.md names every file a run, a comparison and ``python -m sim.report``
-write, every column of every CSV file, every metric and every field of ``metrics.json``.
+write, every column of every CSV file, every metric and every field of ``metrics.json``; and
+every file, column and JSON field of a PSA and of the how-much and which-setting analyses
+(response curves, budget allocation, goal seek, set of interventions).
 
 The outputs are made here, small, in-process, the way the command line makes them; the page
 is read as text. A column may be named literally (in backticks) in its file's section, or by
@@ -199,4 +201,78 @@ def test_every_psa_column_and_field_is_named(psa_outputs: dict) -> None:
     missing = sorted(set(doc) - _named(_section(text, "psa.json"), psa_outputs["names"]))
     if missing:
         problems["psa.json"] = missing
+    assert not problems, f"not named in their section of {PAGE.name}: {problems}"
+
+
+# ------------------------------------- how much and which setting: the analyses' files
+DECISIONS_HEADING = "## How much and which setting: files"
+DECISION_FILES = {
+    "curves": ("curves.csv", "marginal.csv", "crossings.csv", "curve_runs.csv", "curves.md",
+               "response_curves.png", "response_metrics.png", "curves.json"),
+    "allocate": ("allocation.csv", "allocation_verification.csv", "allocation_rounds.csv",
+                 "allocation_runs.csv", "allocation.md", "allocation.png", "allocation.json"),
+    "seek": ("seek.csv", "seek_runs.csv", "seek.md", "goal_seek.png", "seek.json"),
+    "portfolio": ("portfolio_sets.csv", "portfolio_verified.csv", "portfolio_skipped.csv",
+                  "portfolio_runs.csv", "portfolio.md", "portfolio.png", "portfolio.json"),
+}
+
+
+@pytest.fixture(scope="module")
+def decision_outputs(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """The four analyses, small, each written as ``python -m sim "curve.keys=[...]"``,
+    ``allocate.channels=[...]``, ``seek.key=...`` and ``portfolio.budget=... compare=[...]``
+    write them (a few seconds each); and the names a pattern may stand for in each."""
+    from sim import api
+
+    root = tmp_path_factory.mktemp("decisions")
+    curve_keys = ["channels.email.spend_per_day"]
+    channels = ["search", "email"]
+    answers = {
+        "curves": api.curves(curve_keys, overrides=[
+            "run=smoke", "curve.values=[0,5]", "run.replications=2"]),
+        "allocate": api.allocate(channels, overrides=[
+            "run=smoke", "allocate.rounds=1", "allocate.design_points=6",
+            "allocate.replications=2", "allocate.verify_replications=2"]),
+        "seek": api.seek("checkout.base_logit", "conversion_rate", 0.05, overrides=[
+            "run=smoke", "run.replications=2", "seek.low=-3", "seek.high=3",
+            "seek.tolerance=0.1"]),
+        "portfolio": api.portfolio(["seo", "guest_checkout", "remove_hidden_fees"],
+                                   budget=100, overrides=["run=smoke", "run.replications=2"]),
+    }
+    for kind, answer in answers.items():
+        answer.write(root / kind)
+    names = {"curves": {"key": curve_keys}, "allocate": {"channel": channels},
+             "seek": {"key": ["checkout.base_logit"]}, "portfolio": {}}
+    return {"root": root, "names": names}
+
+
+@pytest.mark.parametrize("kind", list(DECISION_FILES))
+def test_every_decision_file_is_named(decision_outputs: dict, kind: str) -> None:
+    text = _page()
+    named = set(re.findall(r"`([^`\n]+)`", text))
+    files = {p.name for p in _written(decision_outputs["root"] / kind)}
+    assert set(DECISION_FILES[kind]) <= files
+    assert not sorted(files - named), f"{kind} files written but not named in {PAGE.name}"
+    # in the analyses' own section too (its file table), not only elsewhere on the page
+    section = text.split(f"\n{DECISIONS_HEADING}\n", 1)[1].split("\n## ", 1)[0]
+    in_section = set(re.findall(r"`([^`\n]+)`", section))
+    assert not sorted(files - in_section), f"{kind} files not named under {DECISIONS_HEADING}"
+
+
+@pytest.mark.parametrize("kind", list(DECISION_FILES))
+def test_every_decision_column_and_field_is_named(decision_outputs: dict, kind: str) -> None:
+    text = _page()
+    folder, names = decision_outputs["root"] / kind, decision_outputs["names"][kind]
+    problems = {}
+    for path in _written(folder):
+        if path.suffix == ".csv":
+            columns = list(pd.read_csv(path, nrows=0).columns)
+            missing = _undocumented(columns, _section(text, path.name), names)
+            if missing:
+                problems[path.name] = missing
+        elif path.suffix == ".json":
+            doc = json.loads(path.read_text())
+            missing = sorted(set(doc) - _named(_section(text, path.name), names))
+            if missing:
+                problems[path.name] = missing
     assert not problems, f"not named in their section of {PAGE.name}: {problems}"

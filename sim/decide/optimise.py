@@ -120,7 +120,8 @@ def _study(cfg: Mapping[str, Any], u: Uncertainty, points: np.ndarray, replicati
            first: int = 0) -> pd.DataFrame:
     study = Study({OPTION: cfg}, u, np.atleast_2d(points), replications, seed, "shared",
                   first=first, metrics=metrics)
-    return run_study(study, n_jobs, None, progress, label=label)
+    runs = run_study(study, n_jobs, None, progress, label=label)
+    return runs.assign(option=cfg["scenario"]["name"])  # the config's own name
 
 
 def _t(n: int) -> float:

@@ -42,8 +42,11 @@ def _span(low: float, high: float, metric: str = "", sign: bool = False) -> str:
 def with_overrides(runs: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
     """``runs`` (a long study table whose ``keys`` columns hold each run's settings) with an
     ``overrides`` column: the command-line overrides that rerun it as an ordinary run."""
+    def shown(v: float) -> str:  # as Hydra reads it back: 40 for 40.0, every digit kept
+        return repr(int(v)) if float(v).is_integer() else repr(float(v))
+
     def line(row: pd.Series) -> str:
-        parts = [f"{k}={row[k]:g}" for k in keys
+        parts = [f"{k}={shown(row[k])}" for k in keys
                  if isinstance(row[k], int | float) and not math.isnan(row[k])]
         parts.append(f"run.first_replication={int(row['replication'])}")
         return " ".join([*parts, "run.replications=1"])
@@ -59,15 +62,15 @@ def _write(out_dir: Path, tables: Mapping[str, pd.DataFrame], markdown: tuple[st
     from sim.present import figures
 
     out_dir = Path(out_dir)
-    io.begin_outputs(out_dir)
+    io.begin_outputs(out_dir, mark=name)
     written = [io.write_table(t, out_dir / f) for f, t in tables.items()]
-    written.append(io.write_text(markdown[1], out_dir / markdown[0]))
+    written.append(io.write_text(markdown[1].rstrip("\n") + "\n", out_dir / markdown[0]))
     for fname, fig in figures_.items():
         try:
             written.append(io.save_figure(fig, out_dir / f"{fname}.png"))
         finally:
             figures.close(fig)
-    doc = {**doc, "covers": COVERS, "files": [p.name for p in written]}
+    doc = {"covers": COVERS, **doc, "files": [p.name for p in written]}
     written.append(io.write_json(io.json_ready(doc), out_dir / name))
     return written
 
@@ -137,8 +140,9 @@ def curve_figures(result) -> dict:
         xlabel = "spend per day" if len(keys) > 1 else keys[0]
         figures.plot_response(curves, obj, xlabel, marks, ax=left)
         unit = marginal[marginal["key"] == keys[0]]["unit"].iloc[0]
-        figures.plot_marginal(marg, st["threshold"], unit.replace(" per ", "\nper ", 1),
-                              xlabel, crossings, ax=right)
+        ylabel = ("marginal ROI (per unit of\ndiscounted spend)" if "marginal ROI" in unit
+                  else f"{obj} per unit")
+        figures.plot_marginal(marg, st["threshold"], ylabel, xlabel, crossings, ax=right)
         left.set_title(f"{obj} against {xlabel}", fontsize=10, loc="left")
         right.set_title("marginal return between neighbouring values", fontsize=10, loc="left")
     fig.suptitle(f"Response curves: {st['replications']} replications per value on common "
@@ -307,8 +311,8 @@ def write_seek(result, out_dir: Path, plots: bool = True) -> list[Path]:
     its overrides), seek.md, goal_seek.png and, last, seek.json."""
     tables = {"seek.csv": result.evaluations,
               "seek_runs.csv": with_overrides(result.runs, [result.key])}
-    doc = {**result.settings, "value": result.value, "low": result.low, "high": result.high,
-           "reached": result.reached, "slope": result.slope}
+    doc = {**result.settings, "value": result.value, "value_low": result.low,
+           "value_high": result.high, "reached": result.reached, "slope": result.slope}
     return _write(out_dir, tables, ("seek.md", seek_markdown(result)),
                   seek_figures(result) if plots else {}, doc, "seek.json")
 
@@ -328,9 +332,14 @@ def portfolio_figures(result) -> dict:
 def write_portfolio(result, out_dir: Path, plots: bool = True) -> list[Path]:
     """portfolio_sets.csv, portfolio_verified.csv, portfolio_skipped.csv,
     portfolio_runs.csv, portfolio.md, portfolio.png and, last, portfolio.json."""
+    runs = result.runs
+    if "metric" not in runs.columns:  # one row per run: long, as every study table is
+        ids = [c for c in ("round", "point", "option", "replication") if c in runs.columns]
+        runs = runs.melt(id_vars=ids, var_name="metric", value_name="value")
     tables = {"portfolio_sets.csv": result.sets, "portfolio_verified.csv": result.verified,
-              "portfolio_skipped.csv": result.skipped, "portfolio_runs.csv": result.runs}
+              "portfolio_skipped.csv": result.skipped, "portfolio_runs.csv": runs}
     text = "# Which interventions to launch together\n\n" + result.markdown()
+    text = text.replace("\nThe intervals", "\n\nThe intervals")  # a paragraph, not a bullet
     return _write(out_dir, tables, ("portfolio.md", text),
                   portfolio_figures(result) if plots else {},
                   {**result.settings, "chosen": result.chosen}, "portfolio.json")

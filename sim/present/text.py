@@ -401,7 +401,7 @@ def write_psa(result, out_dir: Path, plots: bool = True) -> list[Path]:
     from sim.present import figures
 
     out_dir = Path(out_dir)
-    io.begin_outputs(out_dir)
+    io.begin_outputs(out_dir, mark="psa.json")
     written = [io.write_table(long_table(result.runs, result.points), out_dir / "psa_runs.csv"),
                io.write_table(result.summary, out_dir / "psa_summary.csv"),
                io.write_table(metrics_table(result.runs, result.reference),

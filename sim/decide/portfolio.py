@@ -269,13 +269,15 @@ def _check_objective(base: Mapping[str, Any], objective: str) -> list[tuple[str,
 # ------------------------------------------------------------------------ running
 def simulate_options(configs: Mapping[str, Mapping[str, Any]], objective: str,
                      replications: int, seed: int, first: int = 0, n_jobs: int = 1,
-                     progress: bool = True, label: str = "portfolio") -> pd.DataFrame:
-    """Run every option of ``configs`` (plain dicts, "baseline" among them) on the shared
-    streams of replications ``first .. first + replications - 1``: one row per run, as
-    ``run_study`` returns them (the study metrics and the objective)."""
+                     progress: bool = True, label: str = "portfolio",
+                     only: Sequence[str] | None = None) -> pd.DataFrame:
+    """Run every option of ``configs`` (plain dicts, "baseline" among them), or those in
+    ``only``, on the shared streams of replications ``first .. first + replications - 1``:
+    one row per run, as ``run_study`` returns them (the study metrics and the objective)."""
     metrics = STUDY_METRICS if objective in STUDY_METRICS else (*STUDY_METRICS, objective)
     study = Study(configs, Uncertainty(), np.empty((1, 0)), replications, seed, "shared",
-                  first=first, metrics=metrics)
+                  first=first, metrics=metrics,
+                  only=tuple(only) if only is not None else None)
     return run_study(study, n_jobs, None, progress, label=label)
 
 
@@ -376,10 +378,12 @@ def run_portfolio(configs: Mapping[str, Mapping[str, Any]], objective: str, budg
     runs = [runs1.assign(round="singles")]
     wide = w1
     if sets:
+        # the baseline's runs of round 1 serve again (the same streams): not rerun
         runs2 = simulate_options({"baseline": configs["baseline"], **sets}, objective,
-                                 replications, seed, label="portfolio: sets", **go)
-        runs.append(runs2[runs2["option"] != "baseline"].assign(round="sets"))
-        wide = pd.concat([w1, _wide(runs2, objective).drop(columns="baseline")], axis=1)
+                                 replications, seed, label="portfolio: sets",
+                                 only=list(sets), **go)
+        runs.append(runs2.assign(round="sets"))
+        wide = pd.concat([w1, _wide(runs2, objective)], axis=1)
     table = _sets_table(configs, wide, sets, single)
     chosen = str(table["set"].iloc[0])
     verify = [s for s in table["set"] if s != "baseline"][:1 if chosen == "baseline" else 2]

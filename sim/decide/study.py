@@ -77,6 +77,8 @@ class Study:
     first : with shared streams, the first replication (an optimiser verifies its answer
         on replications its search did not see).
     metrics : what is kept of each run (``STUDY_METRICS`` and any other metric names).
+    only : the options run (default every option of ``configs``; the baseline's config is
+        needed to apply points even when it does not run again).
     """
 
     configs: Mapping[str, Mapping[str, Any]]
@@ -88,10 +90,11 @@ class Study:
     point_ids: tuple[int, ...] | None = None
     first: int = 0
     metrics: tuple[str, ...] = STUDY_METRICS
+    only: tuple[str, ...] | None = None
 
     @property
     def options(self) -> list[str]:
-        return list(self.configs)
+        return list(self.only) if self.only is not None else list(self.configs)
 
     @property
     def ids(self) -> tuple[int, ...]:
@@ -118,7 +121,8 @@ class Study:
                "points": [[None if math.isnan(v) else float(v) for v in row]
                           for row in np.asarray(self.points, dtype=float)],
                "ids": list(self.ids), "replications": self.replications, "seed": self.seed,
-               "streams": self.streams, "first": self.first, "metrics": self.metrics}
+               "streams": self.streams, "first": self.first, "metrics": self.metrics,
+               "options": self.options}
         text = json.dumps(doc, sort_keys=True, default=str)
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 

@@ -21,7 +21,8 @@ assumptions' uncertainty.
   under a total budget, per-channel bounds and floors on other metrics. A metamodel: a
   quadratic response surface with one level per replication (the common random numbers'
   shared part) fitted to a scrambled Sobol' design around the budget, maximised with
-  SLSQP under the constraints; the next round designs a region half as wide around that
+  SLSQP under the constraints within the region the round designed (a trust region: the
+  surface is not extrapolated); the next round designs a region half as wide around that
   optimum. The answer is verified against today's allocation on replications the search did
   not see (paired interval, share of replications better); each channel's marginal ROI at
   the optimum comes from the last surface's gradient with its delta-method interval.
@@ -51,6 +52,7 @@ __all__ = ["AllocationResult", "CurveResult", "SeekResult", "annuity", "levers",
            "marginal_returns", "run_allocate", "run_curves", "run_seek"]
 
 OPTION = "baseline"  # the one option of these studies (its config is the one composed)
+SEEK_REACH = 10.0  # a goal seek's default range: at most this far either side of the value
 
 
 # ------------------------------------------------------------------------------ levers
@@ -175,9 +177,9 @@ def _crossing(marginal: pd.DataFrame, threshold: float) -> tuple[float, str]:
             way = "falls below" if m[a] > 0 else "rises above"
             return float(x), f"the marginal return {way} the threshold here"
     if len(m) and np.all(m > 0):
-        return math.nan, "above the threshold over the whole range: try higher values"
+        return math.nan, "above the threshold over the whole range tried"
     if len(m) and np.all(m < 0):
-        return math.nan, "below the threshold over the whole range: try lower values"
+        return math.nan, "below the threshold over the whole range tried"
     return math.nan, "no crossing between the values tried"
 
 
@@ -304,11 +306,12 @@ class OutOfReach(StudyError):
 
 def seek_range(cfg: Mapping[str, Any], key: str, low: float | None, high: float | None
                ) -> tuple[float, float]:
-    """Where a goal seek looks: ``low`` .. ``high``, by default the key's allowed range (10
-    either side of the key's value where that range is unbounded)."""
+    """Where a goal seek looks: ``low`` .. ``high``, by default the key's allowed range cut
+    to ``SEEK_REACH`` either side of the key's value (a log-odds key allows -100 .. 100,
+    far beyond any useful setting)."""
     point, allowed = _numeric_keys(cfg)[key]
-    lo = (allowed.lo if math.isfinite(allowed.lo) else point - 10.0) if low is None else low
-    hi = (allowed.hi if math.isfinite(allowed.hi) else point + 10.0) if high is None else high
+    lo = max(allowed.lo, point - SEEK_REACH) if low is None else low
+    hi = min(allowed.hi, point + SEEK_REACH) if high is None else high
     problems = []
     for name, v in (("seek.low", lo), ("seek.high", hi)):
         if not (math.isfinite(v) and _as_key_value(v, allowed) in allowed):
@@ -670,8 +673,9 @@ def run_allocate(cfg: Mapping[str, Any], channels: Sequence[str], budget: float 
         surface = fit_surface(s, _by_point(runs, objective), scale)
         floors = {m: (fit_surface(s, _by_point(runs, m), scale), float(v))
                   for m, v in minimum.items()}
+        # the surface is trusted only where it was fitted: this round's box
         starts = [centre, *s[np.argsort([-surface(x) for x in s])[:3]]]
-        proposed, feasible = _maximise(surface, floors, lo, hi, total, mode, starts)
+        proposed, feasible = _maximise(surface, floors, box_lo, box_hi, total, mode, starts)
         if not feasible:
             reached = {m: max(f(x) for x in s) for m, (f, _) in floors.items()}
             raise StudyError(

@@ -13,6 +13,7 @@ import pandas as pd
 from omegaconf import DictConfig
 
 from sim.decide import PsaResult, run_psa, run_sobol, run_tornado
+from sim.engine import OUTCOMES, TICKET_OUTCOMES, SimulationResult
 from sim.errors import InputError
 from sim.measure.experiment import (
     ExperimentResult,
@@ -139,14 +140,82 @@ class Run:
         """One customer's path: (day, state) in order."""
         return self.experiment.results[replication].journey_of(customer)
 
+    def flows(self, by: str | None = None) -> pd.DataFrame:
+        """The journey's flows between states from the event log, mean per replication
+        (``flows.csv``; ``sim.measure.flows.journey_flows``): ``source``, ``target``,
+        ``kind`` (enter, forward, loop, back, return, exit), ``count``, ``share_of_aware``,
+        ``from_first_entries``; with ``by`` ("segment" or "channel") one set per group, in a
+        first column of that name."""
+        from sim.measure.flows import journey_flows
+
+        return journey_flows(self.experiment.results, by=by)
+
+    def timeline(self, customer: int | None = None, outcome: str | None = None,
+                 replication: int = 0, seed: int = 0) -> Any:
+        """One customer's path as a figure (matplotlib Figure): the states entered over
+        time, orders and support tickets on the path, the experience score below
+        (``sim.present.figures.plot_customer_timeline``).
+
+        Parameters
+        ----------
+        customer : the customer's id (their row in ``customers()`` of that replication:
+            the order of becoming aware); or None for a random one of ``outcome``.
+        outcome : with ``customer`` None: one of ``TIMELINE_OUTCOMES`` (``bought``,
+            ``repeat``, ``advocate``, ``churned``, ``lost``, ``abandoned``, ``purchased``,
+            ``in_journey``), or None for any new customer.
+        replication : which of the run's replications (0 = the first).
+        seed : the random choice's seed: the same seed picks the same customer.
+
+        Raises
+        ------
+        InputError : an unknown customer, outcome or replication, both a customer and an
+            outcome, or an outcome no customer of the replication had.
+        """
+        from sim.present import figures
+
+        results = self.experiment.results
+        if (isinstance(replication, bool) or not isinstance(replication, int | np.integer)
+                or not 0 <= replication < len(results)):
+            raise InputError(f"replication={replication!r}: this run has replications 0 to "
+                             f"{len(results) - 1} (0 = the first)")
+        r = results[replication]
+        if customer is not None and outcome is not None:
+            raise InputError(f"customer={customer!r}, outcome={outcome!r}: give a customer or "
+                             "an outcome to pick one at random from, not both")
+        if customer is None:
+            customer = _pick_customer(r, outcome, seed, replication)
+        elif (isinstance(customer, bool) or not isinstance(customer, int | np.integer)
+              or not 0 <= customer < r.n_customers):
+            raise InputError(f"customer={customer!r}: replication {replication} has customers "
+                             f"0 to {r.n_customers - 1} (ids in the order they became aware)"
+                             if r.n_customers else
+                             f"customer={customer!r}: nobody became aware in replication "
+                             f"{replication}")
+        k = int(customer)
+        ev, p, t = r.events, r.purchases, r.tickets
+        sel, bought, asked = ev["customer"] == k, p["customer"] == k, t["customer"] == k
+        path = pd.DataFrame({"time": ev["time"][sel],
+                             "state": [r.states[i] for i in ev["state"][sel]],
+                             "experience": ev["score"][sel]})
+        ax = figures.plot_customer_timeline(
+            path, list(r.states), r.horizon_days,
+            purchases=pd.DataFrame({"time": p["time"][bought], "value": p["value"][bought]}),
+            tickets=pd.DataFrame({"arrival": t["arrival"][asked],
+                                  "outcome": [TICKET_OUTCOMES[o] for o in t["outcome"][asked]]}),
+            final_experience=float(r.customers["experience"][k]),
+            title=_timeline_title(r, k, replication))
+        return ax.figure
+
     def write(self, out_dir: str | Path, plots: bool = True, events: bool = False
               ) -> list[Path]:
         """Write the tables (customers.csv, daily.csv, tickets.csv, the finance tables; with
         ``events`` also events.csv, the event log), with ``plots`` the figures (funnel,
-        retention, ltv, activity, experience, cohorts, payback), and last metrics.json, which
-        marks the folder finished (``sim.io.is_complete``), into ``out_dir``."""
+        retention, ltv, activity, experience, cohorts, payback), then metrics.json, which
+        marks the folder finished (``sim.io.is_complete``), into ``out_dir``; and after it
+        report.html, the page that shows them (``sim.present.html``)."""
         from sim import io
         from sim.present import figures, tables
+        from sim.present.html import write_report
 
         def draw(folder: Path) -> list[Path]:
             figs = self.figures()
@@ -156,8 +225,9 @@ class Run:
                 for fig in figs.values():
                     figures.close(fig)
 
-        return tables.write_outputs(self.experiment, self.summary, Path(out_dir), events=events,
-                                    extra=draw if plots else None)
+        written = tables.write_outputs(self.experiment, self.summary, Path(out_dir),
+                                       events=events, extra=draw if plots else None)
+        return [*written, write_report(Path(out_dir))]  # a view of the finished folder
 
     def figures(self) -> dict:
         """The standard figures of a run, by name (matplotlib Figures). A figure with
@@ -188,7 +258,8 @@ class Run:
                                     ("payback", "Payback")):
                     figures.nothing_to_show(panel(name, (8, 4), title), nobody_aware)
             else:
-                figs["funnel"] = figures.funnel_figure(self.summary, self.stages, self.title)
+                figs["funnel"] = figures.funnel_figure(self.summary, self.stages, self.title,
+                                                       log=self.spec.funnel_log)
                 customers = [r.customers for r in self.experiment.results]
                 bought = [~np.isnan(c["t_purchase"]) for c in customers]
                 end = self.spec.horizon_days
@@ -242,6 +313,67 @@ class Run:
 
 class MemoryGuardError(SpecError):
     """The requested run would not fit in the memory that is free."""
+
+
+# Run.timeline's outcomes: which customers of a replication each one picks from
+TIMELINE_OUTCOMES = {
+    "bought": "bought at least once",
+    "repeat": "bought again or renewed (retention)",
+    "advocate": "became an advocate",
+    "churned": "bought, then left",
+    "lost": "left before buying, not at the checkout",
+    "abandoned": "left at the checkout without buying",
+    "purchased": "a customer still active at the horizon",
+    "in_journey": "still a prospect at the horizon",
+}
+
+
+def _pick_customer(r: SimulationResult, outcome: str | None, seed: int,
+                   replication: int) -> int:
+    """A random new customer of ``r`` with ``outcome`` (any, if None), reproducibly."""
+    c = r.customers
+    if outcome is not None and outcome not in TIMELINE_OUTCOMES:
+        raise InputError(f"outcome={outcome!r}: one of {', '.join(TIMELINE_OUTCOMES)} "
+                         "(or None for any customer)")
+    code = {name: i for i, name in enumerate(OUTCOMES)}
+    mask = {
+        None: np.ones(r.n_customers, dtype=bool),
+        "bought": ~np.isnan(c["t_purchase"]),
+        "repeat": ~np.isnan(c["t_retention"]),
+        "advocate": np.asarray(c["advocate"], dtype=bool),
+    }.get(outcome)
+    if mask is None:
+        mask = c["outcome"] == code[outcome]
+    if "base" in c:  # the installed base did not make the journey in this run
+        mask = mask & ~np.asarray(c["base"], dtype=bool)
+    pool = np.flatnonzero(mask)
+    if not pool.size and outcome is None:
+        raise InputError(f"outcome=None: replication {replication} has no customer to show "
+                         "(nobody became aware)")
+    if not pool.size:
+        raise InputError(f"outcome={outcome!r}: no customer of replication {replication} "
+                         f"{TIMELINE_OUTCOMES[outcome]}; choose another outcome, or run "
+                         "longer or with a larger market")
+    return int(np.random.default_rng(seed).choice(pool))
+
+
+def _timeline_title(r: SimulationResult, k: int, replication: int) -> str:
+    """Who customer ``k`` is and how their journey ended, in words."""
+    c = r.customers
+    base = bool(c["base"][k]) if "base" in c else False
+    source = "the installed base" if base else f"aware through {r.channels[c['channel'][k]]}"
+    n = int(c["purchases"][k])
+    orders = f"{n} order{'' if n == 1 else 's'}"
+    ending = {
+        "in_journey": "still a prospect at the horizon",
+        "purchased": f"a customer at the horizon after {orders}",
+        "lost": f"lost on day {c['t_lost'][k]:.0f}",
+        "abandoned": f"abandoned the cart, lost on day {c['t_lost'][k]:.0f}",
+        "churned": f"churned on day {c['t_churned'][k]:.0f} after {orders}",
+    }[OUTCOMES[c["outcome"][k]]]
+    advocate = ", an advocate" if c["advocate"][k] else ""
+    return (f"Customer {k} of replication {replication} ({r.segments[c['segment'][k]]} "
+            f"segment, {source}): {ending}{advocate}")
 
 
 def check_memory(spec: ModelSpec, replications: int | None = None) -> None:
@@ -983,7 +1115,7 @@ def seek(key: str | None = None, metric: str | None = None, target: float | None
     """
     extra = [f"seek.key={key}"] if key else []
     extra += [f"seek.metric={metric}"] if metric else []
-    extra += [f"seek.target={target!r}"] if target is not None else []
+    extra += [f"seek.target={float(target)!r}"] if target is not None else []
     return run_task([*overrides, *extra], config_dirs)
 
 
@@ -1000,7 +1132,7 @@ def portfolio(scenarios: Any = "all", budget: float | None = None,
     """
     names = scenario_list(scenarios, config_dirs)
     extra = [f"compare=[{','.join(names)}]"]
-    extra += [f"portfolio.budget={budget!r}"] if budget is not None else []
+    extra += [f"portfolio.budget={float(budget)!r}"] if budget is not None else []
     return run_task([*overrides, *extra], config_dirs)
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import sys
+import textwrap
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -42,11 +43,13 @@ from sim.model.config import (
     settle_scenario,
 )
 from sim.present.text import (
+    CONSOLE_WIDTH,
     format_comparison,
     format_psa,
     format_summary,
     launch_line,
     write_comparison,
+    wrote_line,
 )
 from sim.userfiles import ConfigFileError, check_user_configs
 
@@ -82,11 +85,12 @@ def _compare(cfg: DictConfig, out_dir: Path) -> float:
                                ltv=result.ltv(), reference=result.reference)
     if cfg.run.summary:
         print(format_comparison(result.table, result.rank_by, result.replications,
-                                result.reference))
+                                result.reference, width=CONSOLE_WIDTH))
         launched_spec = next((r.spec for r in result.runs.values() if r.spec.before), None)
         if launched_spec is not None:
-            print(f"Every scenario {launch_line(launched_spec)}.\n")
-        print(f"wrote {', '.join(p.name for p in written)} to {out_dir}")
+            print(textwrap.fill(f"Every scenario {launch_line(launched_spec)}.",
+                                CONSOLE_WIDTH, break_on_hyphens=False) + "\n")
+        print(wrote_line(written, out_dir))
     best = result.table[result.table["metric"] == result.rank_by]
     return float(best["difference"].max()) if len(best) else float("nan")
 
@@ -109,7 +113,7 @@ def _psa(cfg: DictConfig, out_dir: Path) -> float:
         journal.unlink(missing_ok=True)
     if cfg.run.summary:
         print(format_psa(decision.result))
-        print(f"\nwrote {', '.join(p.name for p in written)} to {out_dir}")
+        print("\n" + wrote_line(written, out_dir))
     return float(decision.summary["expected"].iloc[0])
 
 
@@ -121,7 +125,7 @@ def _task(cfg: DictConfig, out_dir: Path) -> float:
     written = answer.write(out_dir, plots=cfg.run.plots)
     if cfg.run.summary:
         print(answer.markdown())
-        print(f"\nwrote {', '.join(p.name for p in written)} to {out_dir}")
+        print("\n" + wrote_line(written, out_dir))
     r, kind = answer.result, answer.kind
     if kind == "curve":
         rows = r.table[r.table["metric"] == r.settings["objective"]]
@@ -158,7 +162,7 @@ def _app(cfg: DictConfig) -> float:
         _fail(err)
     if cfg.run.summary:
         print(format_summary(result.summary, result.spec, result.experiment.n_replications))
-        print(f"\nwrote {', '.join(p.name for p in written)} to {out_dir}")
+        print("\n" + wrote_line(written, out_dir))
     # the value a Hydra sweeper optimises: run.objective's mean over the replications
     # (checked before the run: sim.api.run and preflight)
     return float(result.summary[cfg.run.objective].mean)

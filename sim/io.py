@@ -35,7 +35,9 @@ from sim.errors import OutputError
 
 __all__ = [
     "FINANCE_FLOAT_FORMAT",
+    "FINISHED_MARKS",
     "METRICS_FILE",
+    "REPORT_FILE",
     "atomic_write",
     "begin_outputs",
     "finish_outputs",
@@ -58,6 +60,9 @@ METRICS_FILE = "metrics.json"  # written last: its presence marks a finished fol
 # a merge; a PSA; response curves, an allocation, a goal seek, a set of interventions
 FINISHED_MARKS = (METRICS_FILE, "psa.json", "curves.json", "allocation.json", "seek.json",
                   "portfolio.json")
+# the page that shows a finished folder (sim.present.html), written after its mark: removed
+# when a new set of outputs begins, so that a page never outlives the files it shows
+REPORT_FILE = "report.html"
 # atomic_write's temporary files: "." + the target's name + "." + tempfile's 8 random
 # characters (lower-case letters, digits, "_") + ".tmp"
 _TEMP_NAME = re.compile(r"^\..+\.[a-z0-9_]{8}\.tmp$")
@@ -182,8 +187,8 @@ def is_complete(folder: Path) -> bool:
 def begin_outputs(folder: Path, mark: str = METRICS_FILE) -> list[Path]:
     """Make ``folder`` ready for a new set of outputs: create it, remove the file that will
     be written last (``mark``: ``metrics.json``, or an analysis's own JSON, so that it reads
-    as unfinished until then), then the temporary files an interrupted run left in it.
-    Returns the temporary files removed.
+    as unfinished until then) and the ``report.html`` that showed the old outputs, then the
+    temporary files an interrupted run left in it. Returns the temporary files removed.
 
     Raises
     ------
@@ -197,6 +202,9 @@ def begin_outputs(folder: Path, mark: str = METRICS_FILE) -> list[Path]:
             raise OutputError(f"{last}: is a folder; the run writes its {mark} "
                               "there: remove or rename it")
         last.unlink(missing_ok=True)
+        page = folder / REPORT_FILE
+        if page.is_symlink() or not page.is_dir():
+            page.unlink(missing_ok=True)
         stale = stale_temp_files(folder)
         for tmp in stale:
             tmp.unlink(missing_ok=True)

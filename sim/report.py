@@ -1,9 +1,12 @@
 """``python -m sim.report FOLDER``: merge the jobs of a multirun or the replication blocks
-of one scenario, compare a sweep's scenarios, or tabulate and plot a sweep over parameters.
+of one scenario, compare a sweep's scenarios, or tabulate and plot a sweep over parameters;
+given one finished folder (a run, a comparison, a PSA, an analysis), (re)write its
+``report.html``. Every merge writes ``report.html`` after its ``metrics.json`` too.
 
 The folder is untrusted input: only regular files named ``metrics.json`` are read (and,
 for a sweep over parameters, each job's Hydra ``.hydra/overrides.yaml``), within limits of
-size, count and depth, and every field is checked before it is used.
+size, count and depth, and every field is checked before it is used; ``report.html`` reads
+the files of the folder itself, as ``sim.present.html`` says.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ import yaml
 from sim.errors import EXIT_INPUT, EXIT_INTERRUPTED, EXIT_OUTPUT, InputError, OutputError
 from sim.measure.finance import FINANCE_METRICS
 from sim.measure.stats import COST_KEYS, HEADLINE
-from sim.present.text import format_comparison, write_comparison
+from sim.present.text import CONSOLE_WIDTH, format_comparison, write_comparison
 
 __all__ = ["ReportError", "Sweep", "collect_blocks", "collect_multirun", "collect_psa",
            "collect_sweep",
@@ -398,16 +401,19 @@ def merged_document(block: dict[str, Any]) -> dict[str, Any]:
 
 
 def write_merged(block: dict[str, Any], folder: Path) -> tuple[dict[str, Any], list[Path]]:
-    """One scenario's merged blocks: ``metrics.csv``, then ``metrics.json`` (last: the mark
-    of a finished folder, see ``sim.io.begin_outputs``) into ``folder``."""
+    """One scenario's merged blocks: ``metrics.csv``, then ``metrics.json`` (the mark of a
+    finished folder, see ``sim.io.begin_outputs``) and after it ``report.html`` into
+    ``folder``."""
     from sim import io
+    from sim.present.html import write_report
 
     folder = Path(folder)
     doc = merged_document(block)
     rows = [{"metric": k, **v} for k, v in doc["metrics"].items()]
     io.begin_outputs(folder)
     written = [io.write_table(pd.DataFrame(rows), folder / "metrics.csv")]
-    return doc, [*written, io.finish_outputs(doc, folder)]
+    written.append(io.finish_outputs(doc, folder))
+    return doc, [*written, write_report(folder)]
 
 
 def format_merged(doc: dict[str, Any]) -> str:
@@ -432,7 +438,7 @@ EXECUTION_KEYS = frozenset({
     "run.replications", "run.first_replication", "run.n_jobs", "run.progress",
     "run.memory_guard", "run.work_guard", "run.target_rel_half_width",
     "run.precision_metric", "run.max_replications", "run.plots", "run.summary",
-    "run.events", "run.objective"})
+    "run.events", "run.objective", "run.funnel_log"})
 # what a sweep tabulates: the comparison's metrics, the headline first; and plots
 SWEEP_METRICS = tuple(dict.fromkeys([*HEADLINE, *FINANCE_METRICS.values(), *COST_KEYS]))
 SWEEP_PLOT_METRICS = tuple(HEADLINE)
@@ -730,10 +736,12 @@ def format_sweep(sweep: Sweep, table: pd.DataFrame,
 def write_sweep(sweep: Sweep, folder: Path, rank_by: str = "npv", plots: bool = True
                 ) -> tuple[pd.DataFrame, pd.DataFrame | None, list[Path]]:
     """``sweep.csv``, ``sweep_replications.csv``, with several scenarios
-    ``sweep_comparison.csv``, with ``plots`` ``sweep.png``, then ``metrics.json`` (last)
-    into ``folder``. Returns the sweep table, the comparison (or None) and the files."""
+    ``sweep_comparison.csv``, with ``plots`` ``sweep.png``, then ``metrics.json`` (the
+    mark) and ``report.html`` into ``folder``. Returns the sweep table, the comparison (or
+    None) and the files."""
     from sim import io
     from sim.present import figures
+    from sim.present.html import write_report
 
     folder = Path(folder)
     table, replications = sweep_tables(sweep)
@@ -769,7 +777,8 @@ def write_sweep(sweep: Sweep, folder: Path, rank_by: str = "npv", plots: bool = 
             written.append(io.save_figure(fig, folder / "sweep.png"))
         finally:
             figures.close(fig)
-    return table, comparison, [*written, io.finish_outputs(doc, folder)]
+    written.append(io.finish_outputs(doc, folder))
+    return table, comparison, [*written, write_report(folder)]  # after the mark
 
 
 # ------------------------------------------------------------------- blocks of a PSA
@@ -905,6 +914,20 @@ def collect_psa(folder: Path) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, Any
     return runs.reset_index(drop=True), points, settings
 
 
+def _finished_alone(folder: Path) -> bool:
+    """Whether ``folder`` is itself a finished folder of outputs (``sim.io.is_complete``)
+    with no job under it: then ``python -m sim.report`` writes its report.html only."""
+    from sim import io
+
+    if not (folder.is_dir() and io.is_complete(folder)):
+        return False
+    for mark in ("metrics.json", PSA_MARK):
+        marks, unfinished = _walk(folder, mark)
+        if marks or unfinished:
+            return False
+    return True
+
+
 def _report(folder: Path, rank_by: str, plots: bool) -> list[str]:
     """Merge, compare or tabulate the jobs under ``folder``, write the results there; the
     lines to print."""
@@ -912,6 +935,10 @@ def _report(folder: Path, rank_by: str, plots: bool) -> list[str]:
     from sim.measure.stats import compare
 
     folder = Path(folder)
+    if _finished_alone(folder):  # a run, a comparison, an analysis: its page only
+        from sim.present.html import write_report
+
+        return [f"wrote {write_report(folder).name} to {folder}"]
     psa = collect_psa(folder) if folder.is_dir() else None
     if psa is not None:  # the blocks of a PSA: merged and analysed as one
         from sim.decide.psa import summarise_psa
@@ -942,7 +969,7 @@ def _report(folder: Path, rank_by: str, plots: bool) -> list[str]:
     finance = finance_table(per_replication, {k: blocks[k]["terms"] for k in per_replication})
     written = write_comparison(table, per_replication, descriptions, rank_by, folder,
                                plots=plots, finance=finance)
-    return [format_comparison(table, rank_by, len(base)),
+    return [format_comparison(table, rank_by, len(base), width=CONSOLE_WIDTH),
             f"wrote {', '.join(p.name for p in written)} to {folder}"]
 
 
@@ -952,7 +979,9 @@ def main(argv: list[str] | None = None) -> int:
     job folders, merge the replication blocks of one scenario, or tabulate and plot a
     sweep over parameters (``python -m sim -m checkout.steps=2,3,4``: sweep.csv,
     sweep_replications.csv, sweep.png). Every job folder must be finished (its
-    metrics.json written); the results are written into FOLDER only."""
+    metrics.json written); the results are written into FOLDER only. Given one finished
+    folder with no jobs under it (a run, a comparison, a PSA, an analysis), it (re)writes
+    that folder's report.html."""
     import argparse
 
     parser = argparse.ArgumentParser(prog="python -m sim.report", description=main.__doc__)

@@ -53,6 +53,8 @@ LAYERS: dict[str, float] = {
     "sim.measure.experiment": 3.1,
     "sim.measure.stats": 3.2,
     "sim.measure.finance": 3.3,
+    # the journey's flows between states, from the event log or first-entry times
+    "sim.measure.flows": 3.4,
     "sim.measure": 3.9,
     # studies of many runs, their pure analyses, then the designs that combine them
     "sim.decide.study": 4.0,
@@ -61,10 +63,17 @@ LAYERS: dict[str, float] = {
     "sim.decide.optimise": 4.1,
     "sim.decide.portfolio": 4.1,
     "sim.decide": 4.9,
-    "sim.present.tables": 5.0,
     "sim.present.figures": 5.0,
+    # the interactive Sankey's figure (a plain dict; report.html embeds it)
+    "sim.present.flows": 5.0,
+    # a run's tables and, through figures, its flows.png
+    "sim.present.tables": 5.02,
+    # report.html of a finished folder: below the writers that call it after their mark
+    "sim.present.html": 5.05,
     "sim.present.text": 5.1,
     "sim.present.decisions": 5.1,
+    # the explorer app (Dash): its page, figures and callbacks, given a simulator to run
+    "sim.present.explore": 5.2,
     "sim.present": 5.9,
     # `python -m sim.calibrate`: the shared maximum likelihood, the likelihoods and fits
     # (numpy/scipy only), then the funnel's, which uses the spec's odds shift; then the input
@@ -85,6 +94,8 @@ LAYERS: dict[str, float] = {
     # `python -m sim.report`: reads finished folders, writes through present
     "sim.report": 7,
     "sim.api": 8,
+    # `python -m sim.explore`: the explorer app (present) given sim.api as its simulator
+    "sim.explore": 8.5,
     "sim.cli": 9,
     "sim": 9,
     # `python -m sim` is a shim over the CLI (`from sim.cli import main`), so within the top
@@ -100,7 +111,7 @@ MATPLOTLIB_ALLOWED = {"sim/present/figures.py"}
 HYDRA_ALLOWED = {"sim/model/config.py", "sim/userfiles.py", "sim/api.py", "sim/cli.py"}
 PRINT_ALLOWED = {"sim/cli.py"}
 # print allowed in their entry points (main / __main__)
-REPORT_ENTRY_FILES = {"sim/report.py", "sim/calibrate/cli.py"}
+REPORT_ENTRY_FILES = {"sim/report.py", "sim/calibrate/cli.py", "sim/explore.py"}
 ENGINE_BANNED_IMPORTS = {"hydra", "omegaconf", "matplotlib", "pandas",
                          # file I/O has no place in the engine either
                          "pathlib", "shutil", "tempfile", "pickle", "csv", "json", "io"}

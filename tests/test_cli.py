@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pytest
 from omegaconf import OmegaConf
@@ -24,12 +25,16 @@ import sim
 from sim.engine import OUTCOMES
 from sim.model.config import compose_config
 from sim.model.spec import build_spec
+from sim.present import figures as sim_figures
+from sim.present.text import CONSOLE_WIDTH
 
 TABLES = ("metrics.json", "metrics.csv", "customers.csv", "daily.csv", "purchases.csv",
-          "tickets.csv", "finance.csv", "ltv.csv", "cohorts.csv", "payback.csv", "pnl.csv")
+          "tickets.csv", "finance.csv", "ltv.csv", "cohorts.csv", "payback.csv", "pnl.csv",
+          "flows.csv")
 FIGURES = ("funnel.png", "retention.png", "ltv.png", "activity.png", "experience.png",
-           "cohorts.png", "payback.png")
-OUTPUTS = (*TABLES, *FIGURES)
+           "cohorts.png", "payback.png", "flows.png")
+PAGES = ("report.html",)  # the page showing the outputs, written after metrics.json
+OUTPUTS = (*TABLES, *FIGURES, *PAGES)
 JOURNEYS = ("four_stage", "five_stage", "six_stage", "six_stage_decision")
 TIMEOUT_S = 300
 
@@ -89,6 +94,12 @@ def test_smoke_run_prints_summary(smoke: Smoke, smoke_spec: sim.ModelSpec) -> No
         assert f"\n{channel} " in out
     assert "cart abandonment" in out
     assert str(smoke.out) in out
+
+
+def test_smoke_run_console_fits_a_100_column_terminal(smoke: Smoke) -> None:
+    assert smoke.proc.returncode == 0, smoke.proc.stderr
+    wide = [line for line in smoke.proc.stdout.splitlines() if len(line) > CONSOLE_WIDTH]
+    assert not wide, wide
 
 
 def test_smoke_run_writes_every_output(smoke: Smoke) -> None:
@@ -261,6 +272,25 @@ def test_overrides_change_the_outputs(smoke: Smoke, tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
+def test_help_starts_with_what_it_does_where_to_start_and_the_docs(tmp_path: Path) -> None:
+    """``--help``: what the tool does, the five commands a newcomer needs and where the
+    documentation is, before Hydra's listing of the groups and the config."""
+    proc = run_cli(tmp_path, "--help")
+    assert proc.returncode == 0, proc.stderr
+    out = proc.stdout
+    assert out.startswith("journey-sim: a customer-journey simulator."), out[:200]
+    listing = out.index("== Configuration groups ==")
+    head = out[:listing]
+    commands = ["python -m sim ", 'python -m sim "compare=[remove_hidden_fees,seo]"',
+                "python -m sim scenario=seo", "python -m sim -m checkout.hidden_fees=true,false",
+                "python -m sim.calibrate transactions orders.csv --calibration-end 2024-06-30"]
+    where = [head.index(c) for c in commands]
+    assert where == sorted(where)
+    assert "docs/" in head and "python -m sim --cfg job" in head
+    assert "scenario: baseline" in out[listing:]  # Hydra's own listing follows
+
+
+@pytest.mark.slow
 def test_cfg_job_prints_the_composed_config(tmp_path: Path) -> None:
     proc = run_cli(tmp_path, "--cfg", "job", f"hydra.run.dir={tmp_path / 'run'}")
     assert proc.returncode == 0, proc.stderr
@@ -425,6 +455,51 @@ def test_api_journey_of_starts_with_first_stage(api_run: sim.Run) -> None:
     assert times == sorted(times)
     first = api_run.customers().query("replication == 0 and id == 0").iloc[0]
     assert path[0][0] == pytest.approx(first["t_aware"])
+
+
+def test_funnel_is_linear_unless_run_funnel_log(api_run: sim.Run) -> None:
+    assert api_run.spec.funnel_log is False
+    figs = api_run.figures()
+    try:
+        assert figs["funnel"].axes[0].get_xscale() == "linear"
+    finally:
+        for fig in figs.values():
+            sim_figures.close(fig)
+    assert build_spec(compose_config(["run=smoke", "run.funnel_log=true"])).funnel_log
+    fig = sim_figures.funnel_figure(api_run.summary, api_run.stages, "t", log=True)
+    try:
+        ax = fig.axes[0]
+        assert ax.get_xscale() == "log" and "log scale" in ax.get_xlabel()
+    finally:
+        sim_figures.close(fig)
+
+
+def test_activity_weekly_revenue_does_not_dip_at_the_edges() -> None:
+    """A constant 10 a day is 70 a week on every day, the first six included (a trailing
+    window that shrinks at the start, scaled to seven days) and the last."""
+    day = np.arange(30.0)
+    ax = sim_figures.plot_activity(day, np.full(30, 5.0), np.full(30, 10.0))
+    try:
+        weekly = ax.figure.axes[1].get_lines()[0].get_ydata()
+        np.testing.assert_allclose(weekly, 70.0, rtol=1e-12)
+        legend = [t.get_text() for t in ax.get_legend().get_texts()]
+        assert any("last 7 days" in t for t in legend), legend
+    finally:
+        sim_figures.close(ax.figure)
+
+
+def test_forest_ticks_are_short_and_shares_in_percentage_points() -> None:
+    table = pd.DataFrame([
+        {"scenario": "a", "metric": m, "rank": 1, "difference": d, "difference_low": d / 2,
+         "difference_high": d * 2} for m, d in (("npv", 35_000.0), ("conversion_rate", 0.015))])
+    fig = sim_figures.forest_figure(table, ["npv", "conversion_rate"], "t")
+    try:
+        npv, conversion = (ax.xaxis.get_major_formatter() for ax in fig.axes[:2])
+        assert [npv(v, 0) for v in (35_000, 1_200_000, -2_000, 850)] == [
+            "35k", "1.2M", "-2k", "850"]
+        assert [conversion(v, 0) for v in (0.015, -0.02, 0.0)] == ["+1.5 pp", "-2 pp", "0"]
+    finally:
+        sim_figures.close(fig)
 
 
 def test_api_write(api_run: sim.Run, tmp_path: Path) -> None:

@@ -58,6 +58,7 @@ from sim.model.config import (
     scenario_names,
 )
 from sim.model.spec import SpecError, build_spec
+from sim.present.text import CONSOLE_WIDTH
 
 SEED = 20261123  # the configured seed (configs/run/*.yaml), stated so tests can be replayed
 SCENARIOS = [n for n in scenario_names() if n != "baseline"]
@@ -550,8 +551,12 @@ def load(folder: Path) -> dict[str, Any]:
 
 
 def ranking_rows(stdout: str) -> list[tuple[int, str]]:
-    """(rank, scenario) of the printed Markdown table, in printed order."""
-    return [(int(m[1]), m[2]) for m in re.finditer(r"^\| (\d+) \| (\w+) \|", stdout, re.M)]
+    """(rank, scenario) of the printed ranking table, in printed order (the other tables
+    start with the scenario, not the rank)."""
+    return [(int(m[1]), m[2]) for m in re.finditer(r"^(\d+) +(\w+) ", stdout, re.M)]
+
+
+CLI_OPTIONS = ("remove_hidden_fees", "seo", "loyalty_program")  # a comparison of several
 
 
 @pytest.fixture(scope="module")
@@ -562,7 +567,7 @@ def cli_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def cli_compare(cli_dir: Path) -> tuple[subprocess.CompletedProcess[str], Path]:
     out = cli_dir / "compare"
-    proc = run_py(cli_dir, "-m", "sim", "run=smoke", "compare=[remove_hidden_fees,seo]",
+    proc = run_py(cli_dir, "-m", "sim", "run=smoke", f"compare=[{','.join(CLI_OPTIONS)}]",
                   f"hydra.run.dir={out}")
     return proc, out
 
@@ -575,24 +580,39 @@ def test_cli_compare_writes_table_plot_and_metrics(cli_compare) -> None:
         assert (out / name).stat().st_size > 0, name
     assert (out / "comparison.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     table = pd.read_csv(out / "comparison.csv")
-    assert set(table["scenario"]) == {"remove_hidden_fees", "seo"}
+    assert set(table["scenario"]) == set(CLI_OPTIONS)
     assert set(table["metric"]) == set(mstats.HEADLINE)
     doc = load(out)
     assert doc["rank_by"] == "npv"
     assert doc["replications"] == 2  # run=smoke
-    assert set(doc["per_replication"]) == {"baseline", "remove_hidden_fees", "seo"}
+    assert set(doc["per_replication"]) == {"baseline", *CLI_OPTIONS}
     assert doc["scenarios"]["seo"]  # the description
     crn = doc["crn_variance_ratio"]
-    assert set(crn) == {"remove_hidden_fees", "seo"}
+    assert set(crn) == set(CLI_OPTIONS)
     for ratios in crn.values():
         assert set(ratios) == set(mstats.HEADLINE)
     # the ranking: printed best first, by the NPV difference
     npv = table[table["metric"] == "npv"].set_index("scenario")["difference"]
     expected = list(npv.sort_values(ascending=False).index)
     rows = ranking_rows(proc.stdout)
-    assert rows == [(1, expected[0]), (2, expected[1])], proc.stdout
+    assert rows == [(i + 1, name) for i, name in enumerate(expected)], proc.stdout
     assert "ranked by the difference in npv" in proc.stdout
-    assert (out / "comparison.md").read_text().strip() in proc.stdout
+
+
+def test_cli_compare_console_fits_100_columns_and_holds_comparison_md(cli_compare) -> None:
+    """The console's tables fit a 100-column terminal; comparison.md keeps the one wide
+    Markdown table, and every value in it is printed."""
+    proc, out = cli_compare
+    assert proc.returncode == 0, proc.stderr
+    wide = [line for line in proc.stdout.splitlines() if len(line) > CONSOLE_WIDTH]
+    assert not wide, wide
+    rows = [line for line in (out / "comparison.md").read_text().splitlines()
+            if re.match(r"\| \d+ \|", line)]
+    assert len(rows) == len(CLI_OPTIONS)
+    for row in rows:
+        for cell in row.strip("|").split(" | "):
+            assert cell.strip() in proc.stdout, (cell, proc.stdout)
+    assert " pp [" in proc.stdout  # differences of shares in percentage points
 
 
 @pytest.mark.slow
@@ -693,7 +713,8 @@ def test_report_marks_its_own_folder_finished(cli_dir: Path, sweep: Path) -> Non
     assert report.returncode == 0, report.stderr
     assert io.is_complete(sweep)
     written = {p.name: p.stat().st_mtime_ns for p in sweep.iterdir() if p.is_file()}
-    assert written["metrics.json"] == max(written.values())
+    page = written.pop("report.html")  # the page showing the outputs: after them
+    assert written["metrics.json"] == max(written.values()) <= page
     assert all(io.is_complete(job) for job in sweep.iterdir() if job.is_dir())
 
 

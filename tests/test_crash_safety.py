@@ -34,9 +34,9 @@ from sim.report import COMPARISON_METRICS, write_merged
 
 TINY = ["run=smoke", "market.size=300", "run.horizon_days=60"]
 RUN_TABLES = {"customers.csv", "metrics.csv", "daily.csv", "purchases.csv", "tickets.csv",
-              "finance.csv", "ltv.csv", "cohorts.csv", "payback.csv", "pnl.csv"}
+              "finance.csv", "ltv.csv", "cohorts.csv", "payback.csv", "pnl.csv", "flows.csv"}
 RUN_FIGURES = {f"{n}.png" for n in ("funnel", "retention", "ltv", "activity", "experience",
-                                    "cohorts", "payback")}
+                                    "cohorts", "payback", "flows")}
 
 
 def env_with_sim() -> dict[str, str]:
@@ -74,8 +74,9 @@ def synthetic(shift: float) -> list[dict[str, float]]:
 def test_run_writes_metrics_json_last(tiny_run: sim.Run, tmp_path: Path,
                                       write_order: list[str]) -> None:
     written = tiny_run.write(tmp_path / "out")
-    assert write_order[-1] == "metrics.json"
-    assert set(write_order[:-1]) == RUN_TABLES | RUN_FIGURES  # the figures too, before it
+    # metrics.json last of the outputs; report.html, the page showing them, after it
+    assert write_order[-2:] == ["metrics.json", "report.html"]
+    assert set(write_order[:-2]) == RUN_TABLES | RUN_FIGURES  # the figures too, before it
     assert [p.name for p in written] == write_order
     assert sim_io.is_complete(tmp_path / "out")
 
@@ -86,13 +87,15 @@ def test_comparison_and_merge_write_metrics_json_last(tmp_path: Path,
     table = compare(base, {"seo": other})
     written = write_comparison(table, {"baseline": base, "seo": other},
                                {"baseline": "", "seo": ""}, "npv", tmp_path / "cmp", plots=True)
-    assert write_order[-1] == "metrics.json" and "comparison.png" in write_order
+    assert write_order[-2:] == ["metrics.json", "report.html"]
+    assert "comparison.png" in write_order
     assert [p.name for p in written] == write_order
     write_order.clear()
     block = {"doc": {"scenario": {"name": "baseline"}, "seed": 1}, "ids": [0, 1, 2],
              "per_replication": base}
     _, written = write_merged(block, tmp_path / "merged")
-    assert write_order == ["metrics.csv", "metrics.json"] == [p.name for p in written]
+    assert write_order == ["metrics.csv", "metrics.json", "report.html"] == [
+        p.name for p in written]
 
 
 def test_a_write_stopped_half_way_leaves_a_visibly_unfinished_folder(

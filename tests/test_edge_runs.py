@@ -38,12 +38,13 @@ from sim.measure.metrics import metric_range, reached_report_stages
 from sim.measure.stats import ONE_REPLICATION
 from sim.model.config import compose_config
 from sim.present import figures as sim_figures
-from sim.present.text import format_comparison, format_summary, write_comparison
+from sim.present.text import CONSOLE_WIDTH, format_comparison, format_summary, write_comparison
 
 matplotlib.use("Agg")
 
 TABLES = ("metrics.json", "metrics.csv", "customers.csv", "daily.csv", "purchases.csv",
-          "tickets.csv", "finance.csv", "ltv.csv", "cohorts.csv", "payback.csv", "pnl.csv")
+          "tickets.csv", "finance.csv", "ltv.csv", "cohorts.csv", "payback.csv", "pnl.csv",
+          "flows.csv")
 FIGURES = ("funnel", "retention", "ltv", "activity", "experience", "cohorts", "payback")
 # a tiny market in which, within two months, most people become aware and some buy, buy
 # again, churn and call the desk: the ordinary paths, on data small enough to be edge cases
@@ -158,8 +159,11 @@ def test_edge_run_writes_everything(edge: str, engine: str, replications: int,
             low, high = metric_range(name)
             assert low <= m["low"] <= m["mean"] <= m["high"] <= high, name
 
-    # the summary: one line about the missing interval, exactly with one replication
-    text = format_summary(run.summary, run.spec, replications)
+    # the summary: one line about the missing interval, exactly with one replication (the
+    # notes unwrapped: width=None); on the console, every line within 100 columns
+    text = format_summary(run.summary, run.spec, replications, width=None)
+    console = format_summary(run.summary, run.spec, replications)
+    assert max(len(line) for line in console.splitlines()) <= CONSOLE_WIDTH
     assert text.count(NEEDS_TWO) == (1 if replications == 1 else 0)
     assert (ONE_REPLICATION in text.splitlines()) == (replications == 1)
     assert "nan" not in text.lower()
@@ -192,7 +196,7 @@ def test_nobody_aware_says_why() -> None:
     """With every channel's reach (near) zero the summary names the chance of becoming
     aware and what to change."""
     run = sim.run(_config("nobody_aware_none", "agent", 2))
-    lines = [line for line in format_summary(run.summary, run.spec, 2).splitlines()
+    lines = [line for line in format_summary(run.summary, run.spec, 2, width=None).splitlines()
              if line.startswith("nobody became aware")]
     assert len(lines) == 1
     chance = -math.expm1(-1e-9 * run.spec.horizon_days)  # search's organic reach alone

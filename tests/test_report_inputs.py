@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -95,9 +96,11 @@ def test_a_sound_sweep_is_compared(tmp_path: Path, capsys: pytest.CaptureFixture
     folder = sweep(tmp_path / "sweep", "baseline", "seo", "guest_checkout")
     code, out, err = run_report(folder, capsys)
     assert code == 0, err
-    assert "| 1 |" in out and "seo" in out and "guest_checkout" in out
+    assert re.search(r"^1 +(seo|guest_checkout) ", out, re.M), out  # the ranking's first row
+    assert "seo" in out and "guest_checkout" in out
     names = {p.name for p in folder.iterdir() if p.is_file()}
-    assert names == {"comparison.csv", "comparison.md", "finance.csv", "metrics.json"}
+    assert names == {"comparison.csv", "comparison.md", "finance.csv", "metrics.json",
+                     "report.html"}
     doc = json.loads((folder / "metrics.json").read_text())
     assert set(doc["per_replication"]) == {"baseline", "seo", "guest_checkout"}
     # run a second time: the earlier comparison's own metrics.json is not read as a job
@@ -349,13 +352,16 @@ def test_folder_missing_or_a_file(tmp_path: Path, capsys: pytest.CaptureFixture[
 
 def test_a_single_runs_folder_is_not_a_multirun(tmp_path: Path,
                                                 capsys: pytest.CaptureFixture[str]) -> None:
-    """Given one run's own folder, nothing is merged into it and the message says what to
-    give instead."""
+    """Given one run's own (finished) folder, nothing is merged into it: only its
+    report.html is written; an unfinished one is refused with what to give instead."""
     job(tmp_path / "run")
     before = (tmp_path / "run" / "metrics.json").read_bytes()
+    code, out, err = run_report(tmp_path / "run", capsys)
+    assert code == 0 and out == f"wrote report.html to {tmp_path / 'run'}\n", err
+    assert (tmp_path / "run" / "metrics.json").read_bytes() == before
+    (tmp_path / "run" / "metrics.json").unlink()
     code, _, err = run_report(tmp_path / "run", capsys)
     assert_refused(code, err, "no job's metrics.json under", "give the folder that holds")
-    assert (tmp_path / "run" / "metrics.json").read_bytes() == before
 
 
 def test_links_leading_outside_are_refused(tmp_path: Path,
@@ -473,7 +479,7 @@ def test_writes_only_fixed_names_into_the_folder(tmp_path: Path,
     new = files_under(tmp_path) - before
     assert {p.parent for p in new} == {folder}
     assert {p.name for p in new} == {"comparison.csv", "comparison.md", "finance.csv",
-                                     "metrics.json"}
+                                     "metrics.json", "report.html"}
 
 
 def test_command_line_prints_one_line_and_exits_2(tmp_path: Path) -> None:

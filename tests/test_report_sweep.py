@@ -106,7 +106,7 @@ def test_sweep_table_equals_each_jobs_estimates(tmp_path: Path,
     code, out, err = run_report(folder, capsys, "--no-plots")
     assert code == 0, err
     assert {p.name for p in folder.iterdir() if p.is_file()} == {
-        "sweep.csv", "sweep_replications.csv", "metrics.json"}
+        "sweep.csv", "sweep_replications.csv", "metrics.json", "report.html"}
     table = pd.read_csv(folder / "sweep.csv")
     assert list(table.columns) == [PARAM, "scenario", "metric", "mean", "low", "high",
                                    "half_width", "n"]
@@ -275,7 +275,7 @@ def test_a_multirun_over_scenarios_is_still_a_comparison(
     code, _, err = run_report(folder, capsys, "--no-plots")
     assert code == 0, err
     assert {p.name for p in folder.iterdir() if p.is_file()} == {
-        "comparison.csv", "comparison.md", "finance.csv", "metrics.json"}
+        "comparison.csv", "comparison.md", "finance.csv", "metrics.json", "report.html"}
 
 
 def test_replication_blocks_are_still_merged(tmp_path: Path,
@@ -389,8 +389,8 @@ def test_a_multirun_over_a_parameter_end_to_end(tmp_path: Path) -> None:
     assert [line.split(":")[0] for line in lines[1:4]] == [
         f"  {PARAM}=0", f"  {PARAM}=50", f"  {PARAM}=100"]
     assert "simulation noise only" in proc.stdout
-    assert lines[-1] == ("wrote sweep.csv, sweep_replications.csv, sweep.png, metrics.json "
-                         f"to {folder}")
+    assert " ".join(lines[-2:]).endswith("wrote sweep.csv, sweep_replications.csv, "
+                                          f"sweep.png, metrics.json, report.html to {folder}")
     table = pd.read_csv(folder / "sweep.csv")
     assert list(table[PARAM].unique()) == [0, 50, 100]
     # each job's own metrics.json summarises its replications: the same estimates

@@ -17,7 +17,7 @@ from sim.model.spec import ModelSpec
 __all__ = ["FINANCE_CONVENTION", "acquisition_months", "cohort_curves", "cohort_grid",
            "cumulative_values", "customer_values", "daily_table", "kaplan_meier",
            "ltv_groups", "metric_range", "monthly_pnl", "new_customers", "payback_curve",
-           "replication_metrics", "residual_at_horizon"]
+           "replication_metrics", "residual_at_horizon", "shown_as_percent"]
 
 DAYS_PER_MONTH = 365.25 / 12
 RETENTION_CHECKPOINTS = {"3m": 3 * DAYS_PER_MONTH, "6m": 6 * DAYS_PER_MONTH,
@@ -585,6 +585,13 @@ def metric_range(name: str) -> tuple[float, float]:
     if name in NONNEGATIVE or group in NONNEGATIVE or group == "funnel":
         return 0.0, math.inf
     return -math.inf, math.inf
+
+
+def shown_as_percent(name: str) -> bool:
+    """Whether the metric ``name`` is shown as a percentage (a difference in percentage
+    points), in tables and figures alike: the shares (``metric_range`` [0, 1]) and the
+    monthly churn, a rate per customer-month."""
+    return name == "monthly_churn" or metric_range(name) == (0.0, 1.0)
 
 
 def daily_table(result: SimulationResult) -> dict[str, np.ndarray]:

@@ -456,6 +456,9 @@ class RunConfig:
     max_replications: int = field(default=200, metadata=integers(2, 10_000))
     summary: bool = True  # print the summary table on the console
     plots: bool = True  # write the figures (PNG)
+    # funnel.png on a log scale, where the small late stages stay visible; the default
+    # linear scale shows the drops between stages at their true size
+    funnel_log: bool = False
     events: bool = False  # also write events.csv: every state entry of every customer
     # the metric a run returns to a Hydra sweeper (its mean over replications) and the one
     # an allocation, a response curve's marginal return and a set of interventions
@@ -517,17 +520,23 @@ class PsaConfig:
     blocks: int = field(default=1, metadata=integers(1, 1_000_000))  # jobs the draws split into
 
 
+# a setting or target stated in another key's units: checked against that key's range
+# (or that metric's) when the analysis starts; here only finite
+ANY_NUMBER = between(-1e15, 1e15)
+
+
 @dataclass
 class CurveConfig:
     # response curves: each key swept alone over the values (the others at their config
     # values), the headline metrics with intervals at every value, common random numbers
     keys: list[str] = field(default_factory=list)  # e.g. [channels.search.spend_per_day]
-    values: list[float] = field(default_factory=list)  # the values, or low .. high:
-    low: float | None = None  # default: the key's lowest allowed value (0 for a spend)
-    high: float | None = None  # default: twice the key's value in the config
+    values: list[float] = field(default_factory=list, metadata=ANY_NUMBER)  # or low .. high:
+    # default: the key's lowest allowed value (0 for a spend)
+    low: float | None = field(default=None, metadata=ANY_NUMBER)
+    high: float | None = field(default=None, metadata=ANY_NUMBER)  # default: twice its value
     points: int = field(default=9, metadata=integers(2, 1000))  # evenly spaced low .. high
     # the marginal return of run.objective per unit of the key crosses this (0: break-even)
-    threshold: float = 0.0
+    threshold: float = field(default=0.0, metadata=ANY_NUMBER)
     # replications of every value, on the same streams at every value (default: run.replications)
     replications: int | None = field(default=None, metadata=integers(2, 10_000))
     # metrics tabulated besides the headline, cost and finance ones (e.g.
@@ -543,9 +552,9 @@ class AllocateConfig:
     budget: float | None = field(default=None, metadata=MONEY_PER_DAY)
     budget_mode: str = "fixed"  # fixed: spend exactly the budget | at_most: up to it
     # per-channel [lowest, highest] spend per day (default [0, budget])
-    bounds: dict[str, list[float]] = field(default_factory=dict)
+    bounds: dict[str, list[float]] = field(default_factory=dict, metadata=MONEY_PER_DAY)
     # a floor on other metrics, e.g. {purchases: 2000}: at least this much (mean)
-    minimum: dict[str, float] = field(default_factory=dict)
+    minimum: dict[str, float] = field(default_factory=dict, metadata=ANY_NUMBER)
     design_points: int = field(default=24, metadata=integers(4, 10_000))  # runs per round
     rounds: int = field(default=3, metadata=integers(1, 20))  # each on a region half as wide
     # replications of every design point (common random numbers across points)
@@ -559,10 +568,12 @@ class SeekConfig:
     # goal seeking: the value of key that makes metric reach target
     key: str = ""  # e.g. checkout.base_logit
     metric: str = "conversion_rate"  # the metric (of metrics.json) whose mean must reach...
-    target: float | None = None  # ... this value
-    low: float | None = None  # where to look (default: the key's allowed range, or for
-    high: float | None = None  # an unbounded key 10 either side of its value)
-    tolerance: float | None = None  # stop when the bracket is this narrow (default: range / 10,000)
+    target: float | None = field(default=None, metadata=ANY_NUMBER)  # ... this value
+    # where to look (default: the key's allowed range, at most 10 either side of its value):
+    low: float | None = field(default=None, metadata=ANY_NUMBER)  # from
+    high: float | None = field(default=None, metadata=ANY_NUMBER)  # to
+    # stop when the bracket is this narrow (default: the range searched / 10,000)
+    tolerance: float | None = field(default=None, metadata=between(0, 1e15, lo_open=True))
     # replications of every value tried, on the same streams (default: run.replications)
     replications: int | None = field(default=None, metadata=integers(2, 10_000))
     max_runs: int = field(default=400, metadata=integers(4, 1_000_000))  # runs at most

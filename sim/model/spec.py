@@ -61,10 +61,11 @@ ENGINES = ("agent", "fast")
 # quicker (the fast engine has a fixed cost per simulated day), the fast one at scale; the
 # crossover measured on the baseline is between 20,000 and 100,000 people
 AUTO_FAST_FROM = 50_000
-# run settings that choose which replications run and how, never their numbers
+# run settings that choose which replications run and how, or how they are shown, never
+# their numbers
 EXECUTION_FIELDS = frozenset({
     "replications", "first_replication", "n_jobs", "progress", "memory_guard", "work_guard",
-    "target_rel_half_width", "precision_metric", "max_replications"})
+    "target_rel_half_width", "precision_metric", "max_replications", "funnel_log"})
 WORD_OF_MOUTH = "word_of_mouth"
 
 
@@ -223,6 +224,7 @@ class ModelSpec:
     target_rel_half_width: float | None
     precision_metric: str
     max_replications: int
+    funnel_log: bool  # funnel.png on a log scale (run.funnel_log)
     scenario_name: str
     scenario_description: str
     scenario_cost_per_day: float
@@ -841,6 +843,7 @@ def _run_fields(r: Mapping[str, Any], market_size: int, agent: bool = False
                                else float(r["target_rel_half_width"])),
         precision_metric=str(r["precision_metric"]),
         max_replications=int(r["max_replications"]),
+        funnel_log=bool(r["funnel_log"]),
     )
 
 

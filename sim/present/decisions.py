@@ -3,10 +3,10 @@ allocations, goal seeks and sets of interventions (``sim.decide.optimise``,
 ``sim.decide.portfolio``).
 
 Each analysis writes its tables (tidy CSV, one header row), a Markdown summary a strategist
-can paste, its figure and, last, a JSON file of its settings and provenance (the folder is
-finished when it exists). Every run of a search is a row of its runs table with the
-overrides that reproduce it as an ordinary run (``python -m sim <overrides>``); no run
-writes files of its own.
+can paste, its figure, a JSON file of its settings and provenance (the folder is finished
+when it exists) and after it ``report.html`` (``sim.present.html``). Every run of a search
+is a row of its runs table with the overrides that reproduce it as an ordinary run
+(``python -m sim <overrides>``); no run writes files of its own.
 """
 
 from __future__ import annotations
@@ -60,6 +60,7 @@ def _write(out_dir: Path, tables: Mapping[str, pd.DataFrame], markdown: tuple[st
            figures_: dict, doc: dict[str, Any], name: str) -> list[Path]:
     from sim import io
     from sim.present import figures
+    from sim.present.html import write_report
 
     out_dir = Path(out_dir)
     io.begin_outputs(out_dir, mark=name)
@@ -72,7 +73,7 @@ def _write(out_dir: Path, tables: Mapping[str, pd.DataFrame], markdown: tuple[st
             figures.close(fig)
     doc = {"covers": COVERS, **doc, "files": [p.name for p in written]}
     written.append(io.write_json(io.json_ready(doc), out_dir / name))
-    return written
+    return [*written, write_report(out_dir)]  # after the mark: the page that shows it
 
 
 # ----------------------------------------------------------------------- response curves

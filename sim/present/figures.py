@@ -10,9 +10,9 @@ from collections.abc import Mapping
 import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.axes import Axes
-from matplotlib.ticker import FuncFormatter, NullFormatter
+from matplotlib.ticker import FuncFormatter, MaxNLocator, NullFormatter
 
-from sim.measure.metrics import kaplan_meier, metric_range
+from sim.measure.metrics import kaplan_meier, shown_as_percent
 from sim.measure.stats import Estimate
 
 __all__ = [
@@ -23,8 +23,10 @@ __all__ = [
     "plot_acceptability",
     "plot_activity",
     "plot_cohort_curves",
+    "plot_customer_timeline",
     "plot_evppi",
     "plot_experience",
+    "plot_flows",
     "plot_forest",
     "plot_funnel",
     "plot_ltv",
@@ -66,6 +68,20 @@ def _share(x: float, digits: int = 1) -> str:
     return f"{x:.{digits}%}" if np.isfinite(x) else "-"
 
 
+def _compact(x: float) -> str:
+    """A tick label that stays short: 850, 35k, 1.2M, 3B."""
+    for size, suffix in ((1e9, "B"), (1e6, "M"), (1e3, "k")):
+        if abs(x) >= size:
+            return f"{x / size:.3g}{suffix}"
+    return f"{x:.3g}"
+
+
+def _points(x: float) -> str:
+    """A difference of two shares as a tick label in percentage points: +1.5 pp."""
+    pp = round(x * 100, 6)  # 0.015 * 100 is 1.5000000000000002
+    return "0" if pp == 0 else f"{pp:+g} pp"
+
+
 def _replications(summary: Mapping[str, Estimate]) -> int:
     """The run's replication count: that of ``aware``, a count every replication has."""
     return summary["aware"].n if "aware" in summary else max(e.n for e in summary.values())
@@ -78,10 +94,13 @@ def _finite_max(*values, default: float = 1.0) -> float:
     return float(x.max()) if x.size else default
 
 
-def plot_funnel(summary: dict[str, Estimate], stages: list[str], ax: Axes | None = None) -> Axes:
+def plot_funnel(summary: dict[str, Estimate], stages: list[str], ax: Axes | None = None,
+                log: bool = False) -> Axes:
     """The funnel: customers reaching each framework stage (mean with 95% CI), the share
     of aware customers and the step conversion (the share of the previous stage's
-    customers who reached this one)."""
+    customers who reached this one). On a linear scale, where the bars' lengths show the
+    drops between stages as they are; ``log`` (``run.funnel_log``) keeps the small late
+    stages visible instead."""
     if ax is None:
         _, ax = plt.subplots(figsize=(8, 0.6 * len(stages) + 1.5))
     est = [summary[f"funnel.{s}.reached"] for s in stages]
@@ -96,22 +115,31 @@ def plot_funnel(summary: dict[str, Estimate], stages: list[str], ax: Axes | None
     bars = ax.barh(y, means, xerr=err if err.any() else None, color="#3b6ea8", alpha=0.85,
                    capsize=3)
     ax.set_yticks(y, stages)
-    ax.set_xscale("log")
+    if log:
+        ax.set_xscale("log")
+        ax.xaxis.set_minor_formatter(NullFormatter())
+        left = min(means[means > 0].min(), 1.0) / 3  # a stage nobody reached has no bar
+        ends = np.maximum(means + err[1], left)  # labels start after the whiskers
+        ax.set_xlim(left, ends.max() * 8)
+        gaps = ends * 0.15
+    else:
+        ends = means + err[1]  # labels start after the whiskers
+        # the longest bar ends a little past the middle: its label fits on its right
+        ax.set_xlim(0, ends.max() * 1.8)
+        gaps = np.full(ends.shape, ends.max() * 0.015)
+        ax.xaxis.set_major_locator(MaxNLocator(nbins=6, integer=True))
     # plain numbers (1, 10, 1,000) rather than powers of ten: read at once, drawn faster
+    # (after set_xscale, which resets the formatter)
     ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.0f}" if v >= 1 else f"{v:g}"))
-    ax.xaxis.set_minor_formatter(NullFormatter())
-    left = min(means[means > 0].min(), 1.0) / 3  # a stage nobody reached has no bar
-    ends = np.maximum(means + err[1], left)  # labels start after the whiskers
-    ax.set_xlim(left, ends.max() * 8)
-    for s, bar, m, end in zip(stages, bars, means, ends, strict=True):
+    for s, bar, m, end, gap in zip(stages, bars, means, ends, gaps, strict=True):
         rate = summary[f"funnel.{s}.rate"].mean
         step = summary[f"funnel.{s}.step_rate"].mean
         of_previous = (f"{step:.0%} of previous" if np.isfinite(step)
                        else "nobody at the previous stage")
-        ax.text(end * 1.15, bar.get_y() + bar.get_height() / 2,
+        ax.text(end + gap, bar.get_y() + bar.get_height() / 2,
                 f"{_count(m)}  ({_share(rate)} of aware, {of_previous})", va="center",
                 fontsize=9)
-    ax.set_xlabel("customers per replication (log scale; "
+    ax.set_xlabel("customers per replication (" + ("log scale; " if log else "")
                   + ("bars: 95% CI)" if _replications(summary) > 1 else f"{NO_INTERVAL})"))
     ax.spines[["top", "right"]].set_visible(False)
     return ax
@@ -128,10 +156,12 @@ def _with_half_width(e: Estimate, pct: bool, undefined: str) -> str:
     return text
 
 
-def funnel_figure(summary: dict[str, Estimate], stages: list[str], title: str):
-    """A titled funnel figure, with cart abandonment and CAC in the subtitle."""
+def funnel_figure(summary: dict[str, Estimate], stages: list[str], title: str,
+                  log: bool = False):
+    """A titled funnel figure, with cart abandonment and CAC in the subtitle; ``log``:
+    on a log scale (``plot_funnel``)."""
     fig, ax = plt.subplots(figsize=(9, 0.6 * len(stages) + 1.8))
-    plot_funnel(summary, stages, ax=ax)
+    plot_funnel(summary, stages, ax=ax, log=log)
     ab, cac = summary["checkout.abandonment_rate"], summary["cac"]
     ax.set_title(f"{title}\ncart abandonment "
                  f"{_with_half_width(ab, True, '- (nobody reached the checkout)')}, "
@@ -320,22 +350,31 @@ def plot_payback(table, payback: Estimate, paid_back_share: float = 1.0,
 
 def plot_activity(day: np.ndarray, active: np.ndarray, revenue: np.ndarray,
                   ax: Axes | None = None) -> Axes:
-    """Active customers (left axis) and revenue of the last 7 days (right axis) over time;
-    the arrays are means over replications per day."""
+    """Active customers (left axis) and revenue per week (right axis) over time: the
+    revenue of a trailing 7-day window (the day and the 6 before it), which in the first 6
+    days is the mean of the days so far times 7, so the curve does not dip at the start
+    for want of earlier days. The arrays are means over replications per day."""
     if ax is None:
         _, ax = plt.subplots(figsize=(8, 4))
     day, active, revenue = (np.asarray(x, dtype=float) for x in (day, active, revenue))
     if not day.size or not (np.any(active > 0) or np.any(revenue > 0)):
         return nothing_to_show(ax, "no customer was active and nothing was sold")
     marker = "o" if day.size == 1 else None  # a one-day run: a point, not an invisible line
-    ax.plot(day, active, color="#1d3f66", marker=marker, label="active customers")
+    line = ax.plot(day, active, color="#1d3f66", marker=marker, label="active customers")
     ax.set_xlabel("day")
     ax.set_ylabel("active customers", color="#1d3f66")
     right = ax.twinx()
-    weeks = np.convolve(revenue, np.ones(7))[:revenue.size]  # the day and the 6 before it
-    right.plot(day, weeks, color="#b23a48", alpha=0.8, marker=marker,
-               label="revenue, last 7 days")
-    right.set_ylabel("revenue per week", color="#b23a48")
+    days_in_window = np.minimum(np.arange(revenue.size) + 1, 7)
+    weeks = np.convolve(revenue, np.ones(7))[:revenue.size] * 7 / days_in_window
+    line += right.plot(day, weeks, color="#b23a48", alpha=0.8, marker=marker,
+                       label="revenue per week: the last 7 days (in the first week, the "
+                             "days so far x 7)")
+    right.set_ylabel("revenue per week (trailing 7 days)", color="#b23a48")
+    for axis in (ax, right):  # both from 0: the two zeros on one line
+        axis.set_ylim(bottom=0)
+    # under the axes: inside, it would hide one of the two curves somewhere
+    ax.legend(line, [x.get_label() for x in line], frameon=False, fontsize=8, ncols=2,
+              loc="upper center", bbox_to_anchor=(0.5, -0.14))
     ax.spines[["top"]].set_visible(False)
     right.spines[["top"]].set_visible(False)
     return ax
@@ -371,7 +410,8 @@ def plot_forest(table, metric: str, ax: Axes | None = None) -> Axes:
     """Forest plot: each scenario's paired difference from the baseline in ``metric`` with
     its 95% CI, in ranking order (``table`` from ``analysis.compare``). A difference
     without an interval (a single replication) is drawn as a grey point; a scenario where
-    the metric has no value (e.g. CAC without a purchase) is left without a mark."""
+    the metric has no value (e.g. CAC without a purchase) is left without a mark. Ticks
+    are short (35k, 1.2M); a share's difference is in percentage points (+1.5 pp)."""
     rows = table[table["metric"] == metric].sort_values("rank")
     if ax is None:
         _, ax = plt.subplots(figsize=(7, 0.35 * len(rows) + 1.2))
@@ -400,6 +440,9 @@ def plot_forest(table, metric: str, ax: Axes | None = None) -> Axes:
                 ha="center", va="center", fontsize=9, color="dimgrey")
     ax.set_xlabel(f"difference from baseline: {metric} "
                   + ("(95% CI, paired)" if interval.any() else "(paired, no interval)"))
+    ax.xaxis.set_major_locator(MaxNLocator(nbins=5))
+    ax.xaxis.set_major_formatter(FuncFormatter(
+        lambda v, _: _points(v) if shown_as_percent(metric) else _compact(v)))
     ax.spines[["top", "right"]].set_visible(False)
     return ax
 
@@ -479,7 +522,7 @@ def plot_sweep(table, x: str, metrics: list[str], by: list[str] | tuple[str, ...
             ax.set_xticks(range(len(levels)), [str(v) for v in levels])
         elif len(levels) <= 12:  # the values swept, as they were given
             ax.set_xticks([float(v) for v in levels], [f"{v:g}" for v in levels])
-        if metric_range(metric) == (0.0, 1.0):
+        if shown_as_percent(metric):
             ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:.1%}"))
         ax.spines[["top", "right"]].set_visible(False)
     if by:
@@ -723,7 +766,7 @@ __all__ += ["plot_allocation", "plot_marginal", "plot_portfolio", "plot_response
 
 
 def _format_metric_axis(ax: Axes, metric: str) -> None:
-    if metric_range(metric) == (0.0, 1.0):
+    if shown_as_percent(metric):
         ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:.1%}"))
     else:
         ax.yaxis.set_major_formatter(FuncFormatter(
@@ -873,4 +916,367 @@ def plot_portfolio(sets, chosen: str, objective: str, ax: Axes | None = None) ->
     ax.xaxis.set_major_formatter(FuncFormatter(_money_short))
     ax.legend(fontsize=8, frameon=False, loc="lower right")
     ax.spines[["top", "right"]].set_visible(False)
+    return ax
+
+
+# ------------------------------------------------------------------ journey flows
+FLOW_COLOURS = {"stage": "#3b6ea5", "customer": "#2e8b57", "lost": "#8c8c8c",
+                "churned": "#b03a2e", "back": "#e07b00"}
+_CUSTOMER_STATES = ("purchase", "retention", "advocacy")
+_ZOOM_BELOW = 0.15  # the life after the purchase gets a magnified inset below this share
+
+
+def _pct(x: float) -> str:
+    """A share: whole percent from 10 %, one decimal below, "<0.1%" for a trace."""
+    if not np.isfinite(x):
+        return "-"
+    if 0 < x < 0.0005:
+        return "<0.1%"
+    return f"{x:.0%}" if x >= 0.095 or x == 0 else f"{x:.1%}"
+
+
+def _flow_colour(state: str) -> str:
+    if state in ("lost", "churned"):
+        return FLOW_COLOURS[state]
+    return FLOW_COLOURS["customer" if state in _CUSTOMER_STATES else "stage"]
+
+
+def _band(ax: Axes, x0: float, top0: float, x1: float, top1: float, height: float,
+          colour: str) -> None:
+    """A band of constant height from (x0, top0) to (x1, top1), tops given, S-shaped."""
+    from matplotlib.patches import PathPatch
+    from matplotlib.path import Path as MplPath
+
+    xm = (x0 + x1) / 2
+    bottom0, bottom1 = top0 - height, top1 - height
+    verts = [(x0, top0), (xm, top0), (xm, top1), (x1, top1), (x1, bottom1),
+             (xm, bottom1), (xm, bottom0), (x0, bottom0), (x0, top0)]
+    codes = [MplPath.MOVETO, *[MplPath.CURVE4] * 3, MplPath.LINETO, *[MplPath.CURVE4] * 3,
+             MplPath.CLOSEPOLY]
+    ax.add_patch(PathPatch(MplPath(verts, codes), facecolor=colour, alpha=0.35, lw=0))
+
+
+def _flow_diagram(ax: Axes, t, nodes, states: list[str], of: float, exits_from: list[str],
+                  min_bottom: float = 0.0, quiet: tuple[str, ...] = (),
+                  axes_points: float | None = None, min_columns: int = 1) -> dict:
+    """Draw ``states`` as bars left to right (x = 0, 1, ...; tops at y = 0, heights to one
+    scale: the tallest 1), the moves forward between them as bands, exits from
+    ``exits_from`` as bands down to bars on a row below, moves to an earlier column as
+    arcs above the labels (not those between two of ``quiet``: they are drawn elsewhere);
+    label each bar with its customers, their share of ``of``, its repeat visits and, if
+    many and the state is not ``quiet``, those who remain in it at the horizon. Text is
+    sized in points, so the y range is set from the axes' height in points
+    (``axes_points``, measured if None) with room for it; the bottom at most
+    ``min_bottom``; room for ``min_columns`` columns at least. Returns the layout:
+    ``col``, ``scale``, ``sink_top``, ``bottom`` and ``back`` (whether a step back was
+    drawn)."""
+    from matplotlib.patches import FancyArrowPatch, Rectangle
+    from matplotlib.path import Path as MplPath
+
+    from sim.measure.flows import EXIT_STATES
+
+    col = {s: float(i) for i, s in enumerate(states)}
+    height = (nodes["entries"] - nodes["loops"]).clip(lower=0)
+    scale = 1.0 / max(float(height[states].max()), 1e-12)
+    w, gap, min_h = 0.07, 0.14, 0.008
+    right = dict.fromkeys(states, 0.0)  # stacked from the top of each bar: out, in
+    left = dict.fromkeys(states, 0.0)
+    moves = t[t["source"].isin(states) & t["target"].isin(states) & (t["kind"] != "loop")]
+    moves = moves.groupby(["source", "target"], sort=False)["count"].sum().reset_index()
+    moves["x0"], moves["x1"] = moves["source"].map(col), moves["target"].map(col)
+    for _, m in moves[moves["x1"] > moves["x0"]].sort_values(["x0", "x1"]).iterrows():
+        h = m["count"] * scale
+        _band(ax, m["x0"] + w / 2, -right[m["source"]], m["x1"] - w / 2, -left[m["target"]], h,
+              _flow_colour(m["target"]))
+        right[m["source"]] += h
+        left[m["target"]] += h
+    exits = t[(t["kind"] == "exit") & t["source"].isin(exits_from)]
+    exits = exits.groupby(["source", "target"], sort=False)["count"].sum().reset_index()
+    exits = exits.sort_values(["source", "target"], key=lambda s: s.map(
+        col if s.name == "source" else {e: k for k, e in enumerate(EXIT_STATES)}))
+    sink_top = -(1.0 + gap)
+    lowest = sink_top
+    shift = dict.fromkeys(states, 0.0)  # a second exit of one state sits beside the first
+    for _, m in exits.iterrows():
+        h = m["count"] * scale
+        xs = col[m["source"]] + 0.5 + shift[m["source"]]
+        shift[m["source"]] += 0.2
+        colour = _flow_colour(m["target"])
+        _band(ax, col[m["source"]] + w / 2, -right[m["source"]], xs - w / 2, sink_top, h,
+              colour)
+        right[m["source"]] += h
+        ax.add_patch(Rectangle((xs - w / 2, sink_top - max(h, min_h)), w, max(h, min_h),
+                               facecolor=colour, lw=0))
+        what = "abandoned\ncart" if m["source"] == "checkout" else m["target"]
+        ax.text(xs, sink_top - max(h, min_h) - 0.02,
+                f"{what}\n{_count(m['count'])} · {_pct(m['count'] / of)}",
+                ha="center", va="top", fontsize=8, color=colour)
+        lowest = min(lowest, sink_top - max(h, min_h))
+    n_lines = 2
+    for s in states:
+        h = max(float(height[s]) * scale, min_h)
+        ax.add_patch(Rectangle((col[s] - w / 2, -h), w, h, facecolor=_flow_colour(s), lw=0,
+                               zorder=3))
+        n = nodes.loc[s]
+        lines = [s, f"{_count(n['customers'])} · {_pct(n['customers'] / of)}"]
+        if n["loops"] > 0:
+            lines.append(f"+{_count(n['loops'])} repeat visits")
+        # many still in the state at the horizon (the part of the bar no band leaves),
+        # said once: in the inset, if the state has one
+        if n["at_horizon"] > 0 and n["at_horizon"] >= 0.1 * n["entries"] and s not in quiet:
+            lines.append(f"{_count(n['at_horizon'])} remain")
+        n_lines = max(n_lines, len(lines))
+        ax.text(col[s] - w / 2, 0.015, "\n".join(lines), ha="left", va="bottom", fontsize=9,
+                zorder=4, linespacing=1.15, color=_flow_colour(s))
+    behind = moves[moves["x1"] < moves["x0"]]
+    behind = behind[~(behind["source"].isin(quiet) & behind["target"].isin(quiet))]
+    rise_points = (22 + 8 * (behind["x0"] - behind["x1"])).to_numpy()  # arcs' heights
+    ax.set_xlim(-0.3, max(len(states), min_columns) - 1 + 0.9)
+    ax.axis("off")
+    # the y range in data units, with room in points for the text: the labels above the
+    # bars, the arcs' labels above them, the sinks' labels below
+    lowest = min(lowest, min_bottom)
+    if axes_points is None:
+        axes_points = ax.get_window_extent().height / ax.figure.dpi * 72
+    label_points = 9 * 1.2 * n_lines + 4
+    arc_points = 8 * 1.2 + 4 if len(behind) else 0.0
+    sink_points = 8 * 1.2 * 2 + 6 if len(exits) else 0.0
+    apex_points = 0.75 * float(rise_points.max(initial=0.0))
+    per_point = -lowest / max(axes_points - label_points - apex_points - arc_points
+                              - sink_points, 0.3 * axes_points)
+    label_h = label_points * per_point
+    bottom = lowest - sink_points * per_point
+    top = label_h + (apex_points + arc_points) * per_point
+    ax.set_ylim(bottom, top)
+    back = False
+    steps_back = set(zip(t.loc[t["kind"] == "back", "source"],
+                         t.loc[t["kind"] == "back", "target"], strict=True))
+    for (_, m), r in zip(behind.iterrows(), rise_points * per_point, strict=True):
+        x0, x1, y0 = m["x0"] + w / 4, m["x1"] + 3 * w / 4, label_h
+        path = MplPath([(x0, y0), (x0, y0 + r), (x1, y0 + r), (x1, y0)],
+                       [MplPath.MOVETO, MplPath.CURVE4, MplPath.CURVE4, MplPath.CURVE4])
+        is_back = (m["source"], m["target"]) in steps_back
+        back |= is_back
+        colour = FLOW_COLOURS["back"] if is_back else _flow_colour(m["target"])
+        lw = float(np.clip(m["count"] * scale / per_point, 1.0, 8.0))
+        ax.add_patch(FancyArrowPatch(path=path, arrowstyle="-|>", mutation_scale=10 + lw,
+                                     lw=lw, color=colour, zorder=5))
+        what = "back" if is_back else f"{m['source']} \u2192 {m['target']}"
+        ax.text((x0 + x1) / 2, y0 + 0.75 * r + (lw / 2 + 2) * per_point,
+                f"{_count(m['count'])} {what}", ha="center", va="bottom", fontsize=8,
+                color=colour)
+    return {"col": col, "scale": scale, "sink_top": sink_top, "bottom": bottom, "back": back}
+
+
+def plot_flows(table, ax: Axes | None = None, title: str | None = None) -> Axes:
+    """The journey's flows (a table of ``sim.measure.flows``) as an alluvial diagram.
+
+    One bar per state, left to right in the journey's order, its height the moves into it
+    from other states (mean per replication, one scale for all); bands between bars are
+    the moves forward, to scale. Moves into lost or churned drop to bars on a row below
+    the state they left. Steps back (and any move to a state drawn further left) are arcs
+    above the bars, with their count. Each bar's label: the customers who reached it, their
+    share of the aware, and repeat visits of the stage (loops) if any. When the buyers are
+    few (under 15 % of the aware), the life after the first purchase is drawn again,
+    magnified, in an inset at the lower right, with shares of the buyers; the churned are
+    shown there.
+
+    Parameters
+    ----------
+    table : a flows table (``Run.flows()``, ``flows.csv`` read back, or
+        ``sim.measure.flows.first_entry_flows``): ``source``, ``target``, ``kind``,
+        ``count``, and ``from_first_entries`` (said in the note if true); a table split
+        ``by`` a group is summed over its groups.
+    ax : the Axes to draw on (12 x 7 inches suit it); None: a new figure.
+    title : the title, at the left.
+
+    Returns
+    -------
+    The Axes (the inset, if drawn, is ``ax.child_axes[0]``).
+    """
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import FancyBboxPatch, Patch
+
+    from sim.measure.flows import EXIT_STATES, flow_nodes
+
+    if ax is None:
+        _, ax = plt.subplots(figsize=(12, 7))
+    if title:
+        ax.set_title(title, fontsize=10, loc="left")
+    t = table.groupby(["source", "target", "kind"], sort=False)["count"].sum().reset_index()
+    t = t[t["count"] > 0]
+    nodes = flow_nodes(t).set_index("state") if len(t) else None
+    if nodes is None or not nodes["customers"].sum() > 0:
+        return nothing_to_show(ax, "nobody became aware, so there is no journey to draw")
+    aware = float(t.loc[t["kind"] == "enter", "count"].sum())
+    states = [s for s in nodes.index if s not in EXIT_STATES]
+    life = [s for s in states if s in _CUSTOMER_STATES]
+    buyers = float(nodes["customers"].get("purchase", 0.0))
+    zoom = bool(life) and "purchase" in life and 0 < buyers < _ZOOM_BELOW * aware
+    layout = _flow_diagram(ax, t, nodes, states, aware,
+                           [s for s in states if not (zoom and s in life)],
+                           min_bottom=-2.0 if zoom else 0.0, quiet=tuple(life) if zoom else (),
+                           min_columns=5)
+    back = layout["back"]
+    if zoom:  # the life after the purchase, to a scale of its own, in the lower right
+        x0, x1 = layout["col"]["purchase"] - 0.1, len(states) - 1 + 0.85
+        y0, y1 = layout["bottom"], layout["sink_top"] + 0.1
+        ax.add_patch(FancyBboxPatch((x0, y0), x1 - x0, y1 - y0, boxstyle="round,pad=0.02",
+                                    facecolor="#f3f8f4", edgecolor="#cfe3d6", lw=0.8))
+        bounds = [x0 + 0.05, y0 + 0.02, x1 - x0 - 0.1, y1 - y0 - 0.12]
+        inset = ax.inset_axes(bounds, transform=ax.transData)
+        # the inset is placed when drawn: its height in points from the parent's scale
+        low, high = ax.transData.transform([(0, bounds[1]), (0, bounds[1] + bounds[3])])
+        zoomed = _flow_diagram(inset, t, nodes, life, buyers, life,
+                               axes_points=(high[1] - low[1]) / ax.figure.dpi * 72)
+        inset.set_title(f"after the first purchase, {zoomed['scale'] / layout['scale']:.0f}x "
+                        "larger; shares of the buyers", fontsize=9, loc="left",
+                        color=FLOW_COLOURS["customer"])
+    handles = [Patch(color=FLOW_COLOURS["stage"], label="journey stage"),
+               Patch(color=FLOW_COLOURS["customer"], label="customer"),
+               Patch(color=FLOW_COLOURS["lost"], label="lost (left before buying)"),
+               Patch(color=FLOW_COLOURS["churned"], label="churned (left after buying)")]
+    if back:
+        handles.append(Line2D([], [], color=FLOW_COLOURS["back"], lw=1.5,
+                              label="step back to an earlier stage"))
+    ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(0.0, 0.0), ncol=5,
+              fontsize=8, frameon=False)
+    first_entries = (bool(table["from_first_entries"].any())
+                     if "from_first_entries" in table else False)
+    note = ("labels: customers who reached the state, their share of the aware (mean per "
+            "replication), and those who remain in it at the horizon;\nbars and bands: "
+            "moves between states, to scale")
+    if first_entries:
+        note += ("\nfrom first-entry times only (customers.csv): repeat visits and steps "
+                 "back are not shown")
+    ax.annotate(note, (0, 0), xycoords="axes fraction", xytext=(0, -22),
+                textcoords="offset points", fontsize=8, color="dimgrey", va="top")
+    return ax
+
+
+_TIMELINE_COLOURS = {"stage": "#3b6ea5", "order": "#2e8b57", "ticket": "#e07b00",
+                     "score": "#7b4fa0"}
+
+
+def plot_customer_timeline(path, states, horizon_days: float, purchases=None, tickets=None,
+                           final_experience: float | None = None, ax: Axes | None = None,
+                           title: str | None = None) -> Axes:
+    """One customer's path through the journey over time.
+
+    On ``ax``: the states entered as steps (one row per state, the journey's order upwards,
+    lost and churned at the bottom), orders as green rings on the path (their value above
+    them), support tickets as orange triangles (their outcome below them); the horizon
+    dashed. Below it, on an axes of its own (sharing the days): the experience score on
+    entering each state, held until the next, and the latest score at the end if given.
+
+    Parameters
+    ----------
+    path : the customer's state entries in order: ``time`` (days since the start),
+        ``state`` (name) and ``experience`` (score on entering).
+    states : every state of the run, in the journey's order.
+    horizon_days : the run's horizon.
+    purchases : the customer's orders: ``time`` (days) and ``value`` (currency units).
+    tickets : the customer's support tickets: ``arrival`` (days) and ``outcome``.
+    final_experience : the customer's latest score (after the last state entry).
+
+    Returns
+    -------
+    The Axes of the path (the score's is ``ax.figure.axes[-1]``).
+    """
+    from mpl_toolkits.axes_grid1 import make_axes_locatable
+
+    from sim.measure.flows import EXIT_STATES
+
+    if ax is None:
+        _, ax = plt.subplots(figsize=(10, 5.5))
+    if title:
+        ax.set_title(title, fontsize=10, loc="left")
+    if path is None or not len(path):
+        return nothing_to_show(ax, "this customer entered no state")
+    rows = [*[s for s in EXIT_STATES[::-1] if s in states],
+            *[s for s in states if s not in EXIT_STATES]]
+    y_of = {s: i for i, s in enumerate(rows)}
+    time = path["time"].to_numpy(dtype=float)
+    state = [str(s) for s in path["state"]]
+    y = np.array([y_of[s] for s in state])
+    ended = state[-1] in EXIT_STATES
+    start = float(time[0])
+    end = float(time[-1]) + 0.08 * max(float(time[-1]) - start, 1.0) if ended else float(
+        horizon_days)
+    width = end - start + 1.0
+    ax.step(np.append(time, end), np.append(y, y[-1]), where="post",
+            color=_TIMELINE_COLOURS["stage"], lw=2, zorder=3, label="state (entered at a dot)")
+    ax.scatter(time, y, s=30, c=[_flow_colour(s) for s in state], zorder=4)
+
+    def on_path(t: np.ndarray) -> np.ndarray:
+        """The row of the state the customer is in at each of the times ``t``."""
+        i = np.clip(np.searchsorted(time, t, side="right") - 1, 0, y.size - 1)
+        # at an instant with several entries (a purchase and advocacy, a last order and
+        # churn): the first state entered then
+        i = np.where(time[i] == t, np.searchsorted(time, t, side="left"), i)
+        return y[i]
+
+    def labelled(t: np.ndarray) -> np.ndarray:
+        """Which of the times ``t`` get a label: none closer than 3 % of the days shown to
+        the previous label."""
+        keep, last = np.zeros(t.size, dtype=bool), -np.inf
+        for i, ti in enumerate(t):
+            if ti - last >= 0.03 * width:
+                keep[i], last = True, ti
+        return keep
+
+    if purchases is not None and len(purchases):
+        t = purchases["time"].to_numpy(dtype=float)
+        ax.scatter(t, on_path(t), s=70, facecolor="white", edgecolor=_TIMELINE_COLOURS["order"],
+                   lw=2, zorder=5, label="order (its value)")
+        for ti, yi, v, show in zip(t, on_path(t), purchases["value"], labelled(t),
+                                   strict=True):
+            if show:
+                ax.annotate(f"{v:,.0f}", (ti, yi), xytext=(0, 7), textcoords="offset points",
+                            ha="center", fontsize=8, color=_TIMELINE_COLOURS["order"])
+    if tickets is not None and len(tickets):
+        t = tickets["arrival"].to_numpy(dtype=float)
+        ax.scatter(t, on_path(t) - 0.3, s=55, marker="^", color=_TIMELINE_COLOURS["ticket"],
+                   zorder=5, label="support ticket (its outcome)")
+        for ti, yi, o, show in zip(t, on_path(t), tickets["outcome"], labelled(t),
+                                   strict=True):
+            if show:
+                ax.annotate(str(o), (ti, yi - 0.3), xytext=(0, -10),
+                            textcoords="offset points", ha="center", va="top", fontsize=7,
+                            color=_TIMELINE_COLOURS["ticket"])
+    ax.set_yticks(range(len(rows)), rows)
+    for label, s in zip(ax.get_yticklabels(), rows, strict=True):
+        label.set_color(_flow_colour(s))
+    ax.set_ylim(-0.8, len(rows) - 0.4)
+    ax.set_xlim(start - 0.03 * width, end + 0.02 * width)
+    ax.grid(axis="y", color="#e6e6e6", lw=0.8)
+    ax.spines[["top", "right"]].set_visible(False)
+    ax.tick_params(axis="x", labelbottom=False)
+    score = make_axes_locatable(ax).append_axes("bottom", size="28%", pad=0.12, sharex=ax)
+    e = path["experience"].to_numpy(dtype=float)
+    latest = (float(final_experience) if final_experience is not None
+              and np.isfinite(final_experience) else float(e[-1]))
+    score.step(np.append(time, end), np.append(e, e[-1]), where="post",
+               color=_TIMELINE_COLOURS["score"], lw=1.5)
+    if latest != e[-1]:
+        score.plot([end], [latest], marker="D", ms=5, ls="none",
+                   color=_TIMELINE_COLOURS["score"], label=f"latest score ({latest:.2f})")
+    score.axhline(0, color="grey", lw=0.6)
+    values = np.append(e, latest)
+    pad = max(0.1, 0.15 * float(np.ptp(values)))
+    score.set_ylim(min(float(values.min()), 0.0) - pad, max(float(values.max()), 0.0) + pad)
+    score.set_ylabel("experience\nscore", color=_TIMELINE_COLOURS["score"], fontsize=9)
+    score.tick_params(axis="y", labelsize=8)
+    score.spines[["top", "right"]].set_visible(False)
+    score.set_xlabel("days since the start of the run")
+    handles, labels = ax.get_legend_handles_labels()
+    more = score.get_legend_handles_labels()
+    score.legend(handles + more[0], labels + more[1], loc="upper left", ncol=4, fontsize=8,
+                 frameon=False, bbox_to_anchor=(0.0, -0.55))
+    if not ended:
+        for a in (ax, score):
+            a.axvline(horizon_days, color="grey", ls="--", lw=1)
+        ax.annotate("horizon", (horizon_days, len(rows) - 0.5), xytext=(-3, 0),
+                    textcoords="offset points", ha="right", va="top", fontsize=8,
+                    color="grey")
     return ax

@@ -22,7 +22,7 @@ from sim.measure.experiment import ExperimentResult
 from sim.measure.finance import cohort_table, finance_table, ltv_table, payback_table, pnl_table
 from sim.measure.stats import Estimate
 
-__all__ = ["metrics_document", "write_finance", "write_outputs"]
+__all__ = ["metrics_document", "write_finance", "write_flows", "write_outputs"]
 
 
 def metrics_document(exp: ExperimentResult, summary: dict[str, Estimate]) -> dict[str, Any]:
@@ -59,13 +59,16 @@ def metrics_document(exp: ExperimentResult, summary: dict[str, Estimate]) -> dic
 
 def write_outputs(exp: ExperimentResult, summary: dict[str, Estimate], out_dir: Path,
                   events: bool = False,
-                  extra: Callable[[Path], list[Path]] | None = None) -> list[Path]:
+                  extra: Callable[[Path], list[Path]] | None = None,
+                  plots: bool | None = None) -> list[Path]:
     """Write a run's outputs into ``out_dir``: ``metrics.csv`` (one row per metric, for
     spreadsheets), ``customers.csv``, ``daily.csv``, ``purchases.csv`` (the transaction
     log), ``tickets.csv``, with ``events`` ``events.csv`` (``ExperimentResult.event_log``),
-    the finance tables of ``write_finance``, then whatever ``extra(out_dir)`` writes (the
-    figures), and last ``metrics.json``, the mark of a finished folder (``begin_outputs``
-    removes an earlier one first). Returns the files written, ``metrics.json`` last."""
+    the finance tables of ``write_finance``, the journey's flows of ``write_flows``
+    (``flows.csv``, and with ``plots`` ``flows.png``; ``plots`` None: when ``extra`` is
+    given), then whatever ``extra(out_dir)`` writes (the figures), and last
+    ``metrics.json``, the mark of a finished folder (``begin_outputs`` removes an earlier
+    one first). Returns the files written, ``metrics.json`` last."""
     out_dir = Path(out_dir)
     doc = metrics_document(exp, summary)
     begin_outputs(out_dir)
@@ -76,6 +79,7 @@ def write_outputs(exp: ExperimentResult, summary: dict[str, Estimate], out_dir: 
         tables["events"] = exp.event_log
     written = [write_table(table(), out_dir / f"{name}.csv") for name, table in tables.items()]
     written += write_finance(exp, out_dir)
+    written += write_flows(exp, out_dir, plots=extra is not None if plots is None else plots)
     if extra is not None:
         written += extra(out_dir)
     return [*written, finish_outputs(doc, out_dir)]
@@ -91,3 +95,27 @@ def write_finance(exp: ExperimentResult, out_dir: Path) -> list[Path]:
               "ltv": ltv_table(exp), "cohorts": cohort_table(exp), "payback": payback_table(exp),
               "pnl": pnl_table(exp)}
     return [write_table(t, out_dir / f"{k}.csv", FINANCE_FLOAT_FORMAT) for k, t in tables.items()]
+
+
+def write_flows(exp: ExperimentResult, out_dir: Path, plots: bool = True) -> list[Path]:
+    """The journey's flows between states (``sim.measure.flows.journey_flows``, mean per
+    replication): ``flows.csv``, and with ``plots`` the diagram ``flows.png``
+    (``sim.present.figures.plot_flows``)."""
+    from sim.measure.flows import journey_flows
+
+    out_dir = Path(out_dir)
+    table = journey_flows(exp.results)
+    written = [write_table(table, out_dir / "flows.csv")]
+    if plots:
+        from sim.io import save_figure
+        from sim.present import figures
+
+        spec, n = exp.spec, exp.n_replications
+        ax = figures.plot_flows(table, title=(
+            f"Journey flows, {spec.scenario_name}: {spec.journey_name} journey, mean of "
+            f"{n} replication{'' if n == 1 else 's'} x {spec.horizon_days:g} days"))
+        try:
+            written.append(save_figure(ax.figure, out_dir / "flows.png"))
+        finally:
+            figures.close(ax.figure)
+    return written

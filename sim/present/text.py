@@ -1,17 +1,39 @@
-"""Readable text: the console summary of a run."""
+"""Readable text: the console summary of a run, a comparison's table and ``comparison.md``,
+a PSA's summary and ``psa.md``. What goes to the console fits ``CONSOLE_WIDTH`` columns."""
 
 from __future__ import annotations
 
 import math
+import textwrap
+from collections.abc import Iterable
 from pathlib import Path
 
 import pandas as pd
 
+from sim.measure.metrics import shown_as_percent
 from sim.measure.stats import Estimate
 from sim.model.spec import ModelSpec
 
-__all__ = ["NOISE_ONLY", "PSA_COVERS", "format_comparison", "format_psa", "format_summary",
-           "psa_figures", "psa_markdown", "write_comparison", "write_psa"]
+__all__ = ["CONSOLE_WIDTH", "NOISE_ONLY", "PSA_COVERS", "format_comparison", "format_psa",
+           "format_summary", "psa_figures", "psa_markdown", "write_comparison", "write_psa",
+           "wrote_line"]
+
+CONSOLE_WIDTH = 100  # columns of the terminal the console text is laid out for
+MAX_NAME_CHARS = 30  # a longer scenario name is cut in the console's tables
+
+
+def _wrap(text: str, width: int | None = CONSOLE_WIDTH) -> list[str]:
+    """A paragraph as lines of at most ``width`` characters, the later ones indented two
+    spaces (a name or a path is never broken); as one line without ``width``."""
+    if width is None:
+        return [text]
+    return textwrap.wrap(text, width, subsequent_indent="  ", break_long_words=False,
+                         break_on_hyphens=False) or [""]
+
+
+def wrote_line(paths: Iterable[Path], folder: Path, width: int = CONSOLE_WIDTH) -> str:
+    """``wrote a.csv, b.png, ... to FOLDER``, wrapped to ``width``."""
+    return "\n".join(_wrap(f"wrote {', '.join(p.name for p in paths)} to {folder}", width))
 
 
 def _num(x: float, pct: bool = False) -> str:
@@ -28,15 +50,33 @@ def _ci(e: Estimate, pct: bool = False) -> str:
     return f"{_num(e.mean, pct)} [{_num(e.low, pct)}, {_num(e.high, pct)}]"
 
 
-def _table(title: str, header: list[str], rows: list[list[str]]) -> list[str]:
+def _table(title: str, header: list[str], rows: list[list[str]],
+           width: int | None = CONSOLE_WIDTH, keys: int = 1) -> list[str]:
+    """A titled table, its first ``keys`` columns left-aligned and the others
+    right-aligned, no wider than ``width`` where it can be: columns that do not fit
+    continue in a table of their own below ("(continued)"), which repeats the ``keys``
+    columns."""
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
-    line = "  ".join("-" * w for w in widths)
+    key_width = sum(widths[:keys]) + 2 * (keys - 1)
+    parts: list[list[int]] = [[]]
+    used = key_width
+    for i in range(keys, len(header)):
+        if parts[-1] and width is not None and used + 2 + widths[i] > width:
+            parts.append([])
+            used = key_width
+        parts[-1].append(i)
+        used += 2 + widths[i]
+    out: list[str] = []
+    for n, part in enumerate(parts):
+        cols = [*range(keys), *part]
 
-    def fmt(row: list[str]) -> str:
-        cells = zip(row, widths, strict=True)
-        return "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(cells))
+        def fmt(row: list[str], cols: list[int] = cols) -> str:
+            return "  ".join(row[i].ljust(widths[i]) if i < keys else row[i].rjust(widths[i])
+                             for i in cols)
 
-    return ["", title, fmt(header), line, *(fmt(r) for r in rows)]
+        out += ["", *_wrap(title if n == 0 else f"{title} (continued)", width), fmt(header),
+                "  ".join("-" * widths[i] for i in cols), *(fmt(r) for r in rows)]
+    return out
 
 
 def launch_line(spec: ModelSpec) -> str:
@@ -52,36 +92,43 @@ def launch_line(spec: ModelSpec) -> str:
             "the baseline's rules apply to each until then")
 
 
-def format_summary(summary: dict[str, Estimate], spec: ModelSpec, n_replications: int) -> str:
+def format_summary(summary: dict[str, Estimate], spec: ModelSpec, n_replications: int,
+                   width: int | None = CONSOLE_WIDTH) -> str:
     """The console summary: funnel, checkout, channels, time to purchase (95% CIs).
 
     A run with little to show says so once, under the title (``analysis.run_notes``): one
     replication (point values; an interval needs two), nobody aware in any replication and
     why that may be, nobody buying. A value that does not exist (CAC without a purchase)
-    is "-".
+    is "-". Lines are at most ``width`` characters (a long note continues on lines
+    indented two spaces, a wide table in a second table), ``None`` for no limit.
     """
     from sim.measure.stats import run_notes
 
     plural = "replication" if n_replications == 1 else "replications"
-    out = [
-        f"journey-sim: scenario '{spec.scenario_name}', journey '{spec.journey_name}', "
-        f"engine {spec.engine}, {n_replications} {plural} x {spec.horizon_days:g} "
-        f"day{'' if spec.horizon_days == 1 else 's'}, "
-        f"market {spec.market_size:,}, seed {spec.seed}",
-    ]
-    if spec.before is not None:
-        out.append(launch_line(spec))
+    what = (f"journey-sim: scenario '{spec.scenario_name}', journey '{spec.journey_name}', "
+            f"engine {spec.engine}")
+    size = (f"{n_replications} {plural} x {spec.horizon_days:g} "
+            f"day{'' if spec.horizon_days == 1 else 's'}, "
+            f"market {spec.market_size:,}, seed {spec.seed}")
+    out = ([f"{what}, {size}"] if width is None or len(what) + len(size) + 2 <= width
+           else [*_wrap(f"{what},", width), f"  {size}"])
+    notes = [launch_line(spec)] if spec.before is not None else []
     if n_replications > 1:
-        out.append("mean per replication [95% confidence interval across replications]")
-        out.append(NOISE_ONLY)
-    out += run_notes(summary, spec, n_replications)
+        notes += ["mean per replication [95% confidence interval across replications]",
+                  NOISE_ONLY]
+    notes += run_notes(summary, spec, n_replications)
+    out += [line for note in notes for line in _wrap(note, width)]
+
+    def table(title: str, header: list[str], rows: list[list[str]]) -> list[str]:
+        return _table(title, header, rows, width)
+
     rows = []
     for label, _ in spec.report:
         rows.append([label, _ci(summary[f"funnel.{label}.reached"]),
                      _ci(summary[f"funnel.{label}.rate"], pct=True),
                      _ci(summary[f"funnel.{label}.step_rate"], pct=True)])
-    out += _table("Funnel", ["stage", "customers", "of aware", "of previous stage"], rows)
-    out += _table("Checkout", ["", "value"], [
+    out += table("Funnel", ["stage", "customers", "of aware", "of previous stage"], rows)
+    out += table("Checkout", ["", "value"], [
         ["entries", _ci(summary["checkout.entries"])],
         ["cart abandonment", _ci(summary["checkout.abandonment_rate"], pct=True)],
         ["recovered by reminder", _ci(summary["checkout.recovered"])],
@@ -92,12 +139,12 @@ def format_summary(summary: dict[str, Estimate], spec: ModelSpec, n_replications
              _ci(summary[f"cac.{ch}"])] for ch in spec.channel_names]
     rows.append(["total", _ci(summary["purchases"]), _num(summary["spend.total"].mean),
                  _ci(summary["cac"])])
-    out += _table("Acquisition by channel", ["channel", "first purchases", "spend", "CAC"], rows)
-    out += _table("Time from awareness to first purchase (days)", ["", "value"], [
+    out += table("Acquisition by channel", ["channel", "first purchases", "spend", "CAC"], rows)
+    out += table("Time from awareness to first purchase (days)", ["", "value"], [
         ["mean", _ci(summary["time_to_purchase.mean_days"])],
         ["median", _ci(summary["time_to_purchase.median_days"])],
     ])
-    out += _table(f"Life as a customer (retention model: {spec.retention.model})", ["", "value"], [
+    out += table(f"Life as a customer (retention model: {spec.retention.model})", ["", "value"], [
         ["repeat purchase rate", _ci(summary["repeat_purchase_rate"], pct=True)],
         ["purchases per customer", _ci(summary["purchases_per_customer"])],
         ["monthly churn", _ci(summary["monthly_churn"], pct=True)],
@@ -106,7 +153,7 @@ def format_summary(summary: dict[str, Estimate], spec: ModelSpec, n_replications
         ["loyalty members", _ci(summary["loyalty_members"])],
     ])
     if "base.customers" in summary:
-        out += _table(f"Installed base ({spec.base.file}; value from the start, discounted, "
+        out += table(f"Installed base ({spec.base.file}; value from the start, discounted, "
                       "acquisition cost sunk)", ["", "value"], [
             ["customers in the file", _num(summary["base.customers"].mean)],
             ["alive at the start", _ci(summary["base.alive_start"])],
@@ -119,7 +166,7 @@ def format_summary(summary: dict[str, Estimate], spec: ModelSpec, n_replications
             ["loyalty members", _ci(summary["base.loyalty_members"])],
         ])
     new = " (new customers)" if "base.customers" in summary else ""
-    out += _table(f"Value{new} (discounted; LTV from the first purchase to the horizon)",
+    out += table(f"Value{new} (discounted; LTV from the first purchase to the horizon)",
                   ["", "value"], [
         ["LTV mean", _ci(summary["ltv.mean"])],
         *[[f"LTV P{q}", _ci(summary[f"ltv.p{q}"])] for q in (10, 50, 90)],
@@ -133,64 +180,72 @@ def format_summary(summary: dict[str, Estimate], spec: ModelSpec, n_replications
         ["NPV of the run" + (" (new and base)" if new else ""), _ci(summary["npv"])],
         ["NPV + value after the horizon", _ci(summary["npv_clv"])],
     ])
-    out += _table("Service desk", ["", "value"], [
+    out += table("Service desk", ["", "value"], [
         ["tickets", _ci(summary["support.tickets"])],
         ["wait, mean (minutes)", _ci(summary["support.wait_mean_minutes"])],
         ["wait, P90 (minutes)", _ci(summary["support.wait_p90_minutes"])],
         ["tickets abandoned", _ci(summary["support.abandonment_rate"], pct=True)],
         ["agent utilisation", _ci(summary["support.utilisation"], pct=True)],
     ])
-    out += _table("Advocacy", ["", "value"], [
+    out += table("Advocacy", ["", "value"], [
         ["advocates (ever)", _ci(summary["advocates"])],
         ["advocates active at the end", _ci(summary["advocates_active"])],
         ["referrals", _ci(summary["referrals"])],
         ["first purchases from referrals", _ci(summary["referral_share"], pct=True)],
     ])
     states = [s for s in spec.states if s != "lost"]
-    out += _table("Experience score on entering each state (-2 .. +2)", ["state", "score"],
+    out += table("Experience score on entering each state (-2 .. +2)", ["state", "score"],
                   [[s, _ci(summary[f"experience.{s}"])] for s in states])
     return "\n".join(out)
 
 
 # ------------------------------------------------------------------ comparisons
 def _fmt(x: float, metric: str) -> str:
-    pct = metric in ("conversion_rate", "monthly_churn")
     if x is None or (isinstance(x, float) and math.isnan(x)):
         return "-"
-    if pct:
+    if shown_as_percent(metric):
         return f"{x * 100:+.2f} pp"
     return f"{x:+,.0f}" if abs(x) >= 100 else f"{x:+.2f}"
 
 
-def format_comparison(table: pd.DataFrame, rank_by: str, replications: int,
-                      reference: str = "baseline") -> str:
-    """The comparison as a Markdown table, one row per option, best first, against
-    ``reference``. With one replication the differences are point values, and the text
-    says that an interval needs at least two replications. The last line says what the
-    intervals cover (simulation noise, given the assumptions) and points to the PSA."""
-    def _with_interval(mean: float, low: float, high: float, text) -> str:
-        if any(x is None or math.isnan(x) for x in (low, high)):
-            return text(mean)  # no interval: the value alone
-        return f"{text(mean)} [{text(low)}, {text(high)}]"
+def _with_interval(mean: float, low: float, high: float, text) -> str:
+    if any(x is None or math.isnan(x) for x in (low, high)):
+        return text(mean)  # no interval: the value alone
+    return f"{text(mean)} [{text(low)}, {text(high)}]"
 
+
+def _short(name: str, n_chars: int = MAX_NAME_CHARS) -> str:
+    return name if len(name) <= n_chars else name[:n_chars - 3] + "..."
+
+
+def format_comparison(table: pd.DataFrame, rank_by: str, replications: int,
+                      reference: str = "baseline", width: int | None = None) -> str:
+    """The comparison, one row per option, best first, against ``reference``. With one
+    replication the differences are point values, and the text says that an interval
+    needs at least two replications. The last line says what the intervals cover
+    (simulation noise, given the assumptions) and points to the PSA.
+
+    Without ``width``: one Markdown table, as wide as its content (``comparison.md``).
+    With it (the console: ``CONSOLE_WIDTH``): the same numbers in tables no wider than
+    ``width``: the ranking (the difference in ``rank_by``, the replications where it did
+    better, the extra cost and the ROI), then the differences in the other metrics, as
+    many to a table as fit; scenario names are cut to ``MAX_NAME_CHARS``.
+    """
     metrics = list(dict.fromkeys(table["metric"]))
     ci = " [95% CI]" if replications > 1 else ""
-    header = ["rank", "scenario", *[f"Δ {m}{ci}" for m in metrics],
-              f"better in (of {replications})", "extra cost", f"ROI{ci}"]
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    names, ranks, diffs, better, cost, roi = [], [], [], [], [], []
     for name, rows in table.groupby("scenario", sort=False):
         by = rows.set_index("metric")
-        cells = [str(int(by["rank"].iloc[0])), name]
-        for m in metrics:
-            r = by.loc[m]
-            cells.append(_with_interval(r["difference"], r["difference_low"],
-                                        r["difference_high"], lambda x, m=m: _fmt(x, m)))
+        names.append(name)
+        ranks.append(str(int(by["rank"].iloc[0])))
+        diffs.append({m: _with_interval(by.loc[m, "difference"], by.loc[m, "difference_low"],
+                                        by.loc[m, "difference_high"],
+                                        lambda x, m=m: _fmt(x, m)) for m in metrics})
         r = by.loc[rank_by]
-        cells.append("-" if math.isnan(r["share_better"]) else f"{r['share_better']:.0%}")
-        cells.append(f"{r['extra_cost']:,.0f}")
-        cells.append("-" if math.isnan(r["roi"]) else
-                     _with_interval(r["roi"], r["roi_low"], r["roi_high"], lambda x: f"{x:.2f}"))
-        lines.append("| " + " | ".join(cells) + " |")
+        better.append("-" if math.isnan(r["share_better"]) else f"{r['share_better']:.0%}")
+        cost.append(f"{r['extra_cost']:,.0f}")
+        roi.append("-" if math.isnan(r["roi"]) else
+                   _with_interval(r["roi"], r["roi_low"], r["roi_high"], lambda x: f"{x:.2f}"))
     paired = (f"paired replication by replication ({replications} replications, common "
               "random numbers) with a 95% t interval" if replications > 1 else
               "that of the single replication (common random numbers): no interval, which "
@@ -201,7 +256,27 @@ def format_comparison(table: pd.DataFrame, rank_by: str, replications: int,
              "ROI = extra NPV / extra cost (every cost, undiscounted), per replication; "
              "'-' where the scenario costs nothing extra. 'better in' counts replications "
              f"where the scenario did better on {rank_by}.")
-    return intro + "\n\n" + "\n".join(lines) + "\n\n" + NOISE_ONLY + "\n"
+    if width is None:
+        header = ["rank", "scenario", *[f"Δ {m}{ci}" for m in metrics],
+                  f"better in (of {replications})", "extra cost", f"ROI{ci}"]
+        lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+        for i, name in enumerate(names):
+            cells = [ranks[i], name, *diffs[i].values(), better[i], cost[i], roi[i]]
+            lines.append("| " + " | ".join(cells) + " |")
+        return intro + "\n\n" + "\n".join(lines) + "\n\n" + NOISE_ONLY + "\n"
+    fill = textwrap.TextWrapper(width, break_long_words=False, break_on_hyphens=False).fill
+    short = [_short(name) for name in names]
+    ranking = _table(f"Ranked by the difference in {rank_by}, best first (#: rank)",
+                     ["#", "scenario", f"Δ {rank_by}{ci}", f"better in (of {replications})",
+                      "extra cost", f"ROI{ci}"],
+                     [[ranks[i], short[i], diffs[i][rank_by], better[i], cost[i], roi[i]]
+                      for i in range(len(names))], width, keys=2)
+    others = [m for m in metrics if m != rank_by]
+    every = _table(f"Differences from {against} in the other metrics{ci}",
+                   ["scenario", *[f"Δ {m}" for m in others]],
+                   [[short[i], *(diffs[i][m] for m in others)] for i in range(len(names))],
+                   width) if others else []
+    return "\n".join([fill(intro), *ranking, *every, "", fill(NOISE_ONLY)]) + "\n"
 
 
 def write_comparison(table: pd.DataFrame, per_replication: dict[str, list[dict]],
@@ -213,7 +288,8 @@ def write_comparison(table: pd.DataFrame, per_replication: dict[str, list[dict]]
     finance.csv (one row per scenario: unit economics with CIs and the paired LTV and NPV
     differences from the baseline), ltv.csv when ``ltv`` is given (``Comparison.ltv()``:
     LTV by cohort, segment and channel per scenario, with paired differences) and
-    comparison.png (forest plots) into ``out_dir``.
+    comparison.png (forest plots) into ``out_dir``; after metrics.json, report.html
+    (``sim.present.html``).
 
     ``finance`` is that table when the caller has it (``Comparison.finance()``, or
     ``finance_table`` with each job's ``metrics.json`` as ``python -m sim.report`` does);
@@ -223,6 +299,7 @@ def write_comparison(table: pd.DataFrame, per_replication: dict[str, list[dict]]
     from sim import io
     from sim.measure.finance import finance_table
     from sim.present import figures
+    from sim.present.html import write_report
 
     out_dir = Path(out_dir)
     n = len(per_replication["baseline"])
@@ -254,7 +331,8 @@ def write_comparison(table: pd.DataFrame, per_replication: dict[str, list[dict]]
             written.append(io.save_figure(fig, out_dir / "comparison.png"))
         finally:
             figures.close(fig)
-    return [*written, io.finish_outputs(doc, out_dir)]  # last: the folder is finished
+    written.append(io.finish_outputs(doc, out_dir))  # the folder is finished
+    return [*written, write_report(out_dir)]  # then the page that shows it
 
 
 
@@ -393,12 +471,14 @@ def write_psa(result, out_dir: Path, plots: bool = True) -> list[Path]:
     assumptions' draws, option, replication, metric, value), psa_summary.csv,
     psa_metrics.csv (the headline metrics per option),
     acceptability.csv, evppi.csv, tornado.csv and sobol.csv (when run), psa.md, the
-    figures (psa_cloud.png, acceptability.png, evppi.png, tornado.png) and, last, psa.json
-    (the settings, the assumptions and the EVPI: the folder is finished)."""
+    figures (psa_cloud.png, acceptability.png, evppi.png, tornado.png), psa.json (the
+    settings, the assumptions and the EVPI: the folder is finished) and after it
+    report.html (``sim.present.html``)."""
     from sim import io
     from sim.decide.analysis import metrics_table
     from sim.decide.study import long_table
     from sim.present import figures
+    from sim.present.html import write_report
 
     out_dir = Path(out_dir)
     io.begin_outputs(out_dir, mark="psa.json")
@@ -424,7 +504,7 @@ def write_psa(result, out_dir: Path, plots: bool = True) -> list[Path]:
            "noise_share": result.noise_share, "covers": PSA_COVERS,
            "files": [p.name for p in written]}
     written.append(io.write_json(io.json_ready(doc), out_dir / "psa.json"))
-    return written
+    return [*written, write_report(out_dir)]  # after the mark: the page that shows it
 
 
 def psa_figures(result) -> dict:

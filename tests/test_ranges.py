@@ -380,20 +380,31 @@ def test_work_guard_is_an_execution_setting() -> None:
     assert not off.work_guard and on.fingerprint() == off.fingerprint()
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("overrides", [
+WORK_CASES = [
     ["market.size=3000", "run.engine=agent", "run.horizon_days=730"],
     ["market.size=3000", "run.engine=fast", "run.horizon_days=1095"],
     ["market.size=1000", "run.engine=agent", "run.horizon_days=3650", "run.replications=2"],
-])
-def test_work_estimate_is_within_a_factor_of_three_of_a_measured_run(
-        overrides: list[str], tmp_path: Path) -> None:
+]
+
+
+@pytest.mark.slow
+def test_work_estimate_follows_measured_runs(tmp_path: Path) -> None:
     """Measured as the command line runs it (the run, its tables and its figures) in CPU
-    seconds, which a loaded machine does not inflate as it does wall time. Measured here:
-    0.4 to 1.5 times the estimate on these and five other configs."""
-    cfg = compose_config([*overrides, "run.progress=false"])
-    start = time.process_time()
-    sim.run(cfg=cfg).write(tmp_path)
-    measured = time.process_time() - start
-    estimate = estimated_work_seconds(build_spec(cfg))
-    assert estimate / 3 <= measured <= estimate * 3, (estimate, measured)
+    seconds, which a loaded machine does not inflate as it does wall time.
+
+    The estimate's constants were measured on one machine; another runs everything faster
+    or slower by a common factor (2.5 times faster on 2026-12-06 than on 2026-12-05). So:
+    the estimate never falls below a third of a measured run (the guard's side: a run it
+    lets through is not much longer than it says), and its shape holds on any machine: the
+    ratio measured / estimate of the three configs (two engines, horizons of two to ten
+    years) agree within a factor of three. Measured on the first machine: 0.4 to 1.5."""
+    ratios = []
+    for i, overrides in enumerate(WORK_CASES):
+        cfg = compose_config([*overrides, "run.progress=false"])
+        start = time.process_time()
+        sim.run(cfg=cfg).write(tmp_path / str(i))
+        measured = time.process_time() - start
+        estimate = estimated_work_seconds(build_spec(cfg))
+        assert measured <= estimate * 3, (overrides, estimate, measured)
+        ratios.append(measured / estimate)
+    assert max(ratios) <= 3 * min(ratios), ratios

@@ -214,7 +214,7 @@ def test_a_cli_runs_config_marks_what_was_set_by_hand_fitted_or_overridden(
     (hydra / "config.yaml").write_text(json.dumps(cfg))  # JSON is YAML
     (hydra / "hydra.yaml").write_text(json.dumps({"hydra": {"runtime": {
         "choices": {"retention": "fitted_shop", "scenario": "baseline"},
-        "config_sources": [{"path": "/data/fit", "schema": "file",
+        "config_sources": [{"path": str(tmp_path / "fit"), "schema": "file",
                             "provider": "command-line"}]}}}))
     (hydra / "overrides.yaml").write_text('["run=smoke", "checkout.steps=3"]')
     write_report(folder)
@@ -231,7 +231,7 @@ def test_a_cli_runs_config_marks_what_was_set_by_hand_fitted_or_overridden(
                     r"<td>([^<]*)</td>", assumptions)
     assert row and row.group(1) == "set by hand (config)"
     assert "Uncertainty ranges" in assumptions and "triangular(" in assumptions
-    assert "python -m sim --config-dir /data/fit run=smoke checkout.steps=3" in text
+    assert f"python -m sim --config-dir {tmp_path / 'fit'} run=smoke checkout.steps=3" in text
 
 
 # ---------------------------------------------------------------------- a comparison

@@ -38,7 +38,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy import optimize, stats
+from scipy import optimize
 from scipy.stats import qmc
 
 from sim.decide.study import STUDY_METRICS, Study, StudyError, long_table, run_study
@@ -124,10 +124,6 @@ def _study(cfg: Mapping[str, Any], u: Uncertainty, points: np.ndarray, replicati
                   first=first, metrics=metrics)
     runs = run_study(study, n_jobs, None, progress, label=label)
     return runs.assign(option=cfg["scenario"]["name"])  # the config's own name
-
-
-def _t(n: int) -> float:
-    return float(stats.t.ppf(0.975, n - 1)) if n > 1 else math.nan
 
 
 def _by_point(runs: pd.DataFrame, metric: str) -> np.ndarray:
